@@ -1,0 +1,154 @@
+"""The service layer: decide a delivery's commands and record the answer.
+
+``SyncService.receive`` is the whole life of a delivery once it is verified
+and mapped: find its first answer (duplicate), else load the objects it
+addresses, let them decide, and commit the delivery record and the new
+events in one transaction. A concurrent writer that got there first makes the
+commit fail with an ``IntegrityError``; the delivery is then decided again on
+fresh state, a bounded number of times.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, cast
+
+from eventsourcing.application import AggregateNotFoundError, Application
+from eventsourcing.persistence import IntegrityError
+
+from domain.commands import Command, Ignored
+from domain.customer import Customer
+from domain.delivery import (
+    Answer,
+    Delivery,
+    DeliveryLog,
+    DeliveryRecord,
+    ObjectRef,
+    Outcome,
+    Resolution,
+)
+from domain.errors import (
+    AlreadyParked,
+    IllegalTransition,
+    NothingNewer,
+    NotYetCreated,
+)
+from domain.objects import SyncedObject
+from domain.order import Order
+
+AGGREGATES: dict[str, type[SyncedObject]] = {"order": Order, "customer": Customer}
+
+
+class TooMuchContention(Exception):
+    """A delivery lost every one of its attempts to concurrent writers."""
+
+
+@dataclass(frozen=True)
+class Decision:
+    """A decided delivery, not yet committed: its answer, the objects with
+    pending events, and what became of parked deliveries it released."""
+
+    record: DeliveryRecord
+    objects: tuple[SyncedObject, ...]
+    resolutions: tuple[Resolution, ...]
+
+    @property
+    def answer(self) -> Answer:
+        return self.record.answer
+
+
+class SyncService(Application[uuid.UUID]):
+    """Keeps partners' objects in sync, counting each delivery once."""
+
+    name = "idemsync"
+    max_attempts = 30
+
+    def __init__(self, env: Mapping[str, str] | None = None) -> None:
+        super().__init__(env)
+        self.deliveries = cast(DeliveryLog, self.recorder)
+        self.conflicts = 0
+
+    def receive(self, delivery: Delivery, mapped: Sequence[Command] | Ignored) -> Answer:
+        """Decide and record ``delivery``; the answer of a retry is the first one."""
+        for attempt in range(self.max_attempts):
+            first = self.deliveries.find_answer(delivery.source, delivery.key)
+            if first is not None:
+                return Answer.duplicate(delivery.source, delivery.key, first)
+            decision = self.decide(delivery, mapped)
+            try:
+                self.commit([decision])
+            except IntegrityError:
+                self.conflicts += 1
+                time.sleep(random.uniform(0, min(0.05, 0.001 * 2**attempt)))
+                continue
+            return decision.answer
+        raise TooMuchContention(
+            f"{delivery.source}/{delivery.key}: {self.max_attempts} conflicting attempts"
+        )
+
+    def decide(self, delivery: Delivery, mapped: Sequence[Command] | Ignored) -> Decision:
+        """Let each addressed object decide its command; nothing is written."""
+        source, key = delivery.source, delivery.key
+        if isinstance(mapped, Ignored):
+            answer = Answer(Outcome.IGNORED, source, key, reason=mapped.reason)
+            return Decision(DeliveryRecord(delivery, answer), (), ())
+        if not mapped:
+            raise ValueError("a mapping returned no command; return Ignored instead")
+        objects: dict[uuid.UUID, SyncedObject] = {}
+        results: list[tuple[Outcome, str | None]] = []
+        resolutions: list[Resolution] = []
+        for command in mapped:
+            cls = AGGREGATES[command.aggregate]
+            object_id = cls.create_id(command.object_id)
+            if object_id not in objects:
+                objects[object_id] = self.load(cls, command.object_id)
+            obj = objects[object_id]
+            try:
+                resolutions += obj.execute(command, source, key)
+                results.append((Outcome.APPLIED, None))
+            except NotYetCreated as waiting:
+                try:
+                    obj.park(command, source, key)
+                except AlreadyParked:
+                    pass
+                results.append((Outcome.PARKED, waiting.reason))
+            except NothingNewer as old:
+                results.append((Outcome.STALE, old.reason))
+            except IllegalTransition as illegal:
+                results.append((Outcome.REJECTED, illegal.reason))
+        refs = tuple(ObjectRef(o.kind, o.object_id, o.version) for o in objects.values())
+        answer = Answer.combine(source, key, results, refs)
+        changed = tuple(o for o in objects.values() if o.pending_events)
+        return Decision(DeliveryRecord(delivery, answer), changed, tuple(resolutions))
+
+    def commit(self, decisions: Sequence[Decision]) -> None:
+        """The unit of work: every decided delivery's record, its new events
+        and its resolutions of parked deliveries, in one transaction.
+
+        Group commit is this method called with many decisions at once.
+        """
+        self.save(
+            *(obj for decision in decisions for obj in decision.objects),
+            deliveries=[decision.record for decision in decisions],
+            resolutions=[r for decision in decisions for r in decision.resolutions],
+        )
+
+    def load(self, cls: type[SyncedObject], object_id: str) -> SyncedObject:
+        """The object as stored, or a new one that does not exist yet."""
+        return self.find(cls.kind, object_id) or cls(object_id)
+
+    def find(self, kind: str, object_id: str) -> SyncedObject | None:
+        """The stored object, or None when idemsync has never heard of it."""
+        cls = AGGREGATES[kind]
+        try:
+            return cast(SyncedObject, self.repository.get(cls.create_id(object_id)))
+        except AggregateNotFoundError:
+            return None
+
+    def state_of(self, kind: str, object_id: str) -> dict[str, Any] | None:
+        obj = self.find(kind, object_id)
+        return None if obj is None else obj.state()

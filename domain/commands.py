@@ -1,0 +1,193 @@
+"""Domain commands: what a mapping makes of a verified payload.
+
+A mapping (``infrastructure.mappings``) turns a partner's payload into zero or
+more of these. Each command names one object and carries the values it states,
+the source's ``sequence`` when it has one and the source time it occurred at;
+the position that orders it against the object's other events is derived from
+those (see ``domain.rules``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, ClassVar
+
+from domain.rules import RANK, Position
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def _micros(moment: datetime) -> int:
+    delta = moment - _EPOCH
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+
+
+@dataclass(frozen=True, kw_only=True)
+class Command:
+    """A request to change one object, as stated by a partner."""
+
+    type: ClassVar[str]
+    aggregate: ClassVar[str]
+    occurred_at: datetime
+    sequence: int | None = None
+
+    @property
+    def object_id(self) -> str:
+        raise NotImplementedError
+
+    def values(self) -> dict[str, Any]:
+        """The object's fields this command states, by field name."""
+        raise NotImplementedError
+
+    def position(self, key: str) -> Position:
+        """Where this command sits in its object's history (see domain.rules)."""
+        value = self.sequence if self.sequence is not None else _micros(self.occurred_at)
+        return (value, RANK[self.type], key)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready form, for parking the command inside an event."""
+        data = dataclasses.asdict(self)
+        data["type"] = self.type
+        data["occurred_at"] = self.occurred_at.isoformat()
+        return data
+
+    @staticmethod
+    def from_dict(data: Mapping[str, Any]) -> Command:
+        fields = dict(data)
+        cls = COMMANDS[fields.pop("type")]
+        fields["occurred_at"] = datetime.fromisoformat(fields["occurred_at"])
+        return cls(**fields)
+
+
+@dataclass(frozen=True, kw_only=True)
+class OrderCommand(Command):
+    aggregate: ClassVar[str] = "order"
+    order_id: str
+
+    @property
+    def object_id(self) -> str:
+        return self.order_id
+
+
+@dataclass(frozen=True, kw_only=True)
+class CreateOrder(OrderCommand):
+    type: ClassVar[str] = "order.created"
+    customer_id: str
+    currency: str
+    total_cents: int
+
+    def values(self) -> dict[str, Any]:
+        return {
+            "customer_id": self.customer_id,
+            "currency": self.currency,
+            "total_cents": self.total_cents,
+        }
+
+
+@dataclass(frozen=True, kw_only=True)
+class MarkPaid(OrderCommand):
+    type: ClassVar[str] = "order.paid"
+    amount_cents: int
+
+    def values(self) -> dict[str, Any]:
+        return {"paid_cents": self.amount_cents}
+
+
+@dataclass(frozen=True, kw_only=True)
+class MarkShipped(OrderCommand):
+    type: ClassVar[str] = "order.shipped"
+    carrier: str
+    tracking_number: str
+
+    def values(self) -> dict[str, Any]:
+        return {"carrier": self.carrier, "tracking_number": self.tracking_number}
+
+
+@dataclass(frozen=True, kw_only=True)
+class MarkDelivered(OrderCommand):
+    type: ClassVar[str] = "order.delivered"
+
+    def values(self) -> dict[str, Any]:
+        return {}
+
+
+@dataclass(frozen=True, kw_only=True)
+class CancelOrder(OrderCommand):
+    type: ClassVar[str] = "order.cancelled"
+    reason: str | None = None
+
+    def values(self) -> dict[str, Any]:
+        return {} if self.reason is None else {"cancel_reason": self.reason}
+
+
+@dataclass(frozen=True, kw_only=True)
+class RefundOrder(OrderCommand):
+    type: ClassVar[str] = "order.refunded"
+    amount_cents: int
+
+    def values(self) -> dict[str, Any]:
+        return {"refunded_cents": self.amount_cents}
+
+
+CUSTOMER_FIELDS = ("email", "name", "phone", "address")
+"""A customer's personal fields: cleared when the customer is deleted."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class CustomerCommand(Command):
+    aggregate: ClassVar[str] = "customer"
+    customer_id: str
+
+    @property
+    def object_id(self) -> str:
+        return self.customer_id
+
+
+@dataclass(frozen=True, kw_only=True)
+class UpsertCustomer(CustomerCommand):
+    """Set the given fields; ``fields`` holds only the ones the partner sent
+    (a ``None`` value clears that field)."""
+
+    type: ClassVar[str] = "customer.upserted"
+    fields: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        unknown = set(self.fields) - set(CUSTOMER_FIELDS)
+        if unknown:
+            raise ValueError(f"unknown customer fields: {sorted(unknown)}")
+
+    def values(self) -> dict[str, Any]:
+        return dict(self.fields)
+
+
+@dataclass(frozen=True, kw_only=True)
+class DeleteCustomer(CustomerCommand):
+    type: ClassVar[str] = "customer.deleted"
+
+    def values(self) -> dict[str, Any]:
+        return dict.fromkeys(CUSTOMER_FIELDS)
+
+
+COMMANDS: dict[str, type[Command]] = {
+    cls.type: cls
+    for cls in (
+        CreateOrder,
+        MarkPaid,
+        MarkShipped,
+        MarkDelivered,
+        CancelOrder,
+        RefundOrder,
+        UpsertCustomer,
+        DeleteCustomer,
+    )
+}
+
+
+@dataclass(frozen=True)
+class Ignored:
+    """A mapping's answer for a payload it has no command for."""
+
+    reason: str

@@ -1,0 +1,119 @@
+"""Deliveries and their answers: what the partner sent and what we said back.
+
+A delivery is counted once per ``(source, key)``. Its first answer is recorded
+in the same transaction as the events it caused, and every retry gets that
+answer back under ``first``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Any, Protocol
+
+
+class Outcome(StrEnum):
+    """The outcomes of contract section 4, strongest first for combining."""
+
+    APPLIED = "applied"
+    PARKED = "parked"
+    REJECTED = "rejected"
+    STALE = "stale"
+    IGNORED = "ignored"
+    DUPLICATE = "duplicate"
+
+
+STRENGTH = {outcome: rank for rank, outcome in enumerate(Outcome)}
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """One verified request from a partner, as received."""
+
+    source: str
+    key: str
+    received_at: datetime
+    payload: bytes = field(repr=False)
+    headers: Mapping[str, str] = field(default_factory=dict, repr=False)
+
+
+@dataclass(frozen=True)
+class ObjectRef:
+    """The object a delivery addressed and its version after the decision."""
+
+    type: str
+    id: str
+    version: int
+
+    def to_json(self) -> dict[str, Any]:
+        return {"type": self.type, "id": self.id, "version": self.version}
+
+
+@dataclass(frozen=True)
+class Answer:
+    """The answer to a delivery: the JSON body of the response."""
+
+    outcome: Outcome
+    source: str
+    key: str
+    objects: tuple[ObjectRef, ...] = ()
+    reason: str | None = None
+    first: Mapping[str, Any] | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "outcome": self.outcome.value,
+            "source": self.source,
+            "key": self.key,
+        }
+        if self.objects:
+            body["aggregate"] = self.objects[0].to_json()
+        if len(self.objects) > 1:
+            body["aggregates"] = [ref.to_json() for ref in self.objects]
+        if self.reason is not None:
+            body["reason"] = self.reason
+        if self.first is not None:
+            body["first"] = dict(self.first)
+        return body
+
+    @staticmethod
+    def duplicate(source: str, key: str, first: Mapping[str, Any]) -> Answer:
+        return Answer(Outcome.DUPLICATE, source, key, first=first)
+
+    @staticmethod
+    def combine(
+        source: str,
+        key: str,
+        results: Sequence[tuple[Outcome, str | None]],
+        objects: tuple[ObjectRef, ...],
+    ) -> Answer:
+        """One answer for a delivery of several commands: the strongest
+        outcome, with the reason that goes with it."""
+        outcome, reason = min(results, key=lambda result: STRENGTH[result[0]])
+        return Answer(outcome, source, key, objects, reason)
+
+
+@dataclass(frozen=True)
+class Resolution:
+    """What became of a parked delivery once its object was created."""
+
+    source: str
+    key: str
+    outcome: Outcome
+    reason: str | None = None
+
+
+@dataclass(frozen=True)
+class DeliveryRecord:
+    """What the delivery log stores, in the same transaction as the events."""
+
+    delivery: Delivery
+    answer: Answer
+
+
+class DeliveryLog(Protocol):
+    """Looks up the first answer to a delivery (implemented by the recorders)."""
+
+    def find_answer(self, source: str, key: str) -> Mapping[str, Any] | None: ...

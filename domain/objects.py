@@ -1,0 +1,175 @@
+"""What orders and customers share: a status on a lifecycle, fields that are
+last-write-wins by position, and commands parked until the object exists."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any, ClassVar
+
+from eventsourcing.domain import Aggregate, event
+
+from domain.commands import Command
+from domain.delivery import Outcome, Resolution
+from domain.errors import (
+    AlreadyParked,
+    DomainError,
+    IllegalTransition,
+    NothingNewer,
+    NotYetCreated,
+)
+from domain.rules import Position, Verdict
+
+NAMESPACE = uuid.UUID("6f0c1e0a-6f4b-4c1e-9a38-1d2d0b1d5e57")
+"""Namespace of the aggregate ids: ``uuid5(NAMESPACE, "order/<order_id>")``."""
+
+
+def position_of(stored: list[Any] | tuple[Any, ...]) -> Position:
+    value, rank, key = stored
+    return (int(value), int(rank), str(key))
+
+
+class SyncedObject(Aggregate):
+    """A partner's object as idemsync knows it.
+
+    Subclasses give the transition table and one ``@event`` method per
+    command type; the rules that decide between applied, stale, rejected and
+    parked live here, once.
+    """
+
+    kind: ClassVar[str]
+    transitions: ClassVar[dict[str | None, dict[str, Verdict]]]
+    status_of: ClassVar[dict[str, str]]
+
+    def _start(self, object_id: str) -> None:
+        """Initial state (not annotated on the class: eventsourcing would take
+        class annotations for constructor arguments)."""
+        self.object_id = object_id
+        self.status: str | None = None
+        self.values: dict[str, Any] = {}
+        self.positions: dict[str, Position] = {}
+        self.parked: list[dict[str, Any]] = []
+
+    @property
+    def exists(self) -> bool:
+        return self.status is not None
+
+    def state(self) -> dict[str, Any]:
+        """The domain state, without versions or timestamps: what convergence
+        compares."""
+        return {
+            "status": self.status,
+            "values": dict(self.values),
+            "positions": dict(self.positions),
+            "parked": sorted(p["key"] for p in self.parked),
+        }
+
+    def execute(self, command: Command, source: str, key: str) -> list[Resolution]:
+        """Apply ``command``, or raise the domain error that says why not.
+
+        Returns what became of the parked commands when this one created the
+        object.
+        """
+        position = command.position(key)
+        verdict = self.check_exists(command)
+        changes = self.check_changes(command, verdict, position)
+        self.record(command, changes, position, source, key)
+        if verdict is Verdict.CREATE:
+            return self._release_parked()
+        return []
+
+    def check_exists(self, command: Command) -> Verdict:
+        verdict = self.transitions[self.status][command.type]
+        if verdict is Verdict.PARK:
+            raise NotYetCreated(
+                f"{self.kind} {self.object_id} does not exist yet; "
+                f"{command.type} waits for it"
+            )
+        return verdict
+
+    def check_changes(
+        self, command: Command, verdict: Verdict, position: Position
+    ) -> dict[str, Any]:
+        """The fields this command wins (``status`` among them when it moves)."""
+        changes: dict[str, Any] = {}
+        if self._is_newer("status", position):
+            if verdict is Verdict.REJECT:
+                raise IllegalTransition(
+                    f"{command.type} is not allowed for a {self.status} {self.kind}"
+                )
+            changes["status"] = self.status_of[command.type]
+        for name, value in command.values().items():
+            if self._is_newer(name, position):
+                changes[name] = value
+        if not changes:
+            raise NothingNewer(
+                f"{command.type} is older than what {self.kind} "
+                f"{self.object_id} already knows"
+            )
+        return changes
+
+    def check_not_parked(self, key: str, source: str) -> None:
+        for parked in self.parked:
+            if parked["key"] == key and parked["source"] == source:
+                raise AlreadyParked(f"{self.kind} {self.object_id} does not exist yet")
+
+    def park(self, command: Command, source: str, key: str) -> None:
+        self.check_not_parked(key, source)
+        self._parked(command=command.to_dict(), source=source, key=key)
+
+    def record(
+        self,
+        command: Command,
+        changes: dict[str, Any],
+        position: Position,
+        source: str,
+        key: str,
+    ) -> None:
+        """Trigger the event of ``command``'s type (subclasses map the types)."""
+        raise NotImplementedError
+
+    def _is_newer(self, name: str, position: Position) -> bool:
+        known = self.positions.get(name)
+        return known is None or position > known
+
+    def _apply(self, changes: dict[str, Any], position: list[Any]) -> None:
+        at = position_of(position)
+        for name, value in changes.items():
+            if name == "status":
+                self.status = value
+            else:
+                self.values[name] = value
+            self.positions[name] = at
+
+    def _release_parked(self) -> list[Resolution]:
+        """Decide the parked commands, in position order, now that the object
+        exists. Each keeps its own delivery's source and key."""
+        waiting = sorted(
+            self.parked,
+            key=lambda p: Command.from_dict(p["command"]).position(p["key"]),
+        )
+        self._released(keys=[p["key"] for p in waiting])
+        resolutions = []
+        for parked in waiting:
+            command = Command.from_dict(parked["command"])
+            outcome, reason = Outcome.APPLIED, None
+            try:
+                self.execute(command, parked["source"], parked["key"])
+            except DomainError as refusal:
+                outcome = (
+                    Outcome.REJECTED
+                    if isinstance(refusal, IllegalTransition)
+                    else Outcome.STALE
+                )
+                reason = refusal.reason
+            resolutions.append(
+                Resolution(parked["source"], parked["key"], outcome, reason)
+            )
+        return resolutions
+
+    @event("Parked")
+    def _parked(self, command: dict[str, Any], source: str, key: str) -> None:
+        self.parked = [*self.parked, {"command": command, "source": source, "key": key}]
+
+    @event("Released")
+    def _released(self, keys: list[str]) -> None:
+        self.parked = [p for p in self.parked if p["key"] not in keys]

@@ -1,0 +1,111 @@
+"""The reference domain's rules: lifecycles, the transition table, positions.
+
+This module is the one place that says what a status event does to an object.
+It is data, not code, so that an auditor can read it and a test can check it
+cell by cell.
+
+Every event has a *position*: ``(value, rank, key)``, compared as a tuple.
+``value`` is the source's ``data.sequence`` when present, else the envelope
+timestamp in microseconds since the epoch; ``rank`` is the event type's
+lifecycle rank and ``key`` the delivery's idempotency key, so that the order is
+total and the same in every process.
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+from typing import Final
+
+
+class Verdict(Enum):
+    """What a status event does to an object in a given status.
+
+    The verdict applies when the event's position is newer than the status's
+    position. An event that is not newer never moves the status and is never
+    rejected; its other fields still count, last-write-wins per field.
+    """
+
+    CREATE = "create"  # the object does not exist yet and this event creates it
+    PARK = "park"  # the object does not exist yet: store, apply on creation
+    ADVANCE = "advance"  # the new status is reachable from the current one
+    SAME = "same"  # same status again: not a move, its fields still count
+    REJECT = "reject"  # newer but unreachable: an illegal transition
+
+
+C, P, A, S, R = (
+    Verdict.CREATE,
+    Verdict.PARK,
+    Verdict.ADVANCE,
+    Verdict.SAME,
+    Verdict.REJECT,
+)
+
+Position = tuple[int, int, str]
+"""(sequence or timestamp in microseconds, lifecycle rank, idempotency key)."""
+
+ORDER_EVENTS: Final = (
+    "order.created",
+    "order.paid",
+    "order.shipped",
+    "order.delivered",
+    "order.cancelled",
+    "order.refunded",
+)
+ORDER_STATUS_OF: Final = {
+    "order.created": "created",
+    "order.paid": "paid",
+    "order.shipped": "shipped",
+    "order.delivered": "delivered",
+    "order.cancelled": "cancelled",
+    "order.refunded": "refunded",
+}
+
+ORDER_LIFECYCLE: Final[dict[str, tuple[str, ...]]] = {
+    "created": ("paid", "cancelled"),
+    "paid": ("shipped", "cancelled", "refunded"),
+    "shipped": ("delivered", "refunded"),
+    "delivered": ("refunded",),
+    "cancelled": ("refunded",),
+    "refunded": (),
+}
+"""The contract's lifecycle graph: the direct moves. Forward moves may skip
+steps, so the table below allows every status *reachable* from the current one."""
+
+# fmt: off
+ORDER_TRANSITIONS: Final[dict[str | None, dict[str, Verdict]]] = {
+    #            created paid shipped delivered cancelled refunded
+    None:        dict(zip(ORDER_EVENTS, (C, P, P, P, P, P), strict=True)),
+    "created":   dict(zip(ORDER_EVENTS, (S, A, A, A, A, A), strict=True)),
+    "paid":      dict(zip(ORDER_EVENTS, (R, S, A, A, A, A), strict=True)),
+    "shipped":   dict(zip(ORDER_EVENTS, (R, R, S, A, R, A), strict=True)),
+    "delivered": dict(zip(ORDER_EVENTS, (R, R, R, S, R, A), strict=True)),
+    "cancelled": dict(zip(ORDER_EVENTS, (R, R, R, R, S, A), strict=True)),
+    "refunded":  dict(zip(ORDER_EVENTS, (R, R, R, R, R, S), strict=True)),
+}
+# fmt: on
+
+CUSTOMER_EVENTS: Final = ("customer.upserted", "customer.deleted")
+CUSTOMER_STATUS_OF: Final = {
+    "customer.upserted": "active",
+    "customer.deleted": "deleted",
+}
+CUSTOMER_LIFECYCLE: Final[dict[str, tuple[str, ...]]] = {
+    "active": ("deleted",),
+    "deleted": (),
+}
+
+# fmt: off
+CUSTOMER_TRANSITIONS: Final[dict[str | None, dict[str, Verdict]]] = {
+    #           upserted deleted
+    None:       dict(zip(CUSTOMER_EVENTS, (C, P), strict=True)),
+    "active":   dict(zip(CUSTOMER_EVENTS, (S, A), strict=True)),
+    "deleted":  dict(zip(CUSTOMER_EVENTS, (R, S), strict=True)),
+}
+# fmt: on
+
+RANK: Final[dict[str, int]] = {
+    **{event_type: rank for rank, event_type in enumerate(ORDER_EVENTS)},
+    **{event_type: rank for rank, event_type in enumerate(CUSTOMER_EVENTS)},
+}
+"""Lifecycle rank, the first tie-breaker between events at the same value.
+A topological order of each lifecycle graph."""

@@ -1,0 +1,1 @@
+"""idemsync: the composition root and the command line (``idemsync``)."""

@@ -1,0 +1,132 @@
+"""The delivery pipeline without HTTP: verify, key, duplicate, decode, decide.
+
+The web route and the CLI both call ``Intake.receive`` with a source name,
+the request headers and the raw body bytes, so that replaying a stored
+payload goes through exactly the code a live delivery went through.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from eventsourcing.persistence import PersistenceError
+
+from domain.application import SyncService, TooMuchContention
+from domain.delivery import Answer, Delivery
+from infrastructure.mappings import InvalidPayload, PayloadMapping, load_mapping
+from infrastructure.schemes import Scheme, Unauthorized, build_scheme
+from infrastructure.settings import Settings, SourceSettings
+
+
+UNSTORED_HEADERS = frozenset({"authorization", "cookie", "proxy-authorization"})
+
+
+class Refused(Exception):
+    """A delivery answered with a 4xx or 5xx: nothing of it was stored.
+
+    ``error`` and ``message`` go to the partner; ``detail`` only to the log.
+    """
+
+    def __init__(
+        self,
+        status: int,
+        error: str,
+        message: str,
+        *,
+        path: str | None = None,
+        detail: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.error = error
+        self.message = message
+        self.path = path
+        self.detail = detail or message
+
+    def to_json(self) -> dict[str, str]:
+        body = {"error": self.error, "message": self.message}
+        if self.path is not None:
+            body["path"] = self.path
+        return body
+
+
+@dataclass(frozen=True)
+class Source:
+    """A configured partner with its scheme and mapping built once."""
+
+    settings: SourceSettings
+    scheme: Scheme
+    mapping: PayloadMapping
+
+    @property
+    def name(self) -> str:
+        return self.settings.name
+
+
+class Intake:
+    """Turns one raw request into an answer, or a ``Refused``."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        service: SyncService,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.service = service
+        self.clock = clock
+        self.sources = {
+            name: Source(source, build_scheme(source), load_mapping(source.mapping))
+            for name, source in settings.sources.items()
+        }
+
+    def source(self, name: str) -> Source:
+        try:
+            return self.sources[name]
+        except KeyError:
+            raise Refused(404, "unknown_source", f"no source named {name!r}") from None
+
+    def receive(self, name: str, headers: Mapping[str, str], body: bytes) -> Answer:
+        source = self.source(name)
+        if len(body) > source.settings.max_body_bytes:
+            raise Refused(413, "payload_too_large", "body over max_body_bytes")
+        try:
+            source.scheme.verify(headers, body, self.clock())
+        except Unauthorized as refusal:
+            raise Refused(
+                401, "unauthorized", "signature missing or invalid", detail=refusal.reason
+            ) from refusal
+        key = source.scheme.key(headers, body)
+        if not key:
+            raise Refused(400, "missing_key", "the delivery has no idempotency key")
+        try:
+            return self._answer(source, key, headers, body)
+        except TooMuchContention as busy:
+            raise Refused(503, "overloaded", "too many concurrent changes; retry") from busy
+        except PersistenceError as down:
+            raise Refused(
+                503, "store_unavailable", "the store is unavailable; retry", detail=str(down)
+            ) from down
+
+    def _answer(
+        self, source: Source, key: str, headers: Mapping[str, str], body: bytes
+    ) -> Answer:
+        first = self.service.deliveries.find_answer(source.name, key)
+        if first is not None:
+            return Answer.duplicate(source.name, key, first)
+        try:
+            mapped = source.mapping(body, headers)
+        except InvalidPayload as invalid:
+            raise Refused(
+                400, "invalid_payload", invalid.message, path=invalid.path
+            ) from invalid
+        delivery = Delivery(
+            source=source.name,
+            key=key,
+            received_at=datetime.now(UTC),
+            payload=body,
+            headers={k: v for k, v in headers.items() if k.lower() not in UNSTORED_HEADERS},
+        )
+        return self.service.receive(delivery, mapped)

@@ -1,0 +1,49 @@
+"""Payload mappings: a verified payload in, domain commands out.
+
+A mapping is a function ``(body: bytes, headers) -> Sequence[Command] |
+Ignored`` that raises ``InvalidPayload`` (naming the field path) for a payload
+it cannot read. ``standard`` is built in; any ``package.module:function`` with
+that signature can be configured per source.
+"""
+
+from __future__ import annotations
+
+import importlib
+import re
+from collections.abc import Callable, Mapping, Sequence
+
+from domain.commands import Command, Ignored
+
+PayloadMapping = Callable[[bytes, Mapping[str, str]], Sequence[Command] | Ignored]
+
+
+class InvalidPayload(Exception):
+    """The body is not JSON or does not fit the schema; ``path`` names the
+    field (``$.data.total_cents``), ``$`` for the whole body."""
+
+    def __init__(self, message: str, path: str = "$") -> None:
+        super().__init__(message)
+        self.message = message
+        self.path = path
+
+    @staticmethod
+    def from_msgspec(error: Exception) -> InvalidPayload:
+        """msgspec says ``Expected `int`, got `str` - at `$.data.total_cents```."""
+        message = str(error)
+        found = re.search(r" - at `([^`]*)`$", message)
+        if found is None:
+            return InvalidPayload(message)
+        return InvalidPayload(message[: found.start()], found.group(1))
+
+
+def load_mapping(name: str) -> PayloadMapping:
+    """The built-in mapping ``name``, or the function ``package.module:function``."""
+    if name == "standard":
+        from infrastructure.mappings.standard import map_standard
+
+        return map_standard
+    module_name, _, function_name = name.partition(":")
+    if not function_name:
+        raise ValueError(f"unknown mapping {name!r}: use 'standard' or 'module:function'")
+    function: PayloadMapping = getattr(importlib.import_module(module_name), function_name)
+    return function

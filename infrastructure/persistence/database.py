@@ -1,0 +1,134 @@
+"""The configured store: its URL, eventsourcing's environment, and Alembic."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+from alembic import command
+from alembic.config import Config
+from alembic.script import ScriptDirectory
+from sqlalchemy import create_engine, inspect, text
+from sqlalchemy.engine import Engine
+
+ROOT = Path(__file__).resolve().parents[2]
+ALEMBIC_INI = ROOT / "alembic.ini"
+
+
+class NotReady(Exception):
+    """The store cannot be reached or is not migrated to the head revision."""
+
+
+class Database:
+    """One database, named by ``IDEMSYNC_DATABASE_URL``: ``sqlite:///path`` or
+    ``postgresql://user:password@host:port/dbname``."""
+
+    def __init__(
+        self, url: str, *, lock_timeout_seconds: float = 5.0, pool_size: int = 10
+    ) -> None:
+        self.url = url
+        self.parts = urlsplit(url)
+        if self.parts.scheme not in ("sqlite", "postgresql", "postgres"):
+            raise ValueError(f"unsupported database URL scheme {self.parts.scheme!r}")
+        self.lock_timeout_seconds = lock_timeout_seconds
+        self.pool_size = pool_size
+        self._engine: Engine | None = None
+
+    @property
+    def is_postgres(self) -> bool:
+        return self.parts.scheme != "sqlite"
+
+    @property
+    def sqlite_path(self) -> Path:
+        """``sqlite:///var/x.db`` is relative to the working directory;
+        ``sqlite:////tmp/x.db`` is absolute."""
+        return Path(unquote(self.parts.path[1:]))
+
+    def describe(self) -> str:
+        """The URL without its password, for messages and logs."""
+        if not self.is_postgres:
+            return self.url
+        host = f"{self.parts.hostname}:{self.parts.port or 5432}"
+        return f"postgresql://{self.parts.username or ''}@{host}{self.parts.path}"
+
+    def eventsourcing_env(self) -> dict[str, str]:
+        """Environment of the ``SyncService``; Alembic owns the tables."""
+        lock_timeout = str(max(1, round(self.lock_timeout_seconds)))
+        if not self.is_postgres:
+            self.sqlite_path.parent.mkdir(parents=True, exist_ok=True)
+            return {
+                "PERSISTENCE_MODULE": "infrastructure.persistence.sqlite:"
+                "IdemsyncSQLiteFactory",
+                "SQLITE_DBNAME": str(self.sqlite_path),
+                "SQLITE_LOCK_TIMEOUT": lock_timeout,
+                "CREATE_TABLE": "n",
+            }
+        return {
+            "PERSISTENCE_MODULE": "infrastructure.persistence.postgres:"
+            "IdemsyncPostgresFactory",
+            "POSTGRES_DBNAME": unquote(self.parts.path.lstrip("/")) or "postgres",
+            "POSTGRES_HOST": self.parts.hostname or "127.0.0.1",
+            "POSTGRES_PORT": str(self.parts.port or 5432),
+            "POSTGRES_USER": unquote(self.parts.username or "postgres"),
+            "POSTGRES_PASSWORD": unquote(self.parts.password or ""),
+            "POSTGRES_POOL_SIZE": str(self.pool_size),
+            "POSTGRES_MAX_OVERFLOW": str(self.pool_size),
+            "POSTGRES_CONNECT_TIMEOUT": lock_timeout,
+            "POSTGRES_LOCK_TIMEOUT": lock_timeout,
+            "POSTGRES_PRE_PING": "y",
+            "CREATE_TABLE": "n",
+        }
+
+    def sqlalchemy_url(self) -> str:
+        if self.is_postgres:
+            return "postgresql+psycopg://" + self.url.split("://", 1)[1]
+        return self.url
+
+    def alembic_config(self) -> Config:
+        config = Config(str(ALEMBIC_INI))
+        config.attributes["database_url"] = self.url
+        return config
+
+    def upgrade(self) -> None:
+        """Migrate to the head revision (``idemsync db upgrade``)."""
+        if not self.is_postgres:
+            self.sqlite_path.parent.mkdir(parents=True, exist_ok=True)
+        command.upgrade(self.alembic_config(), "head")
+
+    def head_revision(self) -> str | None:
+        return ScriptDirectory.from_config(self.alembic_config()).get_current_head()
+
+    def current_revision(self) -> str | None:
+        """The database's revision; raises ``NotReady`` when unreachable."""
+        if not self.is_postgres and not self.sqlite_path.exists():
+            return None
+        try:
+            with self.engine().connect() as conn:
+                if not inspect(conn).has_table("alembic_version"):
+                    return None
+                return conn.execute(
+                    text("SELECT version_num FROM alembic_version")
+                ).scalar()
+        except Exception as error:
+            raise NotReady(f"{self.describe()} is unreachable: {error}") from error
+
+    def check_ready(self) -> None:
+        """Raise ``NotReady`` unless the store answers and is at the head."""
+        current, head = self.current_revision(), self.head_revision()
+        if current != head:
+            raise NotReady(
+                f"{self.describe()} is at revision {current or 'none'}, "
+                f"not {head}: run `idemsync db upgrade`"
+            )
+
+    def engine(self) -> Engine:
+        if self._engine is None:
+            connect_args = {"connect_timeout": 3} if self.is_postgres else {}
+            self._engine = create_engine(
+                self.sqlalchemy_url(), pool_pre_ping=True, connect_args=connect_args
+            )
+        return self._engine
+
+    def close(self) -> None:
+        if self._engine is not None:
+            self._engine.dispose()

@@ -1,0 +1,75 @@
+"""SQLite: eventsourcing's recorder plus the delivery log, one transaction."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+from eventsourcing.persistence import StoredEvent
+from eventsourcing.sqlite import (
+    SQLiteApplicationRecorder,
+    SQLiteCursor,
+    SQLiteDatastore,
+    SQLiteFactory,
+)
+
+from domain.delivery import DeliveryRecord, Resolution
+from infrastructure.persistence.rows import (
+    SELECT_ANSWER_SQL,
+    delivery_row,
+    insert_deliveries_sql,
+    parse_answer,
+    resolution_rows,
+    update_resolutions_sql,
+)
+
+EVENTS_TABLE = "idemsync_events"
+
+
+def _text_times(row: Sequence[Any]) -> tuple[Any, ...]:
+    """SQLite has no time type: times are stored as ISO 8601 text in UTC."""
+    return tuple(v.isoformat() if isinstance(v, datetime) else v for v in row)
+
+
+class SQLiteDeliveryRecorder(SQLiteApplicationRecorder):
+    """Inserts delivery records, events and resolutions in one transaction.
+
+    The delivery insert comes first: it takes SQLite's write lock, and a key
+    that was recorded meanwhile fails it with an ``IntegrityError``.
+    """
+
+    def __init__(
+        self, datastore: SQLiteDatastore, events_table_name: str = EVENTS_TABLE
+    ) -> None:
+        super().__init__(datastore, events_table_name)
+
+    def _insert_events(
+        self,
+        c: SQLiteCursor,
+        stored_events: Sequence[StoredEvent],
+        *,
+        deliveries: Sequence[DeliveryRecord] = (),
+        resolutions: Sequence[Resolution] = (),
+        **kwargs: Any,
+    ) -> Sequence[int] | None:
+        if deliveries:
+            rows = [_text_times(delivery_row(record)) for record in deliveries]
+            c.executemany(insert_deliveries_sql("?"), rows)
+        notification_ids = super()._insert_events(c, stored_events, **kwargs)
+        if resolutions:
+            params = [_text_times(row) for row in resolution_rows(resolutions)]
+            c.executemany(update_resolutions_sql("?"), params)
+        return notification_ids
+
+    def find_answer(self, source: str, key: str) -> Mapping[str, Any] | None:
+        with self.datastore.transaction(commit=False) as c:
+            c.execute(SELECT_ANSWER_SQL.format(p="?"), (source, key))
+            row = c.fetchone()
+        return None if row is None else parse_answer(row["answer"])
+
+
+class IdemsyncSQLiteFactory(SQLiteFactory):
+    """eventsourcing's SQLite factory with the delivery-log recorder."""
+
+    application_recorder_class = SQLiteDeliveryRecorder

@@ -1,0 +1,1 @@
+"""HTTP entrypoint: a Starlette app whose routes only translate."""

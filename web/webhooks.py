@@ -1,0 +1,58 @@
+"""``POST /webhooks/{source}``: a partner's delivery in, the answer out."""
+
+from __future__ import annotations
+
+import logging
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import Response
+
+from domain.delivery import Answer, Outcome
+from infrastructure.intake import Intake, Refused
+from web.responses import json_response
+
+log = logging.getLogger("idemsync.webhooks")
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The raw body, refused with 413 as soon as it passes ``limit`` bytes
+    (before reading it whole when Content-Length already says so)."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise Refused(413, "payload_too_large", f"body over {limit} bytes")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise Refused(413, "payload_too_large", f"body over {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def answer_response(answer: Answer) -> Response:
+    status = 202 if answer.outcome is Outcome.PARKED else 200
+    headers = {"Idempotent-Replayed": "true"} if answer.outcome is Outcome.DUPLICATE else {}
+    return json_response(answer.to_json(), status, headers)
+
+
+async def receive_webhook(request: Request) -> Response:
+    intake: Intake = request.app.state.intake
+    name = request.path_params["source"]
+    try:
+        source = intake.source(name)
+        body = await read_body(request, source.settings.max_body_bytes)
+        answer = await run_in_threadpool(intake.receive, name, request.headers, body)
+    except Refused as refused:
+        log.warning(
+            "refused delivery source=%r status=%d error=%s detail=%s",
+            name[:100],
+            refused.status,
+            refused.error,
+            refused.detail,
+        )
+        headers = {}
+        if refused.status == 503:
+            headers["Retry-After"] = str(request.app.state.settings.retry_after_seconds)
+        return json_response(refused.to_json(), refused.status, headers)
+    return answer_response(answer)
