@@ -10,6 +10,7 @@ fresh state, a bounded number of times.
 
 from __future__ import annotations
 
+import contextlib
 import random
 import time
 import uuid
@@ -72,7 +73,9 @@ class SyncService(Application[uuid.UUID]):
         self.deliveries = cast(DeliveryLog, self.recorder)
         self.conflicts = 0
 
-    def receive(self, delivery: Delivery, mapped: Sequence[Command] | Ignored) -> Answer:
+    def receive(
+        self, delivery: Delivery, mapped: Sequence[Command] | Ignored
+    ) -> Answer:
         """Decide and record ``delivery``; the answer of a retry is the first one."""
         for attempt in range(self.max_attempts):
             first = self.deliveries.find_answer(delivery.source, delivery.key)
@@ -86,11 +89,12 @@ class SyncService(Application[uuid.UUID]):
                 time.sleep(random.uniform(0, min(0.05, 0.001 * 2**attempt)))
                 continue
             return decision.answer
-        raise TooMuchContention(
-            f"{delivery.source}/{delivery.key}: {self.max_attempts} conflicting attempts"
-        )
+        where = f"{delivery.source}/{delivery.key}"
+        raise TooMuchContention(f"{where}: {self.max_attempts} conflicting attempts")
 
-    def decide(self, delivery: Delivery, mapped: Sequence[Command] | Ignored) -> Decision:
+    def decide(
+        self, delivery: Delivery, mapped: Sequence[Command] | Ignored
+    ) -> Decision:
         """Let each addressed object decide its command; nothing is written."""
         source, key = delivery.source, delivery.key
         if isinstance(mapped, Ignored):
@@ -111,16 +115,16 @@ class SyncService(Application[uuid.UUID]):
                 resolutions += obj.execute(command, source, key)
                 results.append((Outcome.APPLIED, None))
             except NotYetCreated as waiting:
-                try:
+                with contextlib.suppress(AlreadyParked):
                     obj.park(command, source, key)
-                except AlreadyParked:
-                    pass
                 results.append((Outcome.PARKED, waiting.reason))
             except NothingNewer as old:
                 results.append((Outcome.STALE, old.reason))
             except IllegalTransition as illegal:
                 results.append((Outcome.REJECTED, illegal.reason))
-        refs = tuple(ObjectRef(o.kind, o.object_id, o.version) for o in objects.values())
+        refs = tuple(
+            ObjectRef(o.kind, o.object_id, o.version) for o in objects.values()
+        )
         answer = Answer.combine(source, key, results, refs)
         changed = tuple(o for o in objects.values() if o.pending_events)
         return Decision(DeliveryRecord(delivery, answer), changed, tuple(resolutions))
@@ -139,7 +143,8 @@ class SyncService(Application[uuid.UUID]):
 
     def load(self, cls: type[SyncedObject], object_id: str) -> SyncedObject:
         """The object as stored, or a new one that does not exist yet."""
-        return self.find(cls.kind, object_id) or cls(object_id)
+        found = self.find(cls.kind, object_id)
+        return found if found is not None else cls(object_id)  # type: ignore[call-arg]
 
     def find(self, kind: str, object_id: str) -> SyncedObject | None:
         """The stored object, or None when idemsync has never heard of it."""

@@ -44,7 +44,9 @@ class Command:
 
     def position(self, key: str) -> Position:
         """Where this command sits in its object's history (see domain.rules)."""
-        value = self.sequence if self.sequence is not None else _micros(self.occurred_at)
+        value = (
+            self.sequence if self.sequence is not None else _micros(self.occurred_at)
+        )
         return (value, RANK[self.type], key)
 
     def to_dict(self) -> dict[str, Any]:

@@ -48,7 +48,9 @@ class Customer(SyncedObject):
         source: str,
         key: str,
     ) -> None:
-        trigger = self._deleted if isinstance(command, DeleteCustomer) else self._upserted
+        trigger = (
+            self._deleted if isinstance(command, DeleteCustomer) else self._upserted
+        )
         trigger(
             changes=changes,
             position=list(position),

@@ -143,6 +143,8 @@ class SyncedObject(Aggregate):
     def _release_parked(self) -> list[Resolution]:
         """Decide the parked commands, in position order, now that the object
         exists. Each keeps its own delivery's source and key."""
+        if not self.parked:
+            return []
         waiting = sorted(
             self.parked,
             key=lambda p: Command.from_dict(p["command"]).position(p["key"]),

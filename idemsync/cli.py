@@ -126,10 +126,10 @@ def parser() -> argparse.ArgumentParser:
     db = commands.add_parser("db", help="the database schema (Alembic)")
     db_commands = db.add_subparsers(dest="db_command", required=True)
     db_commands.add_parser("upgrade", help="migrate to the head revision").set_defaults(
-        run=cmd_db_upgrade
+        run=cmd_db_upgrade, secrets=False
     )
     db_commands.add_parser("current", help="show the revision").set_defaults(
-        run=cmd_db_current
+        run=cmd_db_current, secrets=False
     )
 
     config = commands.add_parser("config", help="the configuration file")
@@ -147,9 +147,11 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO, format="%(levelname)s %(name)s: %(message)s"
+    )
     try:
-        settings = load_settings()
+        settings = load_settings(resolve_secrets=getattr(args, "secrets", True))
     except ConfigError as error:
         print(f"idemsync: configuration error: {error}", file=sys.stderr)
         return 2

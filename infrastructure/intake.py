@@ -20,7 +20,6 @@ from infrastructure.mappings import InvalidPayload, PayloadMapping, load_mapping
 from infrastructure.schemes import Scheme, Unauthorized, build_scheme
 from infrastructure.settings import Settings, SourceSettings
 
-
 UNSTORED_HEADERS = frozenset({"authorization", "cookie", "proxy-authorization"})
 
 
@@ -96,7 +95,10 @@ class Intake:
             source.scheme.verify(headers, body, self.clock())
         except Unauthorized as refusal:
             raise Refused(
-                401, "unauthorized", "signature missing or invalid", detail=refusal.reason
+                401,
+                "unauthorized",
+                "signature missing or invalid",
+                detail=refusal.reason,
             ) from refusal
         key = source.scheme.key(headers, body)
         if not key:
@@ -104,10 +106,15 @@ class Intake:
         try:
             return self._answer(source, key, headers, body)
         except TooMuchContention as busy:
-            raise Refused(503, "overloaded", "too many concurrent changes; retry") from busy
+            raise Refused(
+                503, "overloaded", "too many concurrent changes; retry"
+            ) from busy
         except PersistenceError as down:
             raise Refused(
-                503, "store_unavailable", "the store is unavailable; retry", detail=str(down)
+                503,
+                "store_unavailable",
+                "the store is unavailable; retry",
+                detail=str(down),
             ) from down
 
     def _answer(
@@ -127,6 +134,8 @@ class Intake:
             key=key,
             received_at=datetime.now(UTC),
             payload=body,
-            headers={k: v for k, v in headers.items() if k.lower() not in UNSTORED_HEADERS},
+            headers={
+                k: v for k, v in headers.items() if k.lower() not in UNSTORED_HEADERS
+            },
         )
         return self.service.receive(delivery, mapped)

@@ -32,7 +32,9 @@ async def read_body(request: Request, limit: int) -> bytes:
 
 def answer_response(answer: Answer) -> Response:
     status = 202 if answer.outcome is Outcome.PARKED else 200
-    headers = {"Idempotent-Replayed": "true"} if answer.outcome is Outcome.DUPLICATE else {}
+    headers = (
+        {"Idempotent-Replayed": "true"} if answer.outcome is Outcome.DUPLICATE else {}
+    )
     return json_response(answer.to_json(), status, headers)
 
 

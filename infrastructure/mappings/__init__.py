@@ -44,6 +44,10 @@ def load_mapping(name: str) -> PayloadMapping:
         return map_standard
     module_name, _, function_name = name.partition(":")
     if not function_name:
-        raise ValueError(f"unknown mapping {name!r}: use 'standard' or 'module:function'")
-    function: PayloadMapping = getattr(importlib.import_module(module_name), function_name)
+        raise ValueError(
+            f"unknown mapping {name!r}: use 'standard' or 'module:function'"
+        )
+    function: PayloadMapping = getattr(
+        importlib.import_module(module_name), function_name
+    )
     return function

@@ -63,10 +63,10 @@ class CustomerData(Struct, kw_only=True):
 
 
 class UpsertedData(CustomerData):
-    email: Text | None | UnsetType = UNSET
-    name: Text | None | UnsetType = UNSET
-    phone: Text | None | UnsetType = UNSET
-    address: Address | None | UnsetType = UNSET
+    email: Text | UnsetType | None = UNSET
+    name: Text | UnsetType | None = UNSET
+    phone: Text | UnsetType | None = UNSET
+    address: Address | UnsetType | None = UNSET
 
 
 class Envelope(Struct, tag_field="type"):
@@ -115,10 +115,7 @@ Event = (
     | CustomerUpserted
     | CustomerDeleted
 )
-TYPES = frozenset(
-    cls.__struct_config__.tag  # type: ignore[attr-defined]
-    for cls in Event.__args__  # type: ignore[attr-defined]
-)
+TYPES = frozenset(cls.__struct_config__.tag for cls in Event.__args__)
 
 _head_decoder = msgspec.json.Decoder(Head)
 _event_decoder = msgspec.json.Decoder(Event)
@@ -139,7 +136,10 @@ def to_command(event: Event) -> c.Command:
             )
         case OrderPaid(data=d):
             return c.MarkPaid(
-                order_id=d.order_id, amount_cents=d.amount_cents, occurred_at=at, sequence=seq
+                order_id=d.order_id,
+                amount_cents=d.amount_cents,
+                occurred_at=at,
+                sequence=seq,
             )
         case OrderShipped(data=d):
             return c.MarkShipped(
@@ -157,7 +157,10 @@ def to_command(event: Event) -> c.Command:
             )
         case OrderRefunded(data=d):
             return c.RefundOrder(
-                order_id=d.order_id, amount_cents=d.amount_cents, occurred_at=at, sequence=seq
+                order_id=d.order_id,
+                amount_cents=d.amount_cents,
+                occurred_at=at,
+                sequence=seq,
             )
         case CustomerUpserted(data=d):
             sent = {
@@ -169,11 +172,15 @@ def to_command(event: Event) -> c.Command:
                 customer_id=d.customer_id, fields=sent, occurred_at=at, sequence=seq
             )
         case CustomerDeleted(data=d):
-            return c.DeleteCustomer(customer_id=d.customer_id, occurred_at=at, sequence=seq)
+            return c.DeleteCustomer(
+                customer_id=d.customer_id, occurred_at=at, sequence=seq
+            )
     raise AssertionError(f"unmapped envelope {type(event).__name__}")
 
 
-def map_standard(body: bytes, headers: Mapping[str, str]) -> Sequence[c.Command] | c.Ignored:
+def map_standard(
+    body: bytes, headers: Mapping[str, str]
+) -> Sequence[c.Command] | c.Ignored:
     """Decode the envelope and return its one command, or ``Ignored``."""
     try:
         head = _head_decoder.decode(body)

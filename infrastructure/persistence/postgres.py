@@ -83,6 +83,8 @@ class IdemsyncPostgresFactory(PostgresFactory):
     def __init__(self, env: Environment | Mapping[str, str] | None) -> None:
         super().__init__(env)
         lock_ms = int(float(self.env.get(self.POSTGRES_LOCK_TIMEOUT) or "5") * 1000)
-        self.datastore.pool.kwargs["options"] = (
+        connect_kwargs = self.datastore.pool.kwargs
+        assert isinstance(connect_kwargs, dict)
+        connect_kwargs["options"] = (
             f"-c lock_timeout={lock_ms} -c statement_timeout={STATEMENT_TIMEOUT_MS}"
         )

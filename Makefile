@@ -1,0 +1,45 @@
+VENV ?= .venv
+PY = $(VENV)/bin/python
+PYTEST_ARGS ?=
+
+.DEFAULT_GOAL := help
+.PHONY: help install lint typecheck test run format clean
+
+help:
+	@echo "make install    create $(VENV) and install idemsync with the dev extra"
+	@echo "make run        install, migrate var/idemsync.db and serve on 127.0.0.1:8000"
+	@echo "make test       install, lint, typecheck, then pytest (PYTEST_ARGS=...)"
+	@echo "make lint       ruff check and ruff format --check"
+	@echo "make typecheck  mypy"
+	@echo "make format     ruff format and ruff check --fix"
+	@echo "make clean      remove caches and build output (keeps var/)"
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml constraints.txt
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install -q -c constraints.txt -e '.[dev]'
+	touch $@
+
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+typecheck: install
+	$(VENV)/bin/mypy domain infrastructure projections web idemsync
+
+test: install lint typecheck
+	$(VENV)/bin/pytest $(PYTEST_ARGS)
+
+run: install
+	mkdir -p var
+	test -f var/demo.env || $(PY) -c 'import base64, secrets; print("IDEMSYNC_DEMO_SECRET=whsec_" + base64.b64encode(secrets.token_bytes(24)).decode())' > var/demo.env
+	set -a; . var/demo.env; set +a; $(VENV)/bin/idemsync db upgrade && $(VENV)/bin/idemsync demo-request --url http://127.0.0.1:8000 && exec $(VENV)/bin/idemsync serve --host 127.0.0.1 --port 8000
+
+format: install
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+clean:
+	rm -rf .mypy_cache .ruff_cache .pytest_cache .hypothesis build dist *.egg-info
+	find . -path ./$(VENV) -prune -o -name __pycache__ -type d -prune -exec rm -rf {} +

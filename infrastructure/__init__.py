@@ -1,0 +1,1 @@
+"""Adapters: settings, persistence, signature schemes, payload mappings."""

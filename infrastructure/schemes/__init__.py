@@ -1,0 +1,56 @@
+"""Signature schemes: one small module per partner scheme, behind one interface.
+
+A scheme authenticates a delivery over its raw body bytes and names its
+idempotency key. ``headers`` is a case-insensitive mapping (starlette
+``Headers``) or a dict with lower-case keys: schemes look up lower-case names.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Protocol
+
+from infrastructure.settings import ConfigError, SourceSettings
+
+
+class Unauthorized(Exception):
+    """Signature missing or wrong, or timestamp outside tolerance; `reason` is for
+    logs and metrics, never for the response.
+    """
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class Scheme(Protocol):
+    """Verifies a delivery's signature and extracts its idempotency key."""
+
+    def verify(self, headers: Mapping[str, str], body: bytes, now: float) -> None:
+        """Return if the delivery is authentic at time ``now``, else raise
+        :class:`Unauthorized`."""
+        ...
+
+    def key(self, headers: Mapping[str, str], body: bytes) -> str | None:
+        """Return the delivery's idempotency key, or None when it is absent."""
+        ...
+
+
+def build_scheme(source: SourceSettings) -> Scheme:
+    """Construct the scheme configured for ``source``.
+
+    A secret the scheme cannot use raises :class:`ConfigError` naming
+    ``sources.<name>.secrets[<index>]``.
+    """
+    from infrastructure.schemes.standard_webhooks import InvalidSecret, StandardWebhooks
+
+    if source.scheme == "standard-webhooks":
+        try:
+            return StandardWebhooks(source.secrets, source.tolerance_seconds)
+        except InvalidSecret as exc:
+            raise ConfigError(
+                f"sources.{source.name}.secrets[{exc.index}]: {exc}"
+            ) from exc
+    raise NotImplementedError(
+        f"scheme {source.scheme!r} arrives with the sources issue"
+    )

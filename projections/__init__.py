@@ -1,0 +1,1 @@
+"""Read models arrive with the projections issue."""

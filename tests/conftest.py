@@ -1,0 +1,122 @@
+"""Shared fixtures: real databases (a SQLite file and a PostgreSQL database per
+test, both migrated by Alembic), settings, the ASGI app and a partner that
+signs with the reference ``standardwebhooks`` library.
+
+PostgreSQL is at ``IDEMSYNC_TEST_PG`` (default ``postgresql://postgres@
+127.0.0.1:5432``). Without it the PostgreSQL cases skip with one line saying
+why, except when ``CI=true``: then they fail.
+"""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import os
+import shutil
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from types import MappingProxyType
+
+import psycopg
+import pytest
+from starlette.testclient import TestClient
+
+from infrastructure.persistence.database import Database
+from infrastructure.settings import Settings, SourceSettings
+from tests.partner import Partner
+from tests.store import Store
+from web.app import create_app
+
+PG_SERVER = os.environ.get("IDEMSYNC_TEST_PG", "postgresql://postgres@127.0.0.1:5432")
+
+
+def postgres_or_skip() -> None:
+    """Skip (or, in CI, fail) when PostgreSQL does not answer."""
+    try:
+        psycopg.connect(f"{PG_SERVER}/postgres", connect_timeout=3).close()
+    except psycopg.OperationalError as error:
+        reason = f"PostgreSQL not reachable at {PG_SERVER}: {str(error).strip()}"
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"CI=true and {reason}")
+        pytest.skip(reason)
+
+
+def pg_execute(statement: str, dbname: str = "postgres") -> None:
+    with psycopg.connect(f"{PG_SERVER}/{dbname}", autocommit=True) as conn:
+        conn.execute(statement)  # type: ignore[arg-type]
+
+
+@pytest.fixture(scope="session")
+def pg_template() -> Iterator[str]:
+    """A PostgreSQL database migrated once; each test copies it."""
+    postgres_or_skip()
+    name = f"idemsync_tpl_{os.getpid()}"
+    pg_execute(f"DROP DATABASE IF EXISTS {name}")
+    pg_execute(f"CREATE DATABASE {name}")
+    Database(f"{PG_SERVER}/{name}").upgrade()
+    yield name
+    pg_execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("template") / "idemsync.db"
+    Database(f"sqlite:///{path}").upgrade()
+    return path
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A fresh, migrated database of each backend."""
+    if request.param == "sqlite":
+        path = tmp_path / "idemsync.db"
+        shutil.copy(request.getfixturevalue("sqlite_template"), path)
+        yield f"sqlite:///{path}"
+        return
+    template = request.getfixturevalue("pg_template")
+    name = f"idemsync_t_{os.getpid()}_{uuid.uuid4().hex[:8]}"
+    pg_execute(f"CREATE DATABASE {name} TEMPLATE {template}")
+    yield f"{PG_SERVER}/{name}"
+    pg_execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+@pytest.fixture
+def secret() -> str:
+    return "whsec_" + base64.b64encode(os.urandom(24)).decode()
+
+
+def make_settings(database_url: str, secret: str, **source: object) -> Settings:
+    acme = SourceSettings(name="acme", scheme="standard-webhooks", secrets=(secret,))
+    acme = dataclasses.replace(acme, **source)  # type: ignore[arg-type]
+    return Settings(
+        database_url=database_url,
+        sources=MappingProxyType({"acme": acme}),
+        config_path=Path("tests"),
+        lock_timeout_seconds=2.0,
+        pool_size=4,
+        retry_after_seconds=3,
+    )
+
+
+@pytest.fixture
+def settings(database_url: str, secret: str) -> Settings:
+    return make_settings(database_url, secret, max_body_bytes=64 * 1024)
+
+
+@pytest.fixture
+def client(settings: Settings) -> Iterator[TestClient]:
+    with TestClient(create_app(settings), raise_server_exceptions=False) as test_client:
+        yield test_client
+
+
+@pytest.fixture
+def partner(secret: str) -> Partner:
+    return Partner(secret)
+
+
+@pytest.fixture
+def store(database_url: str) -> Iterator[Store]:
+    inspector = Store(database_url)
+    yield inspector
+    inspector.close()

@@ -1,0 +1,57 @@
+"""A partner that sends what a Standard Webhooks sender sends: envelopes
+signed with the reference ``standardwebhooks`` library."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from standardwebhooks.webhooks import Webhook
+
+_START = datetime(2026, 11, 1, tzinfo=UTC)
+
+
+@dataclass(frozen=True)
+class Request:
+    """One signed request, ready to send."""
+
+    key: str
+    body: bytes
+    headers: dict[str, str]
+
+
+class Partner:
+    """Builds and signs deliveries; each envelope gets a fresh key."""
+
+    def __init__(self, secret: str) -> None:
+        self.secret = secret
+        self.webhook = Webhook(secret)
+        self._clock = itertools.count()
+
+    def envelope(self, type_: str, **data: Any) -> bytes:
+        moment = _START + timedelta(seconds=next(self._clock))
+        return json.dumps(
+            {"type": type_, "timestamp": moment.isoformat(), "data": data}
+        ).encode()
+
+    def sign(
+        self, body: bytes, key: str | None = None, at: datetime | None = None
+    ) -> Request:
+        """Sign ``body`` as sent at ``at`` (now by default)."""
+        key = key or f"msg_{uuid.uuid4().hex}"
+        at = at or datetime.now(UTC)
+        signature = self.webhook.sign(key, at, body.decode())
+        headers = {
+            "content-type": "application/json",
+            "webhook-id": key,
+            "webhook-timestamp": str(int(at.timestamp())),
+            "webhook-signature": signature,
+        }
+        return Request(key, body, headers)
+
+    def event(self, type_: str, key: str | None = None, **data: Any) -> Request:
+        return self.sign(self.envelope(type_, **data), key)

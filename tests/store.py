@@ -1,0 +1,62 @@
+"""Reads a test database directly, to check what was (not) stored."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from sqlalchemy import text
+
+from domain.application import SyncService
+from infrastructure.persistence.database import Database
+
+
+class Store:
+    """Counts rows, reads delivery records and loads aggregates."""
+
+    def __init__(self, url: str) -> None:
+        self.database = Database(url)
+        self._service: SyncService | None = None
+
+    def count(self, table: str) -> int:
+        with self.database.engine().connect() as conn:
+            return int(conn.execute(text(f"SELECT count(*) FROM {table}")).scalar_one())
+
+    def delivery(self, source: str, key: str) -> dict[str, Any] | None:
+        with self.database.engine().connect() as conn:
+            row = (
+                conn.execute(
+                    text(
+                        "SELECT * FROM deliveries "
+                        "WHERE source = :source AND idempotency_key = :key"
+                    ),
+                    {"source": source, "key": key},
+                )
+                .mappings()
+                .first()
+            )
+        if row is None:
+            return None
+        record = dict(row)
+        record["answer"] = json.loads(record["answer"])
+        record["payload"] = bytes(record["payload"])
+        return record
+
+    def keys(self) -> set[tuple[str, str]]:
+        with self.database.engine().connect() as conn:
+            rows = conn.execute(text("SELECT source, idempotency_key FROM deliveries"))
+            return {(source, key) for source, key in rows}
+
+    @property
+    def service(self) -> SyncService:
+        if self._service is None:
+            self._service = SyncService(env=self.database.eventsourcing_env())
+        return self._service
+
+    def state(self, kind: str, object_id: str) -> dict[str, Any] | None:
+        return self.service.state_of(kind, object_id)
+
+    def close(self) -> None:
+        if self._service is not None:
+            self._service.close()
+        self.database.close()

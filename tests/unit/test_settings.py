@@ -1,0 +1,268 @@
+"""Loading and validating the TOML configuration (contract §2, §3)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from infrastructure.settings import (
+    EXAMPLE_CONFIG,
+    ConfigError,
+    SourceSettings,
+    config_path,
+    load_settings,
+)
+
+DEMO_SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+ACME = """
+[sources.acme]
+scheme = "standard-webhooks"
+secrets = ["env:ACME_SECRET", "env:ACME_SECRET_PREVIOUS"]
+"""
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "idemsync.toml"
+    path.write_text(text)
+    return path
+
+
+def error_for(tmp_path: Path, text: str, environ: dict[str, str] | None = None) -> str:
+    env = {"ACME_SECRET": "whsec_a", "ACME_SECRET_PREVIOUS": "whsec_b"}
+    with pytest.raises(ConfigError) as refused:
+        load_settings(write(tmp_path, text), env if environ is None else environ)
+    return str(refused.value)
+
+
+def test_the_shipped_example_loads_with_the_demo_secret_set() -> None:
+    settings = load_settings(EXAMPLE_CONFIG, {"IDEMSYNC_DEMO_SECRET": DEMO_SECRET})
+    assert settings.database_url == "sqlite:///var/idemsync.db"
+    assert settings.config_path == EXAMPLE_CONFIG
+    assert settings.sources["demo"] == SourceSettings(
+        name="demo",
+        scheme="standard-webhooks",
+        secrets=(DEMO_SECRET,),
+        tolerance_seconds=300,
+        mapping="standard",
+        max_body_bytes=1_048_576,
+        retention_days=30,
+    )
+
+
+def test_the_example_without_the_demo_secret_names_the_variable() -> None:
+    with pytest.raises(ConfigError, match="IDEMSYNC_DEMO_SECRET is not set"):
+        load_settings(EXAMPLE_CONFIG, {})
+
+
+def test_env_references_resolve_in_order(tmp_path: Path) -> None:
+    environ = {"ACME_SECRET": "whsec_new", "ACME_SECRET_PREVIOUS": "whsec_old"}
+    settings = load_settings(write(tmp_path, ACME), environ)
+    assert settings.sources["acme"].secrets == ("whsec_new", "whsec_old")
+
+
+def test_resolved_secrets_never_appear_in_the_repr(tmp_path: Path) -> None:
+    environ = {"ACME_SECRET": "whsec_new", "ACME_SECRET_PREVIOUS": "whsec_old"}
+    settings = load_settings(write(tmp_path, ACME), environ)
+    assert "whsec_" not in repr(settings)
+
+
+def test_defaults_apply_when_the_file_is_silent(tmp_path: Path) -> None:
+    settings = load_settings(write(tmp_path, ""), {})
+    assert settings.database_url == "sqlite:///var/idemsync.db"
+    assert settings.sources == {}
+    assert (settings.lock_timeout_seconds, settings.pool_size) == (5.0, 10)
+    assert settings.retry_after_seconds == 2
+
+
+def test_database_and_server_values_are_read(tmp_path: Path) -> None:
+    text = """
+[database]
+url = "postgresql://postgres@127.0.0.1:5432/idemsync"
+lock_timeout_seconds = 2
+pool_size = 4
+[server]
+retry_after_seconds = 7
+"""
+    settings = load_settings(write(tmp_path, text), {})
+    assert settings.database_url == "postgresql://postgres@127.0.0.1:5432/idemsync"
+    assert settings.lock_timeout_seconds == 2.0
+    assert (settings.pool_size, settings.retry_after_seconds) == (4, 7)
+
+
+def test_the_database_url_from_the_environment_wins_over_the_file(
+    tmp_path: Path,
+) -> None:
+    text = '[database]\nurl = "sqlite:///file.db"\n'
+    environ = {"IDEMSYNC_DATABASE_URL": "postgresql://db/idemsync"}
+    settings = load_settings(write(tmp_path, text), environ)
+    assert settings.database_url == "postgresql://db/idemsync"
+
+
+def test_a_none_scheme_needs_no_secrets(tmp_path: Path) -> None:
+    settings = load_settings(write(tmp_path, '[sources.dev]\nscheme = "none"\n'), {})
+    assert settings.sources["dev"].secrets == ()
+
+
+def test_the_config_path_comes_from_idemsync_config() -> None:
+    assert config_path({"IDEMSYNC_CONFIG": "/etc/idemsync.toml"}) == Path(
+        "/etc/idemsync.toml"
+    )
+
+
+def test_the_config_path_is_the_local_file_when_present(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert config_path({}) == EXAMPLE_CONFIG
+    write(tmp_path, "")
+    assert config_path({}) == tmp_path / "idemsync.toml"
+
+
+def test_load_settings_reads_idemsync_config_from_the_environ(tmp_path: Path) -> None:
+    path = write(tmp_path, "[server]\nretry_after_seconds = 9\n")
+    settings = load_settings(environ={"IDEMSYNC_CONFIG": str(path)})
+    assert (settings.config_path, settings.retry_after_seconds) == (path, 9)
+
+
+SOURCE_ERRORS = [
+    (
+        ACME + 'colour = "blue"\n',
+        "sources.acme.colour: unknown key",
+    ),
+    (
+        ACME.replace('"standard-webhooks"', '"carrier-pigeon"'),
+        "sources.acme.scheme: unknown scheme 'carrier-pigeon'",
+    ),
+    (
+        '[sources.acme]\nsecrets = ["env:ACME_SECRET"]\n',
+        "sources.acme.scheme: required",
+    ),
+    (
+        ACME.replace('"standard-webhooks"', "7"),
+        "sources.acme.scheme: expected a non-empty string",
+    ),
+    (
+        '[sources.acme]\nscheme = "stripe"\nsecrets = []\n',
+        "sources.acme.secrets: at least one secret is required for stripe",
+    ),
+    (
+        '[sources.acme]\nscheme = "github"\n',
+        "sources.acme.secrets: at least one secret is required for github",
+    ),
+    (
+        '[sources.acme]\nscheme = "github"\nsecrets = "env:ACME_SECRET"\n',
+        "sources.acme.secrets: expected a list",
+    ),
+    (
+        '[sources.acme]\nscheme = "github"\nsecrets = ["env:ACME_SECRET", 3]\n',
+        "sources.acme.secrets[1]: expected a string",
+    ),
+    (
+        '[sources.acme]\nscheme = "github"\nsecrets = ["whsec_literal"]\n',
+        "sources.acme.secrets[0]: secrets are never written in the file; use env:NAME",
+    ),
+    (
+        '[sources.acme]\nscheme = "github"\nsecrets = ["env:"]\n',
+        "sources.acme.secrets[0]: env: needs a variable name",
+    ),
+    (
+        '[sources.acme]\nscheme = "github"\n'
+        'secrets = ["env:ACME_SECRET", "env:ACME_SECRET_NEXT"]\n',
+        "sources.acme.secrets[1]: environment variable ACME_SECRET_NEXT is not set",
+    ),
+    (
+        ACME + "tolerance_seconds = 0\n",
+        "sources.acme.tolerance_seconds: expected a positive integer",
+    ),
+    (
+        ACME + 'max_body_bytes = "1MB"\n',
+        "sources.acme.max_body_bytes: expected a positive integer",
+    ),
+    (
+        ACME + "retention_days = true\n",
+        "sources.acme.retention_days: expected a positive integer",
+    ),
+    (
+        ACME + "retention_days = 1.5\n",
+        "sources.acme.retention_days: expected a positive integer",
+    ),
+    (
+        ACME + 'mapping = "not a module path"\n',
+        "sources.acme.mapping: expected a built-in name",
+    ),
+    (
+        '[sources.Acme]\nscheme = "none"\n',
+        "sources.Acme: source names match",
+    ),
+    (
+        '[sources."-acme"]\nscheme = "none"\n',
+        "sources.-acme: source names match",
+    ),
+    (
+        '[sources]\nacme = "standard-webhooks"\n',
+        "sources.acme: expected a table",
+    ),
+]
+
+
+@pytest.mark.parametrize(("text", "message"), SOURCE_ERRORS)
+def test_each_source_error_names_the_source_and_key(
+    tmp_path: Path, text: str, message: str
+) -> None:
+    assert error_for(tmp_path, text).startswith(message)
+
+
+def test_an_empty_environment_variable_is_refused(tmp_path: Path) -> None:
+    environ = {"ACME_SECRET": "", "ACME_SECRET_PREVIOUS": "whsec_b"}
+    assert error_for(tmp_path, ACME, environ) == (
+        "sources.acme.secrets[0]: environment variable ACME_SECRET is empty"
+    )
+
+
+def test_error_messages_never_contain_a_secret_value(tmp_path: Path) -> None:
+    environ = {"ACME_SECRET": "whsec_topsecret", "ACME_SECRET_PREVIOUS": "whsec_b"}
+    message = error_for(tmp_path, ACME + "retention_days = 0\n", environ)
+    assert "topsecret" not in message
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ('[sinks.x]\nurl = "y"\n', "sinks: unknown table"),
+        ('database = "sqlite:///x.db"\n', "database: expected a table"),
+        ('[database]\nuri = "sqlite:///x.db"\n', "database.uri: unknown key"),
+        ("[database]\nurl = 5\n", "database.url: expected a non-empty string"),
+        (
+            "[database]\npool_size = -1\n",
+            "database.pool_size: expected a positive integer",
+        ),
+        (
+            '[database]\nlock_timeout_seconds = "5s"\n',
+            "database.lock_timeout_seconds: expected a positive number",
+        ),
+        (
+            "[database]\nlock_timeout_seconds = nan\n",
+            "database.lock_timeout_seconds: expected a positive number",
+        ),
+        (
+            "[server]\nretry_after_seconds = 0\n",
+            "server.retry_after_seconds: expected a positive integer",
+        ),
+        ("[server]\nport = 8000\n", "server.port: unknown key"),
+    ],
+)
+def test_each_top_level_error_names_the_key(
+    tmp_path: Path, text: str, message: str
+) -> None:
+    assert error_for(tmp_path, text).startswith(message)
+
+
+def test_a_toml_syntax_error_names_the_file(tmp_path: Path) -> None:
+    message = error_for(tmp_path, "[sources.acme\nscheme = 1\n")
+    assert message.startswith(f"{tmp_path / 'idemsync.toml'}: invalid TOML")
+
+
+def test_a_missing_file_names_the_file(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"missing\.toml: cannot read"):
+        load_settings(tmp_path / "missing.toml", {})
