@@ -7,11 +7,13 @@ payload goes through exactly the code a live delivery went through.
 
 from __future__ import annotations
 
+import sqlite3
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+import psycopg
 from eventsourcing.persistence import PersistenceError
 
 from domain.application import SyncService, TooMuchContention
@@ -109,7 +111,7 @@ class Intake:
             raise Refused(
                 503, "overloaded", "too many concurrent changes; retry"
             ) from busy
-        except PersistenceError as down:
+        except (PersistenceError, sqlite3.Error, psycopg.Error) as down:
             raise Refused(
                 503,
                 "store_unavailable",

@@ -10,21 +10,19 @@ why, except when ``CI=true``: then they fail.
 from __future__ import annotations
 
 import base64
-import dataclasses
 import os
 import shutil
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from types import MappingProxyType
 
 import psycopg
 import pytest
 from starlette.testclient import TestClient
 
 from infrastructure.persistence.database import Database
-from infrastructure.settings import Settings, SourceSettings
-from tests.partner import Partner
+from infrastructure.settings import Settings
+from tests.partner import Partner, make_settings
 from tests.store import Store
 from web.app import create_app
 
@@ -84,19 +82,6 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
 @pytest.fixture
 def secret() -> str:
     return "whsec_" + base64.b64encode(os.urandom(24)).decode()
-
-
-def make_settings(database_url: str, secret: str, **source: object) -> Settings:
-    acme = SourceSettings(name="acme", scheme="standard-webhooks", secrets=(secret,))
-    acme = dataclasses.replace(acme, **source)  # type: ignore[arg-type]
-    return Settings(
-        database_url=database_url,
-        sources=MappingProxyType({"acme": acme}),
-        config_path=Path("tests"),
-        lock_timeout_seconds=2.0,
-        pool_size=4,
-        retry_after_seconds=3,
-    )
 
 
 @pytest.fixture

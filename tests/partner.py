@@ -3,14 +3,19 @@ signed with the reference ``standardwebhooks`` library."""
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import json
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 from standardwebhooks.webhooks import Webhook
+
+from infrastructure.settings import Settings, SourceSettings
 
 _START = datetime(2026, 11, 1, tzinfo=UTC)
 
@@ -55,3 +60,16 @@ class Partner:
 
     def event(self, type_: str, key: str | None = None, **data: Any) -> Request:
         return self.sign(self.envelope(type_, **data), key)
+
+
+def make_settings(database_url: str, secret: str, **source: object) -> Settings:
+    acme = SourceSettings(name="acme", scheme="standard-webhooks", secrets=(secret,))
+    acme = dataclasses.replace(acme, **source)  # type: ignore[arg-type]
+    return Settings(
+        database_url=database_url,
+        sources=MappingProxyType({"acme": acme}),
+        config_path=Path("tests"),
+        lock_timeout_seconds=2.0,
+        pool_size=4,
+        retry_after_seconds=3,
+    )

@@ -57,4 +57,14 @@ async def receive_webhook(request: Request) -> Response:
         if refused.status == 503:
             headers["Retry-After"] = str(request.app.state.settings.retry_after_seconds)
         return json_response(refused.to_json(), refused.status, headers)
+    except Exception:
+        # A bug, not the partner's fault: nothing was stored (the transaction
+        # rolled back), so ask for a retry instead of answering 500.
+        log.exception("failed delivery source=%r", name[:100])
+        retry_after = str(request.app.state.settings.retry_after_seconds)
+        return json_response(
+            {"error": "internal_error", "message": "not stored; retry"},
+            503,
+            {"Retry-After": retry_after},
+        )
     return answer_response(answer)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated
 
 import msgspec
 from msgspec import UNSET, Meta, Struct, UnsetType
@@ -24,7 +24,7 @@ Sequence_ = Annotated[int, Meta(ge=0, le=2**62)]
 Currency = Annotated[str, Meta(pattern="^[A-Za-z]{3}$")]
 Text = Annotated[str, Meta(max_length=1000)]
 Moment = Annotated[datetime, Meta(tz=True)]
-Address = Text | dict[str, Any]
+Address = Text | dict[str, Text | None]
 
 
 class Head(Struct):
@@ -189,4 +189,8 @@ def map_standard(
         event = _event_decoder.decode(body)
     except (msgspec.ValidationError, msgspec.DecodeError) as error:
         raise InvalidPayload.from_msgspec(error) from error
+    except RecursionError as error:
+        raise InvalidPayload("JSON is nested too deeply") from error
+    except UnicodeDecodeError as error:
+        raise InvalidPayload(f"body is not valid UTF-8: {error.reason}") from error
     return [to_command(event)]

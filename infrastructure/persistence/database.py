@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sqlite3
+from contextlib import closing
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
@@ -94,6 +96,11 @@ class Database:
         if not self.is_postgres:
             self.sqlite_path.parent.mkdir(parents=True, exist_ok=True)
         command.upgrade(self.alembic_config(), "head")
+        if not self.is_postgres:
+            # WAL is a property of the file: set it once here, so that opening
+            # a connection never needs the write lock to switch modes.
+            with closing(sqlite3.connect(self.sqlite_path)) as conn:
+                conn.execute("PRAGMA journal_mode=WAL")
 
     def head_revision(self) -> str | None:
         return ScriptDirectory.from_config(self.alembic_config()).get_current_head()

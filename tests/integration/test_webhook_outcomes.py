@@ -177,6 +177,18 @@ def test_a_customer_is_upserted_deleted_and_then_refuses_newer_updates(
     assert state["values"]["email"] is None
 
 
+def test_a_refused_delivery_stores_nothing_so_its_retry_is_a_first_delivery(
+    client: TestClient, partner: Partner, store: Store
+) -> None:
+    good = create(partner)
+    tampered = Request(good.key, good.body.replace(b"5000", b"9000"), good.headers)
+    assert post(client, tampered)[0] == 401
+    assert store.delivery("acme", good.key) is None
+    retry = partner.sign(good.body, key=good.key)
+    status, body, _ = post(client, retry)
+    assert (status, body["outcome"]) == (200, "applied")
+
+
 def test_health_is_open_and_ready_means_migrated(client: TestClient) -> None:
     assert client.get("/healthz").json() == {"status": "ok"}
     response = client.get("/readyz")
