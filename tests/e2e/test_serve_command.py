@@ -1,0 +1,98 @@
+"""``idemsync serve`` as a user runs it: a real process, a real socket, on
+both backends (contract sections 2 and 4)."""
+
+from __future__ import annotations
+
+import subprocess
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.conftest import PG_SERVER, pg_execute, postgres_or_skip
+from tests.e2e.conftest import Server, free_port, serve_command, server_env
+from tests.partner import Partner
+from tests.store import Store
+
+pytestmark = pytest.mark.e2e
+
+
+def test_a_signed_webhook_is_applied_over_the_socket_and_its_retry_is_a_duplicate(
+    server: Server, partner: Partner, store: Store
+) -> None:
+    request = partner.event(
+        "order.created",
+        order_id="ord_e2e",
+        customer_id="cus_e2e",
+        currency="EUR",
+        total_cents=4200,
+    )
+    url = f"{server.base_url}/webhooks/acme"
+    with httpx.Client(timeout=10) as client:
+        first = client.post(url, content=request.body, headers=request.headers)
+        again = client.post(url, content=request.body, headers=request.headers)
+
+    assert first.status_code == 200, first.text
+    assert first.json() == {
+        "outcome": "applied",
+        "source": "acme",
+        "key": request.key,
+        "aggregate": {"type": "order", "id": "ord_e2e", "version": 2},
+    }
+    assert "idempotent-replayed" not in first.headers
+    assert again.status_code == 200, again.text
+    assert again.headers["idempotent-replayed"] == "true"
+    assert again.json() == {
+        "outcome": "duplicate",
+        "source": "acme",
+        "key": request.key,
+        "first": first.json(),
+    }
+    assert store.keys() == {("acme", request.key)}
+    assert store.count("idemsync_events") == 2
+
+
+def test_readyz_is_200_on_a_migrated_store(server: Server) -> None:
+    response = httpx.get(f"{server.base_url}/readyz", timeout=10)
+    assert response.status_code == 200, response.text
+    assert response.json() == {"status": "ready"}
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def unmigrated_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A database that exists (PostgreSQL) or not (SQLite) but has no schema."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'fresh' / 'idemsync.db'}"
+        return
+    postgres_or_skip()
+    name = f"idemsync_empty_{uuid.uuid4().hex[:8]}"
+    pg_execute(f"CREATE DATABASE {name}")
+    try:
+        yield f"{PG_SERVER}/{name}"
+    finally:
+        pg_execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+def test_serve_refuses_an_unmigrated_database_and_names_the_command_to_run(
+    unmigrated_url: str, secret: str, tmp_path: Path
+) -> None:
+    port = free_port()
+    finished = subprocess.run(
+        serve_command(port),
+        env=server_env(tmp_path, unmigrated_url, secret),
+        cwd=tmp_path,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    output = finished.stdout + finished.stderr
+    assert finished.returncode != 0, output
+    assert "idemsync db upgrade" in output, output
+    with pytest.raises(httpx.TransportError):
+        httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1)
+    if unmigrated_url.startswith("sqlite:///"):
+        path = Path(unmigrated_url.removeprefix("sqlite:///"))
+        assert not path.exists(), "refusing to serve must not create the database"
