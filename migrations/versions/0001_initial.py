@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2025-11-29
+Create Date: 2026-11-29
 
 The event table (and on PostgreSQL its index and composite type) is created
 exactly as eventsourcing 9.5.6 would create it for an application named
