@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from types import MappingProxyType
 from typing import Any
 
 from eventsourcing.domain import event
@@ -40,43 +41,12 @@ class Customer(SyncedObject):
             )
         return changes
 
-    def record(
-        self,
-        command: Command,
-        changes: dict[str, Any],
-        position: Position,
-        source: str,
-        key: str,
-    ) -> None:
-        trigger = (
-            self._deleted if isinstance(command, DeleteCustomer) else self._upserted
-        )
-        trigger(
-            changes=changes,
-            position=list(position),
-            source=source,
-            key=key,
-            occurred_at=command.occurred_at.isoformat(),
-        )
+    class Upserted(SyncedObject.Changed):
+        """The partner created or updated the customer."""
 
-    @event("Upserted")
-    def _upserted(
-        self,
-        changes: dict[str, Any],
-        position: list[Any],
-        source: str,
-        key: str,
-        occurred_at: str,
-    ) -> None:
-        self._apply(changes, position)
+    class Deleted(SyncedObject.Changed):
+        """The customer was deleted; the personal fields are cleared."""
 
-    @event("Deleted")
-    def _deleted(
-        self,
-        changes: dict[str, Any],
-        position: list[Any],
-        source: str,
-        key: str,
-        occurred_at: str,
-    ) -> None:
-        self._apply(changes, position)
+    events = MappingProxyType(
+        {"customer.upserted": Upserted, "customer.deleted": Deleted}
+    )

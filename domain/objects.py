@@ -4,7 +4,8 @@ last-write-wins by position, and commands parked until the object exists."""
 from __future__ import annotations
 
 import uuid
-from typing import Any, ClassVar
+from collections.abc import Mapping
+from typing import Any, ClassVar, cast
 
 from eventsourcing.domain import Aggregate, event
 
@@ -39,6 +40,22 @@ class SyncedObject(Aggregate):
     kind: ClassVar[str]
     transitions: ClassVar[dict[str | None, dict[str, Verdict]]]
     status_of: ClassVar[dict[str, str]]
+    events: ClassVar[Mapping[str, type[Changed]]]
+    """The event class of each command type."""
+
+    class Changed(Aggregate.Event):
+        """A command took effect: ``changes`` holds the fields it took (with
+        ``status`` when the status moved), all at ``position``. ``source``,
+        ``key`` and ``occurred_at`` (the source's time) say which delivery."""
+
+        changes: dict[str, Any]
+        position: list[Any]
+        source: str
+        key: str
+        occurred_at: str
+
+        def apply(self, aggregate: Aggregate) -> None:
+            cast(SyncedObject, aggregate)._apply(self.changes, self.position)
 
     def _start(self, object_id: str) -> None:
         """Initial state (not annotated on the class: eventsourcing would take
@@ -124,8 +141,15 @@ class SyncedObject(Aggregate):
         source: str,
         key: str,
     ) -> None:
-        """Trigger the event of ``command``'s type (subclasses map the types)."""
-        raise NotImplementedError
+        """Trigger the event of ``command``'s type."""
+        self.trigger_event(
+            self.events[command.type],
+            changes=changes,
+            position=list(position),
+            source=source,
+            key=key,
+            occurred_at=command.occurred_at.isoformat(),
+        )
 
     def _is_newer(self, name: str, position: Position) -> bool:
         known = self.positions.get(name)

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import uuid
-from typing import Any
+from types import MappingProxyType
 
 from eventsourcing.domain import event
 
-from domain.commands import Command
 from domain.objects import NAMESPACE, SyncedObject
-from domain.rules import ORDER_STATUS_OF, ORDER_TRANSITIONS, Position
+from domain.rules import ORDER_STATUS_OF, ORDER_TRANSITIONS
 
 
 class Order(SyncedObject):
@@ -29,92 +28,31 @@ class Order(SyncedObject):
     def __init__(self, object_id: str) -> None:
         self._start(object_id)
 
-    def record(
-        self,
-        command: Command,
-        changes: dict[str, Any],
-        position: Position,
-        source: str,
-        key: str,
-    ) -> None:
-        trigger = {
-            "order.created": self._created,
-            "order.paid": self._paid,
-            "order.shipped": self._shipped,
-            "order.delivered": self._delivered,
-            "order.cancelled": self._cancelled,
-            "order.refunded": self._refunded,
-        }[command.type]
-        trigger(
-            changes=changes,
-            position=list(position),
-            source=source,
-            key=key,
-            occurred_at=command.occurred_at.isoformat(),
-        )
+    class Created(SyncedObject.Changed):
+        """The partner created the order."""
 
-    @event("Created")
-    def _created(
-        self,
-        changes: dict[str, Any],
-        position: list[Any],
-        source: str,
-        key: str,
-        occurred_at: str,
-    ) -> None:
-        self._apply(changes, position)
+    class Paid(SyncedObject.Changed):
+        """The order was paid (``paid_cents`` is the amount paid in total)."""
 
-    @event("Paid")
-    def _paid(
-        self,
-        changes: dict[str, Any],
-        position: list[Any],
-        source: str,
-        key: str,
-        occurred_at: str,
-    ) -> None:
-        self._apply(changes, position)
+    class Shipped(SyncedObject.Changed):
+        """The order was handed to a carrier."""
 
-    @event("Shipped")
-    def _shipped(
-        self,
-        changes: dict[str, Any],
-        position: list[Any],
-        source: str,
-        key: str,
-        occurred_at: str,
-    ) -> None:
-        self._apply(changes, position)
+    class Delivered(SyncedObject.Changed):
+        """The order reached the customer."""
 
-    @event("Delivered")
-    def _delivered(
-        self,
-        changes: dict[str, Any],
-        position: list[Any],
-        source: str,
-        key: str,
-        occurred_at: str,
-    ) -> None:
-        self._apply(changes, position)
+    class Cancelled(SyncedObject.Changed):
+        """The order was cancelled."""
 
-    @event("Cancelled")
-    def _cancelled(
-        self,
-        changes: dict[str, Any],
-        position: list[Any],
-        source: str,
-        key: str,
-        occurred_at: str,
-    ) -> None:
-        self._apply(changes, position)
+    class Refunded(SyncedObject.Changed):
+        """Money went back (``refunded_cents`` is the refunded total)."""
 
-    @event("Refunded")
-    def _refunded(
-        self,
-        changes: dict[str, Any],
-        position: list[Any],
-        source: str,
-        key: str,
-        occurred_at: str,
-    ) -> None:
-        self._apply(changes, position)
+    events = MappingProxyType(
+        {
+            "order.created": Created,
+            "order.paid": Paid,
+            "order.shipped": Shipped,
+            "order.delivered": Delivered,
+            "order.cancelled": Cancelled,
+            "order.refunded": Refunded,
+        }
+    )
