@@ -2,7 +2,8 @@
 
 A mapping (``infrastructure.mappings``) turns a partner's payload into zero or
 more of these. Each command names one object and carries the values it states,
-the source's ``sequence`` when it has one and the source time it occurred at;
+the source's ``sequence`` when it has one, the source time it occurred at and,
+where the mapping knows one, a ``progress`` counter from the object's state;
 the position that orders it against the object's other events is derived from
 those (see ``domain.rules``).
 """
@@ -33,6 +34,7 @@ class Command:
     aggregate: ClassVar[str]
     occurred_at: datetime
     sequence: int | None = None
+    progress: int = 0
 
     @property
     def object_id(self) -> str:
@@ -47,7 +49,7 @@ class Command:
         value = (
             self.sequence if self.sequence is not None else _micros(self.occurred_at)
         )
-        return (value, RANK[self.type], key)
+        return (value, RANK[self.type], self.progress, key)
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready form, for parking the command inside an event."""

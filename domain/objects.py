@@ -25,14 +25,14 @@ NAMESPACE = uuid.UUID("6f0c1e0a-6f4b-4c1e-9a38-1d2d0b1d5e57")
 
 
 def position_of(stored: list[Any] | tuple[Any, ...]) -> Position:
-    value, rank, key = stored
-    return (int(value), int(rank), str(key))
+    value, rank, progress, key = stored
+    return (int(value), int(rank), int(progress), str(key))
 
 
 class SyncedObject(Aggregate):
     """A partner's object as idemsync knows it.
 
-    Subclasses give the transition table and one ``@event`` method per
+    Subclasses give the transition table and one ``Changed`` event class per
     command type; the rules that decide between applied, stale, rejected and
     parked live here, once.
     """
@@ -68,6 +68,7 @@ class SyncedObject(Aggregate):
 
     @property
     def exists(self) -> bool:
+        """Created by the partner (not merely tracked because of a parked event)."""
         return self.status is not None
 
     def state(self) -> dict[str, Any]:

@@ -4,11 +4,14 @@ This module is the one place that says what a status event does to an object.
 It is data, not code, so that an auditor can read it and a test can check it
 cell by cell.
 
-Every event has a *position*: ``(value, rank, key)``, compared as a tuple.
-``value`` is the source's ``data.sequence`` when present, else the envelope
-timestamp in microseconds since the epoch; ``rank`` is the event type's
-lifecycle rank and ``key`` the delivery's idempotency key, so that the order is
-total and the same in every process.
+Every event has a *position*: ``(value, rank, progress, key)``, compared as a
+tuple. ``value`` is the source's ``sequence`` when it has one, else the time
+the event occurred in microseconds since the epoch; ``rank`` is the event
+type's lifecycle rank; ``progress`` is a counter from the object's own state
+that only grows (0 unless a mapping knows one, e.g. Stripe's
+``amount_refunded``: Stripe's clock counts whole seconds); ``key`` is the
+delivery's idempotency key, so that the order is total and the same in every
+process.
 """
 
 from __future__ import annotations
@@ -40,8 +43,8 @@ C, P, A, S, R = (
     Verdict.REJECT,
 )
 
-Position = tuple[int, int, str]
-"""(sequence or timestamp in microseconds, lifecycle rank, idempotency key)."""
+Position = tuple[int, int, int, str]
+"""(sequence or time in microseconds, lifecycle rank, progress, idempotency key)."""
 
 ORDER_EVENTS: Final = (
     "order.created",
