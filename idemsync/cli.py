@@ -29,6 +29,7 @@ def database_of(settings: Settings) -> Database:
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     import uvicorn
 
+    build_sources(settings)
     database = database_of(settings)
     try:
         database.check_ready()
@@ -66,13 +67,17 @@ def cmd_db_current(args: argparse.Namespace, settings: Settings) -> int:
     return 0 if current == head else 1
 
 
-def cmd_config_check(args: argparse.Namespace, settings: Settings) -> int:
+def build_sources(settings: Settings) -> None:
+    """Build every source's scheme and mapping: configuration errors show now,
+    not in the first request."""
     from infrastructure.intake import Source
-    from infrastructure.mappings import load_mapping
-    from infrastructure.schemes import build_scheme
 
     for source in settings.sources.values():
-        Source(source, build_scheme(source), load_mapping(source.mapping))
+        Source.build(source)
+
+
+def cmd_config_check(args: argparse.Namespace, settings: Settings) -> int:
+    build_sources(settings)
     names = ", ".join(settings.sources) or "none"
     print(f"{settings.config_path}: ok; sources: {names}")
     return 0
@@ -155,5 +160,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as error:
         print(f"idemsync: configuration error: {error}", file=sys.stderr)
         return 2
-    code: int = args.run(args, settings)
+    try:
+        code: int = args.run(args, settings)
+    except ConfigError as error:
+        print(f"idemsync: configuration error: {error}", file=sys.stderr)
+        return 2
     return code

@@ -20,7 +20,8 @@ from domain.application import SyncService, TooMuchContention
 from domain.delivery import Answer, Delivery
 from infrastructure.mappings import InvalidPayload, PayloadMapping, load_mapping
 from infrastructure.schemes import Scheme, Unauthorized, build_scheme
-from infrastructure.settings import Settings, SourceSettings
+from infrastructure.schemes.keys import KeyFinder
+from infrastructure.settings import ConfigError, Settings, SourceSettings
 
 UNSTORED_HEADERS = frozenset({"authorization", "cookie", "proxy-authorization"})
 
@@ -61,10 +62,26 @@ class Source:
     settings: SourceSettings
     scheme: Scheme
     mapping: PayloadMapping
+    key: KeyFinder
 
     @property
     def name(self) -> str:
         return self.settings.name
+
+    @staticmethod
+    def build(settings: SourceSettings) -> Source:
+        """Build the scheme and load the mapping (a ConfigError or an
+        ImportError here is a configuration error, found at start)."""
+        scheme = build_scheme(settings)
+        key = KeyFinder(settings.name, scheme, settings.key, settings.key_fallback)
+        try:
+            mapping = load_mapping(settings.mapping)
+        except (ImportError, AttributeError, ValueError) as error:
+            raise ConfigError(
+                f"sources.{settings.name}.mapping: cannot load "
+                f"{settings.mapping!r}: {error}"
+            ) from error
+        return Source(settings, scheme, mapping, key)
 
 
 class Intake:
@@ -79,8 +96,7 @@ class Intake:
         self.service = service
         self.clock = clock
         self.sources = {
-            name: Source(source, build_scheme(source), load_mapping(source.mapping))
-            for name, source in settings.sources.items()
+            name: Source.build(source) for name, source in settings.sources.items()
         }
 
     def source(self, name: str) -> Source:
@@ -102,7 +118,7 @@ class Intake:
                 "signature missing or invalid",
                 detail=refusal.reason,
             ) from refusal
-        key = source.scheme.key(headers, body)
+        key = source.key(headers, body)
         if not key:
             raise Refused(400, "missing_key", "the delivery has no idempotency key")
         try:

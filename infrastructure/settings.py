@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
+from typing import Any
 
 from infrastructure.config_fields import (
     ConfigError,
@@ -45,6 +46,12 @@ EXAMPLE_CONFIG = Path(__file__).resolve().parents[1] / "idemsync.example.toml"
 TOP_LEVEL_TABLES = ("database", "server", "sources", "tokens")
 SOURCE_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 MAPPING_NAME = re.compile(r"^[A-Za-z_][\w.]*(:[A-Za-z_]\w*)?$")
+HMAC_KEYS = (
+    "signature_header",
+    "signature_encoding",
+    "signature_prefix",
+    "timestamp_header",
+)
 SOURCE_KEYS = (
     "scheme",
     "secrets",
@@ -52,7 +59,12 @@ SOURCE_KEYS = (
     "mapping",
     "max_body_bytes",
     "retention_days",
+    "key",
+    "key_fallback",
+    *HMAC_KEYS,
 )
+KEY_LOCATION = re.compile(r"^(header:[A-Za-z0-9_-]+|body:\$(\.[A-Za-z0-9_-]+)+)$")
+HEADER_NAME = re.compile(r"^[A-Za-z0-9_-]+$")
 
 
 @dataclass(frozen=True)
@@ -66,6 +78,16 @@ class SourceSettings:
     mapping: str = "standard"
     max_body_bytes: int = 1_048_576
     retention_days: int = 30
+    key: str | None = None
+    """Where the idempotency key is: ``header:NAME`` or ``body:$.path``;
+    None for the scheme's own (``webhook-id``, Stripe's ``id``, …)."""
+    key_fallback: str = "none"
+    """``body-hash``: a delivery without a key gets sha256(source, body)."""
+    signature_header: str | None = None
+    signature_encoding: str = "hex"
+    signature_prefix: str = ""
+    timestamp_header: str | None = None
+    """hmac-sha256 only: when set, the signed content is ``{timestamp}.{body}``."""
 
 
 @dataclass(frozen=True)
@@ -162,6 +184,8 @@ def _source(
             f"{where}.mapping: expected a built-in name or 'package.module:function'"
         )
     return SourceSettings(
+        **_key_options(fields, where),
+        **_hmac_options(fields, where, scheme),
         name=name,
         scheme=scheme,
         secrets=_secrets(fields.get("secrets", []), f"{where}.secrets", scheme, environ)
@@ -172,6 +196,50 @@ def _source(
         max_body_bytes=read_positive_int(fields, where, "max_body_bytes", 1_048_576),
         retention_days=read_positive_int(fields, where, "retention_days", 30),
     )
+
+
+def _key_options(fields: Mapping[str, object], where: str) -> dict[str, Any]:
+    options: dict[str, Any] = {}
+    if "key" in fields:
+        key = read_string(fields, where, "key", "")
+        if not KEY_LOCATION.match(key):
+            raise ConfigError(
+                f'{where}.key: expected "header:NAME" or "body:$.path.to.key"'
+            )
+        options["key"] = key
+    fallback = read_string(fields, where, "key_fallback", "none")
+    if fallback not in ("none", "body-hash"):
+        raise ConfigError(f'{where}.key_fallback: expected "none" or "body-hash"')
+    options["key_fallback"] = fallback
+    return options
+
+
+def _hmac_options(
+    fields: Mapping[str, object], where: str, scheme: str
+) -> dict[str, Any]:
+    given = [key for key in HMAC_KEYS if key in fields]
+    if scheme != "hmac-sha256":
+        if given:
+            raise ConfigError(f"{where}.{given[0]}: only for scheme hmac-sha256")
+        return {}
+    if "signature_header" not in fields:
+        raise ConfigError(f"{where}.signature_header: required for hmac-sha256")
+    options: dict[str, Any] = {}
+    for header in ("signature_header", "timestamp_header"):
+        if header in fields:
+            value = read_string(fields, where, header, "")
+            if not HEADER_NAME.match(value):
+                raise ConfigError(f"{where}.{header}: expected a header name")
+            options[header] = value.lower()
+    encoding = read_string(fields, where, "signature_encoding", "hex")
+    if encoding not in ("hex", "base64"):
+        raise ConfigError(f'{where}.signature_encoding: expected "hex" or "base64"')
+    options["signature_encoding"] = encoding
+    prefix = fields.get("signature_prefix", "")
+    if not isinstance(prefix, str):
+        raise ConfigError(f"{where}.signature_prefix: expected a string")
+    options["signature_prefix"] = prefix
+    return options
 
 
 def _secrets(

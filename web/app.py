@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -14,6 +15,8 @@ from infrastructure.persistence.database import Database
 from infrastructure.settings import Settings, load_settings
 from web.health import healthz, readyz
 from web.webhooks import receive_webhook
+
+log = logging.getLogger("idemsync")
 
 
 def create_app(settings: Settings) -> Starlette:
@@ -42,6 +45,13 @@ def create_app(settings: Settings) -> Starlette:
     app.state.settings = settings
     app.state.database = database
     app.state.intake = Intake(settings, service)
+    for source in settings.sources.values():
+        if source.scheme == "none":
+            log.warning(
+                "!!! source %r accepts UNSIGNED webhooks (scheme none): "
+                "anyone can write to it. Development only. !!!",
+                source.name,
+            )
     return app
 
 

@@ -2,15 +2,18 @@
 
 A mapping is a function ``(body: bytes, headers) -> Sequence[Command] |
 Ignored`` that raises ``InvalidPayload`` (naming the field path) for a payload
-it cannot read. ``standard`` is built in; any ``package.module:function`` with
-that signature can be configured per source.
+it cannot read. ``standard`` and ``stripe`` are built in; any
+``package.module:function`` with that signature can be configured per source.
 """
 
 from __future__ import annotations
 
 import importlib
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+
+import msgspec
 
 from domain.commands import Command, Ignored
 
@@ -36,12 +39,29 @@ class InvalidPayload(Exception):
         return InvalidPayload(message[: found.start()], found.group(1))
 
 
+@contextmanager
+def decoding() -> Iterator[None]:
+    """Turn every way msgspec can refuse a body into ``InvalidPayload``."""
+    try:
+        yield
+    except (msgspec.ValidationError, msgspec.DecodeError) as error:
+        raise InvalidPayload.from_msgspec(error) from error
+    except RecursionError as error:
+        raise InvalidPayload("JSON is nested too deeply") from error
+    except UnicodeDecodeError as error:
+        raise InvalidPayload(f"body is not valid UTF-8: {error.reason}") from error
+
+
 def load_mapping(name: str) -> PayloadMapping:
     """The built-in mapping ``name``, or the function ``package.module:function``."""
     if name == "standard":
         from infrastructure.mappings.standard import map_standard
 
         return map_standard
+    if name == "stripe":
+        from infrastructure.mappings.stripe import map_stripe
+
+        return map_stripe
     module_name, _, function_name = name.partition(":")
     if not function_name:
         raise ValueError(

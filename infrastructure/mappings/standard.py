@@ -16,7 +16,7 @@ import msgspec
 from msgspec import UNSET, Meta, Struct, UnsetType
 
 from domain import commands as c
-from infrastructure.mappings import InvalidPayload
+from infrastructure.mappings import decoding
 
 ObjectId = Annotated[str, Meta(min_length=1, max_length=200)]
 Cents = Annotated[int, Meta(ge=0, le=10**15)]
@@ -182,15 +182,9 @@ def map_standard(
     body: bytes, headers: Mapping[str, str]
 ) -> Sequence[c.Command] | c.Ignored:
     """Decode the envelope and return its one command, or ``Ignored``."""
-    try:
+    with decoding():
         head = _head_decoder.decode(body)
         if head.type not in TYPES:
             return c.Ignored(f"no mapping for type {head.type!r}")
         event = _event_decoder.decode(body)
-    except (msgspec.ValidationError, msgspec.DecodeError) as error:
-        raise InvalidPayload.from_msgspec(error) from error
-    except RecursionError as error:
-        raise InvalidPayload("JSON is nested too deeply") from error
-    except UnicodeDecodeError as error:
-        raise InvalidPayload(f"body is not valid UTF-8: {error.reason}") from error
     return [to_command(event)]

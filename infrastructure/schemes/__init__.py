@@ -42,15 +42,29 @@ def build_scheme(source: SourceSettings) -> Scheme:
     A secret the scheme cannot use raises :class:`ConfigError` naming
     ``sources.<name>.secrets[<index>]``.
     """
+    from infrastructure.schemes.github import GitHub
+    from infrastructure.schemes.hmac_sha256 import HmacSha256
+    from infrastructure.schemes.none import Unsigned
+    from infrastructure.schemes.shopify import Shopify
     from infrastructure.schemes.standard_webhooks import InvalidSecret, StandardWebhooks
+    from infrastructure.schemes.stripe import Stripe
 
-    if source.scheme == "standard-webhooks":
-        try:
-            return StandardWebhooks(source.secrets, source.tolerance_seconds)
-        except InvalidSecret as exc:
-            raise ConfigError(
-                f"sources.{source.name}.secrets[{exc.index}]: {exc}"
-            ) from exc
-    raise NotImplementedError(
-        f"scheme {source.scheme!r} arrives with the sources issue"
-    )
+    match source.scheme:
+        case "standard-webhooks":
+            try:
+                return StandardWebhooks(source.secrets, source.tolerance_seconds)
+            except InvalidSecret as exc:
+                raise ConfigError(
+                    f"sources.{source.name}.secrets[{exc.index}]: {exc}"
+                ) from exc
+        case "stripe":
+            return Stripe(source.secrets, source.tolerance_seconds)
+        case "github":
+            return GitHub(source.secrets)
+        case "shopify":
+            return Shopify(source.secrets)
+        case "hmac-sha256":
+            return HmacSha256(source)
+        case "none":
+            return Unsigned()
+    raise ConfigError(f"sources.{source.name}.scheme: unknown scheme {source.scheme!r}")
