@@ -9,6 +9,7 @@ Session's ``client_reference_id`` (or ``metadata.order_id``) and in the
 | Stripe type | command |
 |---|---|
 | ``checkout.session.completed`` | create order; mark paid if ``payment_status`` |
+| ``checkout.session.async_payment_succeeded`` | create order and mark paid |
 | ``payment_intent.succeeded`` | mark paid (``amount_received``) |
 | ``payment_intent.canceled`` | cancel (``cancellation_reason``) |
 | ``charge.refunded`` | refund (``amount_refunded``, the refunded total) |
@@ -66,8 +67,8 @@ class CheckoutSession(Metadata, kw_only=True):
     id: Id
     client_reference_id: Id | None = None
     customer: Id | None = None
-    currency: Annotated[str, Meta(pattern="^[A-Za-z]{3}$")]
-    amount_total: Cents
+    currency: Annotated[str, Meta(pattern="^[A-Za-z]{3}$")] | None = None
+    amount_total: Cents | None = None
     payment_status: str = "unpaid"
 
 
@@ -98,11 +99,17 @@ def _no_order(kind: str) -> c.Ignored:
     return c.Ignored(f"{kind} without metadata.order_id: not an idemsync order")
 
 
-def checkout_completed(event: Event[CheckoutSession]) -> list[c.Command] | c.Ignored:
+def checkout_completed(
+    event: Event[CheckoutSession], event_paid: bool = False
+) -> list[c.Command] | c.Ignored:
+    """The order, and its payment when the session says it is paid
+    (``event_paid``: the event itself says so, as the async success does)."""
     session, at = event.data.object, _at(event)
     order_id = session.client_reference_id or session.order_id
     if order_id is None:
         return c.Ignored("checkout session without client_reference_id")
+    if session.amount_total is None or session.currency is None:
+        return c.Ignored("checkout session without an amount (setup mode)")
     commands: list[c.Command] = [
         c.CreateOrder(
             order_id=order_id,
@@ -112,7 +119,7 @@ def checkout_completed(event: Event[CheckoutSession]) -> list[c.Command] | c.Ign
             occurred_at=at,
         )
     ]
-    if session.payment_status == "paid":
+    if session.payment_status == "paid" or event_paid:
         commands.append(
             c.MarkPaid(
                 order_id=order_id, amount_cents=session.amount_total, occurred_at=at
@@ -183,6 +190,10 @@ HANDLERS: dict[str, tuple[msgspec.json.Decoder[Any], Handler]] = {
     "checkout.session.completed": (
         msgspec.json.Decoder(Event[CheckoutSession]),
         checkout_completed,
+    ),
+    "checkout.session.async_payment_succeeded": (
+        msgspec.json.Decoder(Event[CheckoutSession]),
+        lambda event: checkout_completed(event, event_paid=True),
     ),
     "payment_intent.succeeded": (
         msgspec.json.Decoder(Event[PaymentIntent]),

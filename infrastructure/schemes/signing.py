@@ -41,7 +41,7 @@ def required(headers: Mapping[str, str], *names: str) -> str:
 
 def check_timestamp(value: str, now: float, tolerance_seconds: int) -> None:
     """A signed unix timestamp must be within the window, past and future."""
-    if not (value.isascii() and value.isdigit()):
+    if not (value.isascii() and value.isdigit() and len(value) <= 12):
         raise Unauthorized("invalid timestamp")
     if abs(now - int(value)) > tolerance_seconds:
         raise Unauthorized("timestamp outside tolerance")

@@ -60,11 +60,11 @@ class StandardWebhooks:
         timestamp = required(headers, "webhook-timestamp", "svix-timestamp")
         signature = required(headers, "webhook-signature", "svix-signature")
         check_timestamp(timestamp, now, self._tolerance)
-        check_signatures(
-            self._keys,
-            signed_content(msg_id, timestamp, body),
-            _v1_signatures(signature),
-        )
+        candidates = _v1_signatures(signature)
+        if not candidates:
+            raise Unauthorized("no v1 signature")
+        signed = signed_content(msg_id, timestamp, body)
+        check_signatures(self._keys, signed, candidates)
 
     def key(self, headers: Mapping[str, str], body: bytes) -> str | None:
         """The ``webhook-id`` (or ``svix-id``): the same across retries."""

@@ -1,0 +1,348 @@
+"""The source keys for idempotency keys and the generic HMAC scheme (contract
+section 3): each error names ``sources.<name>.<key>``, and every scheme builds
+from a loaded file."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+from pathlib import Path
+
+import pytest
+
+from infrastructure.schemes import build_scheme
+from infrastructure.schemes.github import GitHub
+from infrastructure.schemes.hmac_sha256 import HmacSha256
+from infrastructure.schemes.none import Unsigned
+from infrastructure.schemes.shopify import Shopify
+from infrastructure.schemes.standard_webhooks import StandardWebhooks
+from infrastructure.schemes.stripe import Stripe
+from infrastructure.settings import (
+    KNOWN_SCHEMES,
+    ConfigError,
+    SourceSettings,
+    load_settings,
+)
+
+ENVIRON = {
+    "PARTNER_SECRET": "partner-signing-key",
+    "PARTNER_SECRET_PREVIOUS": "partner-previous-key",
+    "ACME_SECRET": "whsec_" + base64.b64encode(b"acme standard webhooks").decode(),
+    "STRIPE_SECRET": "whsec_4eC39HqLyjWDarjtT1zdp7dc",
+    "GITHUB_SECRET": "It's a Secret to Everybody",
+    "SHOPIFY_SECRET": "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",
+}
+NON_HMAC = [scheme for scheme in KNOWN_SCHEMES if scheme != "hmac-sha256"]
+HMAC_KEYS = {
+    "signature_header": '"X-Signature"',
+    "signature_encoding": '"hex"',
+    "signature_prefix": '"sha256="',
+    "timestamp_header": '"X-Timestamp"',
+}
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "idemsync.toml"
+    path.write_text(text)
+    return path
+
+
+def source(tmp_path: Path, body: str, name: str = "partner") -> SourceSettings:
+    settings = load_settings(write(tmp_path, f"[sources.{name}]\n{body}"), ENVIRON)
+    return settings.sources[name]
+
+
+def error_for(tmp_path: Path, body: str, name: str = "partner") -> str:
+    with pytest.raises(ConfigError) as refused:
+        source(tmp_path, body, name)
+    return str(refused.value)
+
+
+def hmac_source(*lines: str) -> str:
+    return "\n".join(
+        [
+            'scheme = "hmac-sha256"',
+            'secrets = ["env:PARTNER_SECRET"]',
+            *lines,
+        ]
+    )
+
+
+GITHUB = 'scheme = "github"\nsecrets = ["env:GITHUB_SECRET"]\n'
+
+
+# -- key -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "location",
+    [
+        "header:X-Id",
+        "header:X-Request-Id",
+        "header:idempotency_key",
+        "body:$.id",
+        "body:$.data.object.id",
+        "body:$.event-id",
+    ],
+)
+def test_key_accepts_a_header_or_a_body_path(tmp_path: Path, location: str) -> None:
+    assert source(tmp_path, GITHUB + f'key = "{location}"').key == location
+
+
+def test_key_defaults_to_the_schemes_own(tmp_path: Path) -> None:
+    settings = source(tmp_path, GITHUB)
+    assert settings.key is None
+    assert settings.key_fallback == "none"
+
+
+@pytest.mark.parametrize(
+    "location",
+    [
+        '""',
+        '"X-Id"',
+        '"header:"',
+        '"header:X Id"',
+        '"header:X-Id:extra"',
+        '"body:id"',
+        '"body:$"',
+        '"body:$."',
+        '"body:$.data..id"',
+        '"body:$.data[0].id"',
+        '"body:$.id "',
+        '"query:id"',
+        '"HEADER:X-Id"',
+        "42",
+        '["header:X-Id"]',
+    ],
+)
+def test_key_refuses_anything_else_naming_the_key(
+    tmp_path: Path, location: str
+) -> None:
+    error = error_for(tmp_path, GITHUB + f"key = {location}")
+    assert error.startswith("sources.partner.key:")
+
+
+@pytest.mark.parametrize("fallback", ["none", "body-hash"])
+def test_key_fallback_accepts_none_or_body_hash(tmp_path: Path, fallback: str) -> None:
+    settings = source(tmp_path, GITHUB + f'key_fallback = "{fallback}"')
+    assert settings.key_fallback == fallback
+
+
+@pytest.mark.parametrize(
+    "fallback", ['""', '"hash"', '"sha256"', '"body_hash"', '"Body-Hash"', "true"]
+)
+def test_key_fallback_refuses_anything_else_naming_the_key(
+    tmp_path: Path, fallback: str
+) -> None:
+    error = error_for(tmp_path, GITHUB + f"key_fallback = {fallback}")
+    assert error.startswith("sources.partner.key_fallback:")
+
+
+def test_key_and_key_fallback_apply_to_every_scheme(tmp_path: Path) -> None:
+    for scheme in KNOWN_SCHEMES:
+        secrets = 'secrets = ["env:PARTNER_SECRET"]\n' if scheme != "none" else ""
+        extra = 'signature_header = "X-Signature"\n' if scheme == "hmac-sha256" else ""
+        if scheme == "standard-webhooks":
+            secrets = 'secrets = ["env:ACME_SECRET"]\n'
+        text = (
+            f'scheme = "{scheme}"\n{secrets}{extra}'
+            'key = "header:X-Request-Id"\nkey_fallback = "body-hash"\n'
+        )
+        settings = source(tmp_path, text)
+        assert (settings.key, settings.key_fallback) == (
+            "header:X-Request-Id",
+            "body-hash",
+        )
+
+
+# -- hmac-sha256 -----------------------------------------------------------------------
+
+
+def test_hmac_sha256_requires_signature_header(tmp_path: Path) -> None:
+    error = error_for(tmp_path, hmac_source())
+    assert error.startswith("sources.partner.signature_header:")
+
+
+def test_hmac_sha256_defaults_to_hex_without_prefix_or_timestamp(
+    tmp_path: Path,
+) -> None:
+    settings = source(tmp_path, hmac_source('signature_header = "X-Signature"'))
+    assert settings.signature_header == "x-signature"
+    assert settings.signature_encoding == "hex"
+    assert settings.signature_prefix == ""
+    assert settings.timestamp_header is None
+
+
+def test_hmac_sha256_reads_every_option_and_lower_cases_header_names(
+    tmp_path: Path,
+) -> None:
+    settings = source(
+        tmp_path,
+        hmac_source(
+            'signature_header = "X-Acme-Signature"',
+            'signature_encoding = "base64"',
+            'signature_prefix = "v1="',
+            'timestamp_header = "X-Acme-Timestamp"',
+            "tolerance_seconds = 120",
+        ),
+    )
+    assert settings.signature_header == "x-acme-signature"
+    assert settings.signature_encoding == "base64"
+    assert settings.signature_prefix == "v1="
+    assert settings.timestamp_header == "x-acme-timestamp"
+    assert settings.tolerance_seconds == 120
+
+
+@pytest.mark.parametrize("encoding", ["hex", "base64"])
+def test_signature_encoding_accepts_hex_or_base64(
+    tmp_path: Path, encoding: str
+) -> None:
+    settings = source(
+        tmp_path,
+        hmac_source('signature_header = "X-Sig"', f'signature_encoding = "{encoding}"'),
+    )
+    assert settings.signature_encoding == encoding
+
+
+@pytest.mark.parametrize(
+    "encoding", ['""', '"base32"', '"b64"', '"HEX"', '"base64url"', "16"]
+)
+def test_signature_encoding_refuses_anything_else_naming_the_key(
+    tmp_path: Path, encoding: str
+) -> None:
+    error = error_for(
+        tmp_path,
+        hmac_source('signature_header = "X-Sig"', f"signature_encoding = {encoding}"),
+    )
+    assert error.startswith("sources.partner.signature_encoding:")
+
+
+@pytest.mark.parametrize("header", ["signature_header", "timestamp_header"])
+@pytest.mark.parametrize("value", ['""', '"X Signature"', '"X-Sig:"', "7"])
+def test_a_header_option_that_is_not_a_header_name_is_refused(
+    tmp_path: Path, header: str, value: str
+) -> None:
+    lines = [f"{header} = {value}"]
+    if header != "signature_header":
+        lines.append('signature_header = "X-Sig"')
+    error = error_for(tmp_path, hmac_source(*lines))
+    assert error.startswith(f"sources.partner.{header}:")
+
+
+def test_signature_prefix_must_be_a_string(tmp_path: Path) -> None:
+    error = error_for(
+        tmp_path, hmac_source('signature_header = "X-Sig"', "signature_prefix = 1")
+    )
+    assert error.startswith("sources.partner.signature_prefix:")
+
+
+def test_hmac_sha256_requires_a_secret(tmp_path: Path) -> None:
+    text = 'scheme = "hmac-sha256"\nsignature_header = "X-Sig"\nsecrets = []\n'
+    assert error_for(tmp_path, text).startswith("sources.partner.secrets:")
+
+
+@pytest.mark.parametrize("scheme", NON_HMAC)
+@pytest.mark.parametrize("key", list(HMAC_KEYS))
+def test_the_hmac_keys_are_refused_for_other_schemes(
+    tmp_path: Path, scheme: str, key: str
+) -> None:
+    secret = "ACME_SECRET" if scheme == "standard-webhooks" else "PARTNER_SECRET"
+    text = f'scheme = "{scheme}"\nsecrets = ["env:{secret}"]\n{key} = {HMAC_KEYS[key]}'
+    error = error_for(tmp_path, text, name="other")
+    assert error.startswith(f"sources.other.{key}:")
+    assert "hmac-sha256" in error
+
+
+def test_an_unknown_source_key_is_refused_naming_it(tmp_path: Path) -> None:
+    error = error_for(tmp_path, hmac_source('signature_header = "X"', 'algo = "sha1"'))
+    assert error.startswith("sources.partner.algo:")
+
+
+# -- build_scheme from a loaded file ---------------------------------------------------
+
+EVERY_SCHEME = """
+[sources.acme]
+scheme = "standard-webhooks"
+secrets = ["env:ACME_SECRET"]
+
+[sources.payments]
+scheme = "stripe"
+secrets = ["env:STRIPE_SECRET"]
+mapping = "stripe"
+tolerance_seconds = 600
+
+[sources.repo]
+scheme = "github"
+secrets = ["env:GITHUB_SECRET"]
+
+[sources.shop]
+scheme = "shopify"
+secrets = ["env:SHOPIFY_SECRET"]
+key_fallback = "body-hash"
+
+[sources.partner]
+scheme = "hmac-sha256"
+secrets = ["env:PARTNER_SECRET", "env:PARTNER_SECRET_PREVIOUS"]
+signature_header = "X-Partner-Signature"
+signature_encoding = "base64"
+signature_prefix = "sha256="
+timestamp_header = "X-Partner-Timestamp"
+key = "body:$.event.id"
+
+[sources.dev]
+scheme = "none"
+"""
+BUILT = {
+    "acme": StandardWebhooks,
+    "payments": Stripe,
+    "repo": GitHub,
+    "shop": Shopify,
+    "partner": HmacSha256,
+    "dev": Unsigned,
+}
+
+
+def test_build_scheme_works_for_every_scheme_from_a_loaded_file(
+    tmp_path: Path,
+) -> None:
+    settings = load_settings(write(tmp_path, EVERY_SCHEME), ENVIRON)
+    assert {s.scheme for s in settings.sources.values()} == set(KNOWN_SCHEMES)
+    for name, cls in BUILT.items():
+        assert isinstance(build_scheme(settings.sources[name]), cls), name
+
+
+def test_a_loaded_hmac_source_verifies_what_its_partner_signs(tmp_path: Path) -> None:
+    settings = load_settings(write(tmp_path, EVERY_SCHEME), ENVIRON)
+    scheme = build_scheme(settings.sources["partner"])
+    body, at = b'{"event": {"id": "ev_1"}}', 1_730_455_200
+    for secret in (ENVIRON["PARTNER_SECRET"], ENVIRON["PARTNER_SECRET_PREVIOUS"]):
+        mac = hmac.new(secret.encode(), f"{at}.".encode() + body, hashlib.sha256)
+        headers = {
+            "x-partner-signature": "sha256=" + base64.b64encode(mac.digest()).decode(),
+            "x-partner-timestamp": str(at),
+        }
+        scheme.verify(headers, body, at + 10)
+
+
+def test_a_loaded_github_source_verifies_githubs_test_vector(tmp_path: Path) -> None:
+    settings = load_settings(write(tmp_path, EVERY_SCHEME), ENVIRON)
+    signature = (
+        "sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17"
+    )
+    build_scheme(settings.sources["repo"]).verify(
+        {"x-hub-signature-256": signature}, b"Hello, World!", 0
+    )
+
+
+def test_a_standard_webhooks_secret_that_is_not_base64_names_its_index(
+    tmp_path: Path,
+) -> None:
+    text = 'scheme = "standard-webhooks"\nsecrets = ["env:ACME_SECRET", "env:BAD"]\n'
+    environ = {**ENVIRON, "BAD": "whsec_!!not base64!!"}
+    settings = load_settings(write(tmp_path, f"[sources.acme]\n{text}"), environ)
+    with pytest.raises(ConfigError) as refused:
+        build_scheme(settings.sources["acme"])
+    message = str(refused.value)
+    assert message.startswith("sources.acme.secrets[1]:")
+    assert "!!not base64!!" not in message
