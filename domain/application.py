@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any, cast
 
 from eventsourcing.application import AggregateNotFoundError, Application
+from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import IntegrityError
 
 from domain.commands import Command, Ignored
@@ -40,6 +41,7 @@ from domain.errors import (
 )
 from domain.objects import SyncedObject
 from domain.order import Order
+from domain.receipt import Receipt
 
 AGGREGATES: dict[str, type[SyncedObject]] = {"order": Order, "customer": Customer}
 
@@ -50,11 +52,12 @@ class TooMuchContention(Exception):
 
 @dataclass(frozen=True)
 class Decision:
-    """A decided delivery, not yet committed: its answer, the objects with
-    pending events, and what became of parked deliveries it released."""
+    """A decided delivery, not yet committed: its answer, the aggregates with
+    pending events (objects and receipts), and what became of the parked
+    deliveries it released."""
 
     record: DeliveryRecord
-    objects: tuple[SyncedObject, ...]
+    aggregates: tuple[Aggregate, ...]
     resolutions: tuple[Resolution, ...]
 
     @property
@@ -78,7 +81,7 @@ class SyncService(Application[uuid.UUID]):
     ) -> Answer:
         """Decide and record ``delivery``; the answer of a retry is the first one."""
         for attempt in range(self.max_attempts):
-            first = self.deliveries.find_answer(delivery.source, delivery.key)
+            first = self.first_answer(delivery.source, delivery.key, attempt > 0)
             if first is not None:
                 return Answer.duplicate(delivery.source, delivery.key, first)
             decision = self.decide(delivery, mapped)
@@ -92,6 +95,21 @@ class SyncService(Application[uuid.UUID]):
         where = f"{delivery.source}/{delivery.key}"
         raise TooMuchContention(f"{where}: {self.max_attempts} conflicting attempts")
 
+    def first_answer(
+        self, source: str, key: str, in_log: bool = False
+    ) -> Mapping[str, Any] | None:
+        """The first answer from the delivery log; with ``in_log``, also from
+        the receipt in the event log (after a conflict: the record may have
+        been pruned)."""
+        first = self.deliveries.find_answer(source, key)
+        if first is None and in_log:
+            try:
+                receipt: Aggregate = self.repository.get(Receipt.create_id(source, key))
+            except AggregateNotFoundError:
+                return None
+            return cast(Receipt, receipt).answer
+        return first
+
     def decide(
         self, delivery: Delivery, mapped: Sequence[Command] | Ignored
     ) -> Decision:
@@ -99,7 +117,7 @@ class SyncService(Application[uuid.UUID]):
         source, key = delivery.source, delivery.key
         if isinstance(mapped, Ignored):
             answer = Answer(Outcome.IGNORED, source, key, reason=mapped.reason)
-            return Decision(DeliveryRecord(delivery, answer), (), ())
+            return self._decision(delivery, answer, (), ())
         if not mapped:
             raise ValueError("a mapping returned no command; return Ignored instead")
         objects: dict[uuid.UUID, SyncedObject] = {}
@@ -127,7 +145,40 @@ class SyncService(Application[uuid.UUID]):
         )
         answer = Answer.combine(source, key, results, refs)
         changed = tuple(o for o in objects.values() if o.pending_events)
-        return Decision(DeliveryRecord(delivery, answer), changed, tuple(resolutions))
+        return self._decision(delivery, answer, changed, tuple(resolutions))
+
+    def _decision(
+        self,
+        delivery: Delivery,
+        answer: Answer,
+        changed: tuple[SyncedObject, ...],
+        resolutions: tuple[Resolution, ...],
+    ) -> Decision:
+        """The decision with its receipt, and the receipts of the parked
+        deliveries it resolved."""
+        receipt = Receipt(
+            source=delivery.source,
+            key=delivery.key,
+            outcome=answer.outcome.value,
+            reason=answer.reason,
+            answer=answer.to_json(),
+            received_at=delivery.received_at.isoformat(),
+        )
+        resolved = []
+        for resolution in resolutions:
+            parked = cast(
+                Receipt,
+                self.repository.get(
+                    Receipt.create_id(resolution.source, resolution.key)
+                ),
+            )
+            parked.resolve(resolution.outcome.value, resolution.reason)
+            resolved.append(parked)
+        return Decision(
+            DeliveryRecord(delivery, answer),
+            (*changed, receipt, *resolved),
+            resolutions,
+        )
 
     def commit(self, decisions: Sequence[Decision]) -> None:
         """The unit of work: every decided delivery's record, its new events
@@ -136,7 +187,7 @@ class SyncService(Application[uuid.UUID]):
         Group commit is this method called with many decisions at once.
         """
         self.save(
-            *(obj for decision in decisions for obj in decision.objects),
+            *(agg for decision in decisions for agg in decision.aggregates),
             deliveries=[decision.record for decision in decisions],
             resolutions=[r for decision in decisions for r in decision.resolutions],
         )

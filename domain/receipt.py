@@ -1,0 +1,50 @@
+"""The receipt of a delivery: its first answer, kept in the event log.
+
+The delivery log (``deliveries``) answers retries quickly and holds the raw
+payload, but it is pruned after ``retention_days``. The receipt is not: it is
+what a rebuilt projection counts (``source_stats``), what answers a retry that
+arrives after its record was pruned, and, being created with a ``uuid5`` of
+the source and key, a second guard against deciding a delivery twice.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from eventsourcing.domain import Aggregate, event
+
+from domain.objects import NAMESPACE
+
+
+class Receipt(Aggregate):
+    """One delivery, as decided: ``Issued`` with its first answer, then
+    ``Resolved`` when a parked delivery is released or a replay changes what
+    it did."""
+
+    @staticmethod
+    def create_id(source: str, key: str) -> uuid.UUID:
+        return uuid.uuid5(NAMESPACE, f"delivery/{source}/{key}")
+
+    @event("Issued")
+    def __init__(
+        self,
+        source: str,
+        key: str,
+        outcome: str,
+        reason: str | None,
+        answer: dict[str, Any],
+        received_at: str,
+    ) -> None:
+        self.source = source
+        self.key = key
+        self.outcome = outcome
+        self.reason = reason
+        self.answer = answer
+        self.received_at = received_at
+        self.resolution: str | None = None
+
+    @event("Resolved")
+    def resolve(self, outcome: str, reason: str | None) -> None:
+        self.resolution = outcome
+        self.reason = reason
