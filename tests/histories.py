@@ -17,21 +17,12 @@ from typing import Any
 
 from domain.application import SyncService
 from domain.delivery import Delivery, Outcome
+from domain.rules import ORDER_LIFECYCLE
 from infrastructure.mappings.standard import map_standard
 
 SOURCE = "acme"
 MEMORY_ENV = {"PERSISTENCE_MODULE": "infrastructure.persistence.memory:MemoryFactory"}
 START = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
-
-ORDER_PATHS: dict[str, tuple[str, ...]] = {
-    "created": ("paid", "cancelled"),
-    "paid": ("shipped", "cancelled", "refunded"),
-    "shipped": ("delivered", "refunded"),
-    "delivered": ("refunded",),
-    "cancelled": ("refunded",),
-    "refunded": (),
-}
-"""The contract's lifecycle graph, direct successors only."""
 
 CURRENCIES = ("EUR", "USD", "GBP", "CHF")
 CARRIERS = ("DHL", "UPS", "FedEx", "La Poste", "PostNL")
@@ -128,7 +119,7 @@ def _order_stream(
     ]
     status, paid = "created", False
     while rng.random() < 0.85:
-        successors = [s for s in ORDER_PATHS[status] if s != "refunded" or paid]
+        successors = [s for s in ORDER_LIFECYCLE[status] if s != "refunded" or paid]
         if not successors:
             break
         status = rng.choice(successors)

@@ -13,6 +13,8 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
+import httpx
+from httpx import Response
 from standardwebhooks.webhooks import Webhook
 
 from infrastructure.settings import Settings, SourceSettings
@@ -60,6 +62,43 @@ class Partner:
 
     def event(self, type_: str, key: str | None = None, **data: Any) -> Request:
         return self.sign(self.envelope(type_, **data), key)
+
+    def order_created(
+        self,
+        order_id: str,
+        *,
+        customer_id: str = "cus_1",
+        currency: str = "EUR",
+        total_cents: int = 5000,
+        key: str | None = None,
+        **extra: Any,
+    ) -> Request:
+        """An ``order.created`` delivery; ``extra`` goes into ``data`` after
+        the order's fields (``sequence``, an unknown field...)."""
+        return self.event(
+            "order.created",
+            key,
+            order_id=order_id,
+            customer_id=customer_id,
+            currency=currency,
+            total_cents=total_cents,
+            **extra,
+        )
+
+
+def send(client: httpx.Client, request: Request, source: str = "acme") -> Response:
+    """POST ``request`` to the webhook endpoint of ``source``."""
+    return client.post(
+        f"/webhooks/{source}", content=request.body, headers=request.headers
+    )
+
+
+def post(
+    client: httpx.Client, request: Request, source: str = "acme"
+) -> tuple[int, dict[str, Any], dict[str, str]]:
+    """``send``, answered as (status code, JSON body, headers)."""
+    response = send(client, request, source)
+    return response.status_code, response.json(), dict(response.headers)
 
 
 def make_settings(database_url: str, secret: str, **source: object) -> Settings:

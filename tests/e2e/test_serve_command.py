@@ -22,13 +22,7 @@ pytestmark = pytest.mark.e2e
 def test_a_signed_webhook_is_applied_over_the_socket_and_its_retry_is_a_duplicate(
     server: Server, partner: Partner, store: Store
 ) -> None:
-    request = partner.event(
-        "order.created",
-        order_id="ord_e2e",
-        customer_id="cus_e2e",
-        currency="EUR",
-        total_cents=4200,
-    )
+    request = partner.order_created("ord_e2e", customer_id="cus_e2e", total_cents=4200)
     url = f"{server.base_url}/webhooks/acme"
     with httpx.Client(timeout=10) as client:
         first = client.post(url, content=request.body, headers=request.headers)

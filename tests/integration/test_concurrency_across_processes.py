@@ -84,13 +84,7 @@ def run_in_processes(
 def test_fifty_identical_deliveries_from_eight_processes_are_applied_exactly_once(
     run_in_processes: Runner, partner: Partner, store: Store
 ) -> None:
-    request = partner.event(
-        "order.created",
-        order_id="ord_once",
-        customer_id="cus_1",
-        currency="EUR",
-        total_cents=990,
-    )
+    request = partner.order_created("ord_once", total_cents=990)
     answers, _ = run_in_processes([request] * 50)
 
     outcomes = Counter(answer["outcome"] for answer in answers)
@@ -115,14 +109,7 @@ def test_identical_deliveries_for_a_missing_order_are_parked_exactly_once(
 def test_two_hundred_deliveries_on_one_order_from_eight_processes_are_all_decided(
     run_in_processes: Runner, partner: Partner, store: Store
 ) -> None:
-    create = partner.event(
-        "order.created",
-        order_id="ord_hot",
-        customer_id="cus_1",
-        currency="EUR",
-        total_cents=10_000,
-        sequence=1,
-    )
+    create = partner.order_created("ord_hot", total_cents=10_000, sequence=1)
     assert run_in_processes([create])[0][0]["outcome"] == "applied"
     payments = [
         partner.event("order.paid", order_id="ord_hot", amount_cents=seq, sequence=seq)

@@ -15,12 +15,8 @@ import psycopg
 from httpx import Response
 from starlette.testclient import TestClient
 
-from tests.partner import Partner, Request
+from tests.partner import Partner, send
 from tests.store import Store
-
-
-def send(client: TestClient, request: Request) -> Response:
-    return client.post("/webhooks/acme", content=request.body, headers=request.headers)
 
 
 @contextmanager
@@ -69,13 +65,7 @@ def kill_waiting_backends(url: str, lock_holder: psycopg.Connection) -> int:
 def test_a_store_that_fails_mid_request_gives_503_and_the_retry_is_a_first_delivery(
     client: TestClient, partner: Partner, store: Store, database_url: str
 ) -> None:
-    request = partner.event(
-        "order.created",
-        order_id="ord_outage",
-        customer_id="cus_1",
-        currency="EUR",
-        total_cents=100,
-    )
+    request = partner.order_created("ord_outage", total_cents=100)
     if database_url.startswith("sqlite"):
         with sqlite_writer_holding_the_lock(database_url):
             response = send(client, request)

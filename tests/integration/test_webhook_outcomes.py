@@ -5,29 +5,14 @@ from __future__ import annotations
 
 from starlette.testclient import TestClient
 
-from tests.partner import Partner, Request
+from tests.partner import Partner, Request, post
 from tests.store import Store
-
-
-def post(
-    client: TestClient, request: Request, source: str = "acme"
-) -> tuple[int, dict, dict]:
-    response = client.post(
-        f"/webhooks/{source}", content=request.body, headers=request.headers
-    )
-    return response.status_code, response.json(), dict(response.headers)
-
-
-def create(partner: Partner, order_id: str = "ord_1", **extra: object) -> Request:
-    data = {"order_id": order_id, "customer_id": "cus_1", "currency": "eur"}
-    data.update({"total_cents": 5000, **extra})
-    return partner.event("order.created", **data)
 
 
 def test_a_new_order_is_applied_and_its_record_is_committed_with_its_events(
     client: TestClient, partner: Partner, store: Store
 ) -> None:
-    request = create(partner)
+    request = partner.order_created("ord_1", currency="eur")
     status, body, _ = post(client, request)
     assert status == 200
     assert body == {
@@ -49,7 +34,7 @@ def test_a_new_order_is_applied_and_its_record_is_committed_with_its_events(
 def test_the_same_bytes_again_are_a_duplicate_with_the_first_answer_and_no_write(
     client: TestClient, partner: Partner, store: Store
 ) -> None:
-    request = create(partner)
+    request = partner.order_created("ord_1")
     _, first, _ = post(client, request)
     events, deliveries = store.count("idemsync_events"), store.count("deliveries")
     for _ in range(3):
@@ -69,7 +54,7 @@ def test_the_same_bytes_again_are_a_duplicate_with_the_first_answer_and_no_write
 def test_a_retry_signed_at_another_time_is_still_a_duplicate(
     client: TestClient, partner: Partner
 ) -> None:
-    request = create(partner)
+    request = partner.order_created("ord_1")
     post(client, request)
     retry = partner.sign(request.body, key=request.key)
     status, body, _ = post(client, retry)
@@ -79,7 +64,7 @@ def test_a_retry_signed_at_another_time_is_still_a_duplicate(
 def test_an_older_event_is_stale_and_changes_nothing(
     client: TestClient, partner: Partner, store: Store
 ) -> None:
-    post(client, create(partner, sequence=5))
+    post(client, partner.order_created("ord_1", sequence=5))
     events = store.count("idemsync_events")
     request = partner.event("order.paid", order_id="ord_1", amount_cents=10, sequence=5)
     post(client, request)
@@ -97,7 +82,7 @@ def test_an_older_event_is_stale_and_changes_nothing(
 def test_an_illegal_transition_is_rejected_recorded_with_its_reason_and_changes_nothing(
     client: TestClient, partner: Partner, store: Store
 ) -> None:
-    post(client, create(partner))
+    post(client, partner.order_created("ord_1"))
     post(client, partner.event("order.cancelled", order_id="ord_1", reason="fraud"))
     events = store.count("idemsync_events")
     ship = partner.event(
@@ -144,7 +129,7 @@ def test_an_event_for_an_unknown_order_is_parked_then_applied_in_order_on_creati
         assert "does not exist yet" in body["reason"]
     assert store.state("order", "ord_9")["status"] is None
 
-    status, body, _ = post(client, create(partner, order_id="ord_9", sequence=1))
+    status, body, _ = post(client, partner.order_created("ord_9", sequence=1))
     assert (status, body["outcome"]) == (200, "applied")
     state = store.state("order", "ord_9")
     assert state["status"] == "shipped"
@@ -180,7 +165,7 @@ def test_a_customer_is_upserted_deleted_and_then_refuses_newer_updates(
 def test_a_refused_delivery_stores_nothing_so_its_retry_is_a_first_delivery(
     client: TestClient, partner: Partner, store: Store
 ) -> None:
-    good = create(partner)
+    good = partner.order_created("ord_1")
     tampered = Request(good.key, good.body.replace(b"5000", b"9000"), good.headers)
     assert post(client, tampered)[0] == 401
     assert store.delivery("acme", good.key) is None

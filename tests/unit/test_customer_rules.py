@@ -3,8 +3,6 @@
 
 from __future__ import annotations
 
-from collections import deque
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -19,50 +17,39 @@ from domain.rules import (
     CUSTOMER_TRANSITIONS,
     Verdict,
 )
+from tests.unit.cells import (
+    SOURCE,
+    Graph,
+    assert_cell_is_done,
+    at,
+    execute,
+    expected_verdict,
+    key_of,
+)
 
 CUSTOMER_ID = "cus-1"
-SOURCE = "acme"
-T0 = datetime(2024, 1, 1, tzinfo=UTC)
 STATUSES: list[str | None] = [None, "active", "deleted"]
 TARGET = {"customer.upserted": "active", "customer.deleted": "deleted"}
 """The status each event type means, as the contract names them."""
+CONTRACT_LIFECYCLE: Graph = {"active": ("deleted",), "deleted": ()}
+"""The contract's customer lifecycle graph, direct successors only."""
 
 
-def reachable(graph: dict[str, tuple[str, ...]], start: str) -> set[str]:
-    """Every status reachable from ``start`` by a path of length >= 1 (BFS)."""
-    seen: set[str] = set()
-    queue = deque(graph[start])
-    while queue:
-        status = queue.popleft()
-        if status not in seen:
-            seen.add(status)
-            queue.extend(graph[status])
-    return seen
-
-
-def expected_verdict(status: str | None, event_type: str) -> Verdict:
-    if status is None:
-        return Verdict.CREATE if event_type == "customer.upserted" else Verdict.PARK
-    if TARGET[event_type] == status:
-        return Verdict.SAME
-    if TARGET[event_type] in reachable(CUSTOMER_LIFECYCLE, status):
-        return Verdict.ADVANCE
-    return Verdict.REJECT
+def expected_customer_verdict(status: str | None, event_type: str) -> Verdict:
+    return expected_verdict(
+        CONTRACT_LIFECYCLE,
+        status,
+        TARGET[event_type],
+        creates=event_type == "customer.upserted",
+    )
 
 
 def upsert(step: int, /, **fields: Any) -> UpsertCustomer:
-    return UpsertCustomer(
-        customer_id=CUSTOMER_ID,
-        fields=fields,
-        occurred_at=T0 + timedelta(seconds=step),
-        sequence=step,
-    )
+    return UpsertCustomer(customer_id=CUSTOMER_ID, fields=fields, **at(step))
 
 
 def delete(step: int, /) -> DeleteCustomer:
-    return DeleteCustomer(
-        customer_id=CUSTOMER_ID, occurred_at=T0 + timedelta(seconds=step), sequence=step
-    )
+    return DeleteCustomer(customer_id=CUSTOMER_ID, **at(step))
 
 
 def full_upsert(step: int, /) -> UpsertCustomer:
@@ -77,14 +64,6 @@ def full_upsert(step: int, /) -> UpsertCustomer:
 
 def command_of(event_type: str, step: int) -> Command:
     return full_upsert(step) if event_type == "customer.upserted" else delete(step)
-
-
-def key_of(command: Command) -> str:
-    return f"k-{command.sequence}-{command.type}"
-
-
-def execute(customer: Customer, command: Command) -> None:
-    customer.execute(command, SOURCE, key_of(command))
 
 
 def customer_in(status: str | None) -> tuple[Customer, int]:
@@ -107,7 +86,7 @@ def test_the_table_has_a_row_per_status_and_a_column_per_event_type() -> None:
     for row in CUSTOMER_TRANSITIONS.values():
         assert tuple(row) == CUSTOMER_EVENTS
     assert dict(CUSTOMER_STATUS_OF) == TARGET
-    assert CUSTOMER_LIFECYCLE == {"active": ("deleted",), "deleted": ()}
+    assert CUSTOMER_LIFECYCLE == CONTRACT_LIFECYCLE
 
 
 @pytest.mark.parametrize("event_type", CUSTOMER_EVENTS)
@@ -115,7 +94,7 @@ def test_the_table_has_a_row_per_status_and_a_column_per_event_type() -> None:
 def test_each_cell_of_the_table_follows_the_lifecycle_graph(
     status: str | None, event_type: str
 ) -> None:
-    assert CUSTOMER_TRANSITIONS[status][event_type] is expected_verdict(
+    assert CUSTOMER_TRANSITIONS[status][event_type] is expected_customer_verdict(
         status, event_type
     )
 
@@ -126,36 +105,14 @@ def test_a_newer_event_does_what_its_cell_says(
     status: str | None, event_type: str
 ) -> None:
     customer, last = customer_in(status)
-    before = customer.state()
-    pending_before = len(customer.pending_events)
-    command = command_of(event_type, last + 10)
-    position = command.position(key_of(command))
-    verdict = CUSTOMER_TRANSITIONS[status][event_type]
-
-    if verdict is Verdict.PARK:
-        with pytest.raises(NotYetCreated):
-            execute(customer, command)
-        assert len(customer.pending_events) == pending_before
-        assert customer.state() == before
-    elif verdict is Verdict.REJECT:
-        with pytest.raises(IllegalTransition):
-            execute(customer, command)
-        assert len(customer.pending_events) == pending_before
-        assert customer.state() == before
-    else:
-        execute(customer, command)
-        assert len(customer.pending_events) == pending_before + 1
-        assert customer.positions["status"] == position
-        for name, value in command.values().items():
-            assert customer.values[name] == value
-            assert customer.positions[name] == position
-        if verdict is Verdict.CREATE:
-            assert customer.status == "active"
-        elif verdict is Verdict.ADVANCE:
-            assert customer.status == TARGET[event_type]
-        else:
-            assert verdict is Verdict.SAME
-            assert customer.status == status
+    assert_cell_is_done(
+        customer,
+        status,
+        command_of(event_type, last + 10),
+        CUSTOMER_TRANSITIONS[status][event_type],
+        created="active",
+        target=TARGET[event_type],
+    )
 
 
 # -- deletion ------------------------------------------------------------------------

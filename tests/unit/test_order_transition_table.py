@@ -3,8 +3,7 @@
 
 from __future__ import annotations
 
-from collections import deque
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -18,7 +17,7 @@ from domain.commands import (
     MarkShipped,
     RefundOrder,
 )
-from domain.errors import IllegalTransition, NothingNewer, NotYetCreated
+from domain.errors import IllegalTransition, NothingNewer
 from domain.order import Order
 from domain.rules import (
     ORDER_EVENTS,
@@ -27,58 +26,42 @@ from domain.rules import (
     ORDER_TRANSITIONS,
     Verdict,
 )
+from tests.unit.cells import (
+    SOURCE,
+    T0,
+    Graph,
+    assert_cell_is_done,
+    at,
+    execute,
+    expected_verdict,
+    key_of,
+    shortest_path,
+)
 
 ORDER_ID = "ord-1"
-SOURCE = "acme"
-T0 = datetime(2024, 1, 1, tzinfo=UTC)
-STATUSES: list[str | None] = [None, *ORDER_LIFECYCLE]
 
 
 # -- the contract's rule, computed independently ------------------------------
 
-
-def reachable(graph: dict[str, tuple[str, ...]], start: str) -> set[str]:
-    """Every status reachable from ``start`` by a path of length >= 1 (BFS)."""
-    seen: set[str] = set()
-    queue = deque(graph[start])
-    while queue:
-        status = queue.popleft()
-        if status not in seen:
-            seen.add(status)
-            queue.extend(graph[status])
-    return seen
-
-
-def shortest_path(
-    graph: dict[str, tuple[str, ...]], start: str, goal: str
-) -> list[str]:
-    """The statuses after ``start`` on a shortest path to ``goal`` (BFS)."""
-    parents: dict[str, str | None] = {start: None}
-    queue = deque([start])
-    while queue:
-        status = queue.popleft()
-        for following in graph[status]:
-            if following not in parents:
-                parents[following] = status
-                queue.append(following)
-    assert goal in parents, f"{goal} is not reachable from {start}"
-    path: list[str] = []
-    at: str | None = goal
-    while at is not None and at != start:
-        path.append(at)
-        at = parents[at]
-    return path[::-1]
+CONTRACT_LIFECYCLE: Graph = {
+    "created": ("paid", "cancelled"),
+    "paid": ("shipped", "cancelled", "refunded"),
+    "shipped": ("delivered", "refunded"),
+    "delivered": ("refunded",),
+    "cancelled": ("refunded",),
+    "refunded": (),
+}
+"""The contract's order lifecycle graph, direct successors only."""
+STATUSES: list[str | None] = [None, *CONTRACT_LIFECYCLE]
 
 
-def expected_verdict(status: str | None, event_type: str) -> Verdict:
-    target = event_type.removeprefix("order.")
-    if status is None:
-        return Verdict.CREATE if event_type == "order.created" else Verdict.PARK
-    if target == status:
-        return Verdict.SAME
-    if target in reachable(ORDER_LIFECYCLE, status):
-        return Verdict.ADVANCE
-    return Verdict.REJECT
+def expected_order_verdict(status: str | None, event_type: str) -> Verdict:
+    return expected_verdict(
+        CONTRACT_LIFECYCLE,
+        status,
+        event_type.removeprefix("order."),
+        creates=event_type == "order.created",
+    )
 
 
 # -- helpers ---------------------------------------------------------------------
@@ -115,20 +98,11 @@ def order_command(event_type: str, step: int, /, **overrides: Any) -> Command:
     }
     arguments: dict[str, Any] = {
         "order_id": ORDER_ID,
-        "occurred_at": T0 + timedelta(seconds=step),
-        "sequence": step,
+        **at(step),
         **defaults[event_type],
         **overrides,
     }
     return COMMAND_CLASSES[event_type](**arguments)
-
-
-def key_of(command: Command) -> str:
-    return f"k-{command.sequence}-{command.type}"
-
-
-def execute(order: Order, command: Command) -> None:
-    order.execute(command, SOURCE, key_of(command))
 
 
 def order_in(status: str | None) -> tuple[Order, int]:
@@ -139,18 +113,11 @@ def order_in(status: str | None) -> tuple[Order, int]:
         return order, 0
     execute(order, order_command("order.created", 1))
     sequence = 1
-    for step in shortest_path(ORDER_LIFECYCLE, "created", status):
+    for step in shortest_path(CONTRACT_LIFECYCLE, "created", status):
         sequence += 1
         execute(order, order_command(f"order.{step}", sequence))
     assert order.status == status
     return order, sequence
-
-
-def assert_fields_won(order: Order, command: Command) -> None:
-    position = command.position(key_of(command))
-    for name, value in command.values().items():
-        assert order.values[name] == value
-        assert order.positions[name] == position
 
 
 # -- (a) the table is the contract's rule ---------------------------------------
@@ -170,18 +137,13 @@ def test_the_table_has_a_row_per_status_and_a_column_per_event_type() -> None:
 def test_each_cell_of_the_table_follows_the_lifecycle_graph(
     status: str | None, event_type: str
 ) -> None:
-    assert ORDER_TRANSITIONS[status][event_type] is expected_verdict(status, event_type)
+    assert ORDER_TRANSITIONS[status][event_type] is expected_order_verdict(
+        status, event_type
+    )
 
 
 def test_the_lifecycle_graph_is_the_contracts() -> None:
-    assert ORDER_LIFECYCLE == {
-        "created": ("paid", "cancelled"),
-        "paid": ("shipped", "cancelled", "refunded"),
-        "shipped": ("delivered", "refunded"),
-        "delivered": ("refunded",),
-        "cancelled": ("refunded",),
-        "refunded": (),
-    }
+    assert ORDER_LIFECYCLE == CONTRACT_LIFECYCLE
 
 
 # -- (b) the aggregate does what each cell says ----------------------------------
@@ -193,34 +155,14 @@ def test_a_newer_event_does_what_its_cell_says(
     status: str | None, event_type: str
 ) -> None:
     order, last = order_in(status)
-    before = order.state()
-    pending_before = len(order.pending_events)
-    command = order_command(event_type, last + 10)
-    position = command.position(key_of(command))
-    verdict = ORDER_TRANSITIONS[status][event_type]
-
-    if verdict is Verdict.PARK:
-        with pytest.raises(NotYetCreated):
-            execute(order, command)
-        assert len(order.pending_events) == pending_before
-        assert order.state() == before
-    elif verdict is Verdict.REJECT:
-        with pytest.raises(IllegalTransition):
-            execute(order, command)
-        assert len(order.pending_events) == pending_before
-        assert order.state() == before
-    else:
-        execute(order, command)
-        assert len(order.pending_events) == pending_before + 1
-        assert order.positions["status"] == position
-        assert_fields_won(order, command)
-        if verdict is Verdict.CREATE:
-            assert order.status == "created"
-        elif verdict is Verdict.ADVANCE:
-            assert order.status == ORDER_STATUS_OF[event_type]
-        else:
-            assert verdict is Verdict.SAME
-            assert order.status == status
+    assert_cell_is_done(
+        order,
+        status,
+        order_command(event_type, last + 10),
+        ORDER_TRANSITIONS[status][event_type],
+        created="created",
+        target=ORDER_STATUS_OF[event_type],
+    )
 
 
 # -- (c) the contract's named examples -------------------------------------------
@@ -289,6 +231,7 @@ def test_a_late_payment_after_shipping_records_paid_cents_but_keeps_the_status()
     assert order.positions["status"] == (
         3,
         2,
+        0,
         key_of(order_command("order.shipped", 3)),
     )
     assert order.values["paid_cents"] == 4200
