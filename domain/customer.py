@@ -47,6 +47,6 @@ class Customer(SyncedObject):
     class Deleted(SyncedObject.Changed):
         """The customer was deleted; the personal fields are cleared."""
 
-    events = MappingProxyType(
-        {"customer.upserted": Upserted, "customer.deleted": Deleted}
+    event_names = MappingProxyType(
+        {"customer.upserted": "Upserted", "customer.deleted": "Deleted"}
     )

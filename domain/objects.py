@@ -40,8 +40,10 @@ class SyncedObject(Aggregate):
     kind: ClassVar[str]
     transitions: ClassVar[dict[str | None, dict[str, Verdict]]]
     status_of: ClassVar[dict[str, str]]
-    events: ClassVar[Mapping[str, type[Changed]]]
-    """The event class of each command type."""
+    event_names: ClassVar[Mapping[str, str]]
+    """The name of the event class of each command type. Names, not classes:
+    eventsourcing replaces the nested classes once the aggregate class is
+    made, so a class captured in the class body would be a stale copy."""
 
     class Changed(Aggregate.Event):
         """A command took effect: ``changes`` holds the fields it took (with
@@ -144,7 +146,7 @@ class SyncedObject(Aggregate):
     ) -> None:
         """Trigger the event of ``command``'s type."""
         self.trigger_event(
-            self.events[command.type],
+            getattr(type(self), self.event_names[command.type]),
             changes=changes,
             position=list(position),
             source=source,

@@ -46,13 +46,13 @@ class Order(SyncedObject):
     class Refunded(SyncedObject.Changed):
         """Money went back (``refunded_cents`` is the refunded total)."""
 
-    events = MappingProxyType(
+    event_names = MappingProxyType(
         {
-            "order.created": Created,
-            "order.paid": Paid,
-            "order.shipped": Shipped,
-            "order.delivered": Delivered,
-            "order.cancelled": Cancelled,
-            "order.refunded": Refunded,
+            "order.created": "Created",
+            "order.paid": "Paid",
+            "order.shipped": "Shipped",
+            "order.delivered": "Delivered",
+            "order.cancelled": "Cancelled",
+            "order.refunded": "Refunded",
         }
     )

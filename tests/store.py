@@ -22,6 +22,16 @@ class Store:
         with self.database.engine().connect() as conn:
             return int(conn.execute(text(f"SELECT count(*) FROM {table}")).scalar_one())
 
+    def topics(self, prefix: str = "") -> list[str]:
+        """The topics of the stored events whose topic starts with ``prefix``
+        (``domain.order:``, ``domain.receipt:``), sorted."""
+        with self.database.engine().connect() as conn:
+            rows = conn.execute(
+                text("SELECT topic FROM idemsync_events WHERE topic LIKE :prefix"),
+                {"prefix": prefix + "%"},
+            )
+            return sorted(topic for (topic,) in rows)
+
     def delivery(self, source: str, key: str) -> dict[str, Any] | None:
         with self.database.engine().connect() as conn:
             row = (
@@ -41,6 +51,17 @@ class Store:
         record["answer"] = json.loads(record["answer"])
         record["payload"] = bytes(record["payload"])
         return record
+
+    def forget(self, source: str, key: str) -> None:
+        """Delete a delivery record, as retention's prune does."""
+        with self.database.engine().begin() as conn:
+            conn.execute(
+                text(
+                    "DELETE FROM deliveries "
+                    "WHERE source = :source AND idempotency_key = :key"
+                ),
+                {"source": source, "key": key},
+            )
 
     def keys(self) -> set[tuple[str, str]]:
         with self.database.engine().connect() as conn:

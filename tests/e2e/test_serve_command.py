@@ -45,7 +45,7 @@ def test_a_signed_webhook_is_applied_over_the_socket_and_its_retry_is_a_duplicat
         "first": first.json(),
     }
     assert store.keys() == {("acme", request.key)}
-    assert store.count("idemsync_events") == 2
+    assert store.count("idemsync_events") == 3  # Tracked, Created, Receipt.Issued
 
 
 def test_readyz_is_200_on_a_migrated_store(server: Server) -> None:
