@@ -1,0 +1,184 @@
+"""The projection runner: keeps every read model up to date, on both backends.
+
+eventsourcing's ``ProjectionRunner`` needs LISTEN/NOTIFY (not on SQLite) and
+stops for good on the first error; this one polls on SQLite, wakes on NOTIFY
+on PostgreSQL, retries a failing projection with backoff and shows it as
+``retrying``, then ``failed``, in ``projection_positions`` (and
+``idemsync projections status``) instead of stopping silently.
+
+No gaps: on PostgreSQL every writer holds eventsourcing's table lock until it
+commits, so notification ids become visible in order; a batch reads only up
+to the head it saw before it started, all of which is committed.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from sqlalchemy import Engine, MetaData
+
+from domain.application import SyncService
+from projections import positions
+from projections.base import Projection, Tables
+from projections.leadership import Leadership, Waiter
+
+log = logging.getLogger("idemsync.projections")
+
+QUICK_RETRIES = 5
+"""Failures in a row before a projection shows as ``failed`` (it is still
+retried, every ``MAX_BACKOFF`` seconds, so it recovers once fixed)."""
+MAX_BACKOFF = 30.0
+
+
+@dataclass(frozen=True)
+class Status:
+    """One line of ``idemsync projections status``."""
+
+    name: str
+    position: int
+    head: int
+    state: str
+    error: str | None
+
+    @property
+    def lag(self) -> int:
+        return max(0, self.head - self.position)
+
+
+class ProjectionRunner:
+    """Applies new events to projections, one transaction per batch."""
+
+    def __init__(
+        self,
+        service: SyncService,
+        engine: Engine,
+        projections: Mapping[str, Projection],
+        *,
+        batch_size: int = 500,
+        poll_seconds: float = 0.5,
+    ) -> None:
+        self.service = service
+        self.engine = engine
+        self.projections = dict(projections)
+        self.batch_size = batch_size
+        self.poll_seconds = poll_seconds
+        self.tables = {
+            name: projection.define(MetaData())
+            for name, projection in self.projections.items()
+        }
+        self._failures: dict[str, int] = {}
+        self._not_before: dict[str, float] = {}
+
+    def head(self) -> int:
+        return int(self.service.recorder.max_notification_id() or 0)
+
+    def step(
+        self,
+        name: str,
+        *,
+        tables: Tables | None = None,
+        position_name: str | None = None,
+        batch_size: int | None = None,
+        up_to: int | None = None,
+    ) -> tuple[int, bool]:
+        """Apply one batch; returns (events applied, whether more are waiting).
+
+        ``tables`` and ``position_name`` point a rebuild at shadow tables;
+        ``up_to`` stops at that notification id instead of the head.
+        """
+        projection = self.projections[name]
+        tables = tables if tables is not None else self.tables[name]
+        position_name = position_name or name
+        limit = batch_size or self.batch_size
+        head = self.head() if up_to is None else up_to
+        with self.engine.begin() as conn:
+            position = positions.lock(conn, position_name)
+            if position >= head:
+                return 0, False
+            notifications = self.service.recorder.select_notifications(
+                start=position + 1, limit=limit, stop=head, topics=projection.topics
+            )
+            for notification in notifications:
+                event = self.service.mapper.to_domain_event(notification)
+                projection.process(conn, tables, event)
+            full = len(notifications) == limit
+            reached = notifications[-1].id if full else head
+            positions.advance(conn, position_name, reached)
+        return len(notifications), reached < head
+
+    def catch_up(self, name: str) -> int:
+        """Apply everything up to the current head; returns events applied."""
+        applied, more = self.step(name)
+        total = applied
+        while more:
+            applied, more = self.step(name)
+            total += applied
+        return total
+
+    def run(self, stop: threading.Event, leadership: Leadership | None = None) -> None:
+        """Until ``stop``: apply new events to the projections this process
+        leads (PostgreSQL advisory locks: one runner per projection across
+        hosts), waking on NOTIFY or every ``poll_seconds``."""
+        leadership = leadership or Leadership.for_engine(self.engine)
+        waiter = Waiter.for_engine(self.engine, self.poll_seconds)
+        try:
+            while not stop.is_set():
+                busy = False
+                for name in self.projections:
+                    if stop.is_set():
+                        break
+                    if leadership.holds(name) and time.monotonic() >= (
+                        self._not_before.get(name, 0.0)
+                    ):
+                        busy |= self._step_safely(name)
+                if not busy:
+                    waiter.wait()
+        finally:
+            waiter.close()
+            leadership.close()
+
+    def _step_safely(self, name: str) -> bool:
+        try:
+            _, more = self.step(name)
+        except Exception as error:
+            self._failed(name, error)
+            return False
+        if self._failures.pop(name, 0):
+            log.info("projection %s recovered", name)
+        return more
+
+    def _failed(self, name: str, error: Exception) -> None:
+        failures = self._failures.get(name, 0) + 1
+        self._failures[name] = failures
+        delay = min(MAX_BACKOFF, 0.25 * 2**failures)
+        self._not_before[name] = time.monotonic() + delay
+        state = "retrying" if failures < QUICK_RETRIES else "failed"
+        log.error(
+            "projection %s %s (failure %d, next try in %.1fs): %s",
+            name,
+            state,
+            failures,
+            delay,
+            error,
+            exc_info=failures == 1,
+        )
+        try:
+            with self.engine.begin() as conn:
+                positions.set_state(conn, name, state, repr(error)[:2000], failures)
+        except Exception:
+            log.exception("cannot record the state of projection %s", name)
+
+    def status(self) -> list[Status]:
+        head = self.head()
+        with self.engine.connect() as conn:
+            rows = [positions.read(conn, name) for name in self.projections]
+        return [
+            Status(name, row.position, head, row.state, row.error)
+            if row is not None
+            else Status(name, 0, head, "new", None)
+            for name, row in zip(self.projections, rows, strict=True)
+        ]
