@@ -46,10 +46,12 @@ class SyncedObject(Aggregate):
     made, so a class captured in the class body would be a stale copy."""
 
     class Changed(Aggregate.Event):
-        """A command took effect: ``changes`` holds the fields it took (with
-        ``status`` when the status moved), all at ``position``. ``source``,
-        ``key`` and ``occurred_at`` (the source's time) say which delivery."""
+        """A command took effect on the partner's object ``object_id``:
+        ``changes`` holds the fields it took (with ``status`` when the status
+        moved), all at ``position``. ``source``, ``key`` and ``occurred_at``
+        (the source's time) say which delivery."""
 
+        object_id: str
         changes: dict[str, Any]
         position: list[Any]
         source: str
@@ -147,6 +149,7 @@ class SyncedObject(Aggregate):
         """Trigger the event of ``command``'s type."""
         self.trigger_event(
             getattr(type(self), self.event_names[command.type]),
+            object_id=self.object_id,
             changes=changes,
             position=list(position),
             source=source,

@@ -35,6 +35,14 @@ def read_string(table: Mapping[str, object], where: str, key: str, default: str)
     return value
 
 
+def read_bool(table: Mapping[str, object], where: str, key: str, default: bool) -> bool:
+    """Return ``table[key]`` (or ``default``), true or false."""
+    value = table.get(key, default)
+    if not isinstance(value, bool):
+        raise ConfigError(f"{where}.{key}: expected true or false")
+    return value
+
+
 def read_positive_int(
     table: Mapping[str, object], where: str, key: str, default: int
 ) -> int:

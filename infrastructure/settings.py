@@ -19,6 +19,7 @@ from infrastructure.config_fields import (
     ConfigError,
     as_table,
     check_keys,
+    read_bool,
     read_positive_int,
     read_positive_number,
     read_string,
@@ -43,7 +44,7 @@ KNOWN_SCHEMES = (
 )
 DEFAULT_DATABASE_URL = "sqlite:///var/idemsync.db"
 EXAMPLE_CONFIG = Path(__file__).resolve().parents[1] / "idemsync.example.toml"
-TOP_LEVEL_TABLES = ("database", "server", "sources", "tokens")
+TOP_LEVEL_TABLES = ("database", "server", "projections", "sources", "tokens")
 SOURCE_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 MAPPING_NAME = re.compile(r"^[A-Za-z_][\w.]*(:[A-Za-z_]\w*)?$")
 HMAC_KEYS = (
@@ -100,6 +101,12 @@ class Settings:
     lock_timeout_seconds: float = 5.0
     pool_size: int = 10
     retry_after_seconds: int = 2
+    admin_enabled: bool = False
+    """``/admin`` endpoints, until access roles exist ([server] admin_enabled)."""
+    projections_in_serve: bool = True
+    """Run the projection runner inside ``idemsync serve`` ([projections] in_serve)."""
+    projection_batch_size: int = 500
+    projection_poll_seconds: float = 0.5
 
 
 def config_path(environ: Mapping[str, str]) -> Path:
@@ -132,7 +139,9 @@ def load_settings(
     database = as_table(document.get("database", {}), "database")
     check_keys(database, "database", ("url", "lock_timeout_seconds", "pool_size"))
     server = as_table(document.get("server", {}), "server")
-    check_keys(server, "server", ("retry_after_seconds",))
+    check_keys(server, "server", ("retry_after_seconds", "admin_enabled"))
+    projections = as_table(document.get("projections", {}), "projections")
+    check_keys(projections, "projections", ("in_serve", "batch_size", "poll_seconds"))
     sources = as_table(document.get("sources", {}), "sources")
     file_url = read_string(database, "database", "url", DEFAULT_DATABASE_URL)
     return Settings(
@@ -150,6 +159,14 @@ def load_settings(
         pool_size=read_positive_int(database, "database", "pool_size", 10),
         retry_after_seconds=read_positive_int(
             server, "server", "retry_after_seconds", 2
+        ),
+        admin_enabled=read_bool(server, "server", "admin_enabled", False),
+        projections_in_serve=read_bool(projections, "projections", "in_serve", True),
+        projection_batch_size=read_positive_int(
+            projections, "projections", "batch_size", 500
+        ),
+        projection_poll_seconds=read_positive_number(
+            projections, "projections", "poll_seconds", 0.5
         ),
     )
 

@@ -14,11 +14,13 @@ from sqlalchemy import (
     MetaData,
     Table,
     Text,
+    insert,
+    update,
 )
 
 from domain.commands import CUSTOMER_FIELDS
 from domain.customer import Customer
-from projections.base import Projection, Tables, insert, recorded_at
+from projections.base import Projection, Tables, recorded_at
 
 
 class CustomersProjection(Projection):
@@ -54,12 +56,17 @@ class CustomersProjection(Projection):
             row["deleted"] = event.changes["status"] == "deleted"
         row["version"] = event.originator_version
         row["updated_at"] = recorded_at(event)
-        statement = insert(conn, customers).values(
-            customer_id=event.object_id, **{"deleted": False, **row}
+        updated = conn.execute(
+            update(customers)
+            .where(customers.c.customer_id == event.object_id)
+            .values(**row)
         )
-        conn.execute(
-            statement.on_conflict_do_update(index_elements=["customer_id"], set_=row)
-        )
+        if updated.rowcount == 0:
+            conn.execute(
+                insert(customers).values(
+                    customer_id=event.object_id, **{"deleted": False, **row}
+                )
+            )
 
 
 def _text(value: Any) -> str | None:

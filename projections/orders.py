@@ -14,10 +14,12 @@ from sqlalchemy import (
     MetaData,
     Table,
     Text,
+    insert,
+    update,
 )
 
 from domain.order import Order
-from projections.base import Projection, Tables, insert, recorded_at
+from projections.base import Projection, Tables, recorded_at
 
 COLUMNS = (
     "customer_id",
@@ -73,7 +75,10 @@ class OrdersProjection(Projection):
             "version": event.originator_version,
             "updated_at": recorded_at(event),
         }
-        statement = insert(conn, orders).values(order_id=event.object_id, **row)
-        conn.execute(
-            statement.on_conflict_do_update(index_elements=["order_id"], set_=row)
+        # UPDATE, else INSERT: an upsert would check NOT NULL columns of the
+        # proposed row (status) before it finds the conflict.
+        updated = conn.execute(
+            update(orders).where(orders.c.order_id == event.object_id).values(**row)
         )
+        if updated.rowcount == 0:
+            conn.execute(insert(orders).values(order_id=event.object_id, **row))

@@ -95,20 +95,25 @@ class ProjectionRunner:
         position_name = position_name or name
         limit = batch_size or self.batch_size
         head = self.head() if up_to is None else up_to
+        with self.engine.connect() as conn:
+            row = positions.read(conn, position_name)
+        position = row.position if row is not None else 0
+        if position >= head:
+            return 0, False
+        # Read and decode before taking the lock: on SQLite the lock is the
+        # database's write lock, so it is held only while rows are written.
+        notifications = self.service.recorder.select_notifications(
+            start=position + 1, limit=limit, stop=head, topics=projection.topics
+        )
+        events = [self.service.mapper.to_domain_event(n) for n in notifications]
+        reached = notifications[-1].id if len(notifications) == limit else head
         with self.engine.begin() as conn:
-            position = positions.lock(conn, position_name)
-            if position >= head:
-                return 0, False
-            notifications = self.service.recorder.select_notifications(
-                start=position + 1, limit=limit, stop=head, topics=projection.topics
-            )
-            for notification in notifications:
-                event = self.service.mapper.to_domain_event(notification)
+            if positions.lock(conn, position_name) != position:
+                return 0, True  # another runner moved it meanwhile: read again
+            for event in events:
                 projection.process(conn, tables, event)
-            full = len(notifications) == limit
-            reached = notifications[-1].id if full else head
             positions.advance(conn, position_name, reached)
-        return len(notifications), reached < head
+        return len(events), reached < head
 
     def catch_up(self, name: str) -> int:
         """Apply everything up to the current head; returns events applied."""

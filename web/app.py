@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -13,6 +14,8 @@ from domain.application import SyncService
 from infrastructure.intake import Intake
 from infrastructure.persistence.database import Database
 from infrastructure.settings import Settings, load_settings
+from projections.catalog import all_projections
+from projections.runner import ProjectionRunner
 from web.health import healthz, readyz
 from web.webhooks import receive_webhook
 
@@ -27,10 +30,26 @@ def create_app(settings: Settings) -> Starlette:
         pool_size=settings.pool_size,
     )
     service = SyncService(env=database.eventsourcing_env())
+    runner = ProjectionRunner(
+        service,
+        database.engine(),
+        all_projections(),
+        batch_size=settings.projection_batch_size,
+        poll_seconds=settings.projection_poll_seconds,
+    )
+    stop = threading.Event()
+    projecting = threading.Thread(
+        target=runner.run, args=(stop,), name="projections", daemon=True
+    )
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        if settings.projections_in_serve:
+            projecting.start()
         yield
+        stop.set()
+        if projecting.is_alive():
+            projecting.join(timeout=10)
         service.close()
         database.close()
 
@@ -45,6 +64,7 @@ def create_app(settings: Settings) -> Starlette:
     app.state.settings = settings
     app.state.database = database
     app.state.intake = Intake(settings, service)
+    app.state.runner = runner
     for source in settings.sources.values():
         if source.scheme == "none":
             log.warning(
