@@ -5,28 +5,19 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import signal
 import sys
-import threading
 import time
 import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
-from infrastructure.persistence.database import Database, NotReady
+from idemsync import cli_deliveries, cli_projections
+from idemsync.common import build_sources, database_of
+from infrastructure.persistence.database import NotReady
 from infrastructure.schemes.standard_webhooks import sign
 from infrastructure.settings import ConfigError, Settings, load_settings
-from projections.runner import ProjectionRunner
 
 log = logging.getLogger("idemsync")
-
-
-def database_of(settings: Settings) -> Database:
-    return Database(
-        settings.database_url,
-        lock_timeout_seconds=settings.lock_timeout_seconds,
-        pool_size=settings.pool_size,
-    )
 
 
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
@@ -68,68 +59,6 @@ def cmd_db_current(args: argparse.Namespace, settings: Settings) -> int:
     print(f"{database.describe()}: revision {current or 'none'} (head {head})")
     database.close()
     return 0 if current == head else 1
-
-
-def build_sources(settings: Settings) -> None:
-    """Build every source's scheme and mapping: configuration errors show now,
-    not in the first request."""
-    from infrastructure.intake import Source
-
-    for source in settings.sources.values():
-        Source.build(source)
-
-
-def projection_runner(settings: Settings) -> tuple[ProjectionRunner, Database]:
-    from domain.application import SyncService
-    from projections.catalog import all_projections
-
-    database = database_of(settings)
-    database.check_ready()
-    service = SyncService(env=database.eventsourcing_env())
-    runner = ProjectionRunner(
-        service,
-        database.engine(),
-        all_projections(),
-        batch_size=settings.projection_batch_size,
-        poll_seconds=settings.projection_poll_seconds,
-    )
-    return runner, database
-
-
-def cmd_projections_status(args: argparse.Namespace, settings: Settings) -> int:
-    from rich.console import Console
-    from rich.table import Table
-
-    runner, database = projection_runner(settings)
-    table = Table("projection", "position", "head", "lag", "state", "error")
-    for status in runner.status():
-        table.add_row(
-            status.name,
-            str(status.position),
-            str(status.head),
-            str(status.lag),
-            status.state,
-            status.error or "",
-        )
-    Console().print(table)
-    runner.service.close()
-    database.close()
-    return 0
-
-
-def cmd_projections_run(args: argparse.Namespace, settings: Settings) -> int:
-    """Run the projections in the foreground until SIGINT or SIGTERM."""
-    runner, database = projection_runner(settings)
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    log.info("running projections %s", ", ".join(runner.projections))
-    try:
-        runner.run(stop)
-    except KeyboardInterrupt:
-        stop.set()
-    runner.service.close()
-    database.close()
-    return 0
 
 
 def cmd_config_check(args: argparse.Namespace, settings: Settings) -> int:
@@ -199,16 +128,8 @@ def parser() -> argparse.ArgumentParser:
         run=cmd_config_check
     )
 
-    projections = commands.add_parser("projections", help="read models")
-    projection_commands = projections.add_subparsers(
-        dest="projections_command", required=True
-    )
-    projection_commands.add_parser(
-        "status", help="position, head, lag and state of each projection"
-    ).set_defaults(run=cmd_projections_status, secrets=False)
-    projection_commands.add_parser(
-        "run", help="keep the projections up to date (without serving HTTP)"
-    ).set_defaults(run=cmd_projections_run, secrets=False)
+    cli_projections.add_commands(commands)
+    cli_deliveries.add_commands(commands)
 
     demo = commands.add_parser("demo-request", help="print a signed example request")
     demo.add_argument("--url", default="http://127.0.0.1:8000")

@@ -16,6 +16,7 @@ from infrastructure.persistence.database import Database
 from infrastructure.settings import Settings, load_settings
 from projections.catalog import all_projections
 from projections.runner import ProjectionRunner
+from web import admin, views
 from web.health import healthz, readyz
 from web.webhooks import receive_webhook
 
@@ -58,6 +59,8 @@ def create_app(settings: Settings) -> Starlette:
             Route("/webhooks/{source}", receive_webhook, methods=["POST"]),
             Route("/healthz", healthz),
             Route("/readyz", readyz),
+            *views.routes(),
+            *(admin.routes() if settings.admin_enabled else []),
         ],
         lifespan=lifespan,
     )

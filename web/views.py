@@ -1,0 +1,9 @@
+"""Read-model views (role ``reader``): ``/views/...``."""
+
+from __future__ import annotations
+
+from starlette.routing import BaseRoute
+
+
+def routes() -> list[BaseRoute]:
+    return []
