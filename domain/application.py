@@ -88,12 +88,62 @@ class SyncService(Application[uuid.UUID]):
             try:
                 self.commit([decision])
             except IntegrityError:
-                self.conflicts += 1
-                time.sleep(random.uniform(0, min(0.05, 0.001 * 2**attempt)))
+                self._conflicted(attempt)
                 continue
             return decision.answer
+        raise self._too_much_contention(delivery)
+
+    def replay(
+        self,
+        delivery: Delivery,
+        mapped: Sequence[Command] | Ignored,
+        *,
+        commit: bool = True,
+    ) -> Answer | None:
+        """Decide a recorded delivery again with today's mapping (after a
+        mapping fix), on the objects as they are now.
+
+        No duplicate check (its key is recorded) and no new receipt: its
+        receipt is ``Resolved`` and its record gets the new resolution, with
+        the new events, in one transaction (unless ``commit`` is false: a dry
+        run). None when that would change nothing: the same outcome, or an
+        applied delivery that appends nothing (its effect is there already; it
+        is stale by position), so replaying twice is replaying once.
+        """
+        receipt_id = Receipt.create_id(delivery.source, delivery.key)
+        for attempt in range(self.max_attempts):
+            receipt = cast(Receipt, self.repository.get(receipt_id))
+            answer, changed, resolutions = self._decide(delivery, mapped)
+            before = receipt.resolution or receipt.outcome
+            if not changed and before in (answer.outcome, Outcome.APPLIED):
+                return None
+            if not commit:
+                return answer
+            receipt.resolve(answer.outcome.value, answer.reason)
+            own = Resolution(
+                delivery.source, delivery.key, answer.outcome, answer.reason
+            )
+            try:
+                self.save(
+                    *changed,
+                    receipt,
+                    *self._resolved_receipts(resolutions),
+                    resolutions=[own, *resolutions],
+                )
+            except IntegrityError:
+                self._conflicted(attempt)
+                continue
+            return answer
+        raise self._too_much_contention(delivery)
+
+    def _conflicted(self, attempt: int) -> None:
+        """Count a lost race and back off (jittered) before deciding again."""
+        self.conflicts += 1
+        time.sleep(random.uniform(0, min(0.05, 0.001 * 2**attempt)))
+
+    def _too_much_contention(self, delivery: Delivery) -> TooMuchContention:
         where = f"{delivery.source}/{delivery.key}"
-        raise TooMuchContention(f"{where}: {self.max_attempts} conflicting attempts")
+        return TooMuchContention(f"{where}: {self.max_attempts} conflicting attempts")
 
     def first_answer(
         self, source: str, key: str, in_log: bool = False
@@ -114,10 +164,29 @@ class SyncService(Application[uuid.UUID]):
         self, delivery: Delivery, mapped: Sequence[Command] | Ignored
     ) -> Decision:
         """Let each addressed object decide its command; nothing is written."""
+        answer, changed, resolutions = self._decide(delivery, mapped)
+        receipt = Receipt(
+            source=delivery.source,
+            key=delivery.key,
+            outcome=answer.outcome.value,
+            reason=answer.reason,
+            answer=answer.to_json(),
+            received_at=delivery.received_at.isoformat(),
+        )
+        return Decision(
+            DeliveryRecord(delivery, answer),
+            (*changed, receipt, *self._resolved_receipts(resolutions)),
+            resolutions,
+        )
+
+    def _decide(
+        self, delivery: Delivery, mapped: Sequence[Command] | Ignored
+    ) -> tuple[Answer, tuple[SyncedObject, ...], tuple[Resolution, ...]]:
+        """The answer, the objects with new events, and what became of the
+        parked deliveries they released."""
         source, key = delivery.source, delivery.key
         if isinstance(mapped, Ignored):
-            answer = Answer(Outcome.IGNORED, source, key, reason=mapped.reason)
-            return self._decision(delivery, answer, (), ())
+            return Answer(Outcome.IGNORED, source, key, reason=mapped.reason), (), ()
         if not mapped:
             raise ValueError("a mapping returned no command; return Ignored instead")
         objects: dict[uuid.UUID, SyncedObject] = {}
@@ -145,25 +214,10 @@ class SyncService(Application[uuid.UUID]):
         )
         answer = Answer.combine(source, key, results, refs)
         changed = tuple(o for o in objects.values() if o.pending_events)
-        return self._decision(delivery, answer, changed, tuple(resolutions))
+        return answer, changed, tuple(resolutions)
 
-    def _decision(
-        self,
-        delivery: Delivery,
-        answer: Answer,
-        changed: tuple[SyncedObject, ...],
-        resolutions: tuple[Resolution, ...],
-    ) -> Decision:
-        """The decision with its receipt, and the receipts of the parked
-        deliveries it resolved."""
-        receipt = Receipt(
-            source=delivery.source,
-            key=delivery.key,
-            outcome=answer.outcome.value,
-            reason=answer.reason,
-            answer=answer.to_json(),
-            received_at=delivery.received_at.isoformat(),
-        )
+    def _resolved_receipts(self, resolutions: Sequence[Resolution]) -> list[Receipt]:
+        """The receipts of the parked deliveries ``resolutions`` resolved."""
         resolved = []
         for resolution in resolutions:
             parked = cast(
@@ -174,11 +228,7 @@ class SyncService(Application[uuid.UUID]):
             )
             parked.resolve(resolution.outcome.value, resolution.reason)
             resolved.append(parked)
-        return Decision(
-            DeliveryRecord(delivery, answer),
-            (*changed, receipt, *resolved),
-            resolutions,
-        )
+        return resolved
 
     def commit(self, decisions: Sequence[Decision]) -> None:
         """The unit of work: every decided delivery's record, its new events

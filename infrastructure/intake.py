@@ -7,9 +7,10 @@ payload goes through exactly the code a live delivery went through.
 
 from __future__ import annotations
 
+import dataclasses
 import sqlite3
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -17,6 +18,7 @@ import psycopg
 from eventsourcing.persistence import PersistenceError
 
 from domain.application import SyncService, TooMuchContention
+from domain.commands import Command, Ignored
 from domain.delivery import Answer, Delivery
 from infrastructure.mappings import InvalidPayload, PayloadMapping, load_mapping
 from infrastructure.schemes import Scheme, Unauthorized, build_scheme
@@ -84,6 +86,29 @@ class Source:
         return Source(settings, scheme, mapping, key)
 
 
+def refuse_nul(commands: Sequence[Command]) -> None:
+    """PostgreSQL text cannot hold NUL: refuse it as bad input (400) rather
+    than failing in the store (a 503 the partner would retry for ever), for
+    every mapping, built in or not."""
+    for index, command in enumerate(commands):
+        for name, value in dataclasses.asdict(command).items():
+            if _has_nul(value):
+                raise InvalidPayload(
+                    f"NUL characters are not accepted ({command.type} {name})",
+                    f"$[{index}].{name}",
+                )
+
+
+def _has_nul(value: object) -> bool:
+    if isinstance(value, str):
+        return chr(0) in value
+    if isinstance(value, Mapping):
+        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
+    if isinstance(value, list | tuple):
+        return any(_has_nul(item) for item in value)
+    return False
+
+
 class Intake:
     """Turns one raw request into an answer, or a ``Refused``."""
 
@@ -143,6 +168,8 @@ class Intake:
             return Answer.duplicate(source.name, key, first)
         try:
             mapped = source.mapping(body, headers)
+            if not isinstance(mapped, Ignored):
+                refuse_nul(mapped)
         except InvalidPayload as invalid:
             raise Refused(
                 400, "invalid_payload", invalid.message, path=invalid.path

@@ -13,6 +13,7 @@ from starlette.routing import Route
 from domain.application import SyncService
 from infrastructure.intake import Intake
 from infrastructure.persistence.database import Database
+from infrastructure.retention import PeriodicPrune
 from infrastructure.settings import Settings, load_settings
 from projections.catalog import all_projections
 from projections.runner import ProjectionRunner
@@ -23,8 +24,11 @@ from web.webhooks import receive_webhook
 log = logging.getLogger("idemsync")
 
 
-def create_app(settings: Settings) -> Starlette:
-    """Build the store, the service and the routes for ``settings``."""
+def create_app(
+    settings: Settings, *, prune_interval_seconds: float = 3600.0
+) -> Starlette:
+    """Build the store, the service and the routes for ``settings``; delivery
+    records past retention are pruned every ``prune_interval_seconds``."""
     database = Database(
         settings.database_url,
         lock_timeout_seconds=settings.lock_timeout_seconds,
@@ -38,6 +42,7 @@ def create_app(settings: Settings) -> Starlette:
         batch_size=settings.projection_batch_size,
         poll_seconds=settings.projection_poll_seconds,
     )
+    pruning = PeriodicPrune(database.engine(), settings.sources, prune_interval_seconds)
     stop = threading.Event()
     projecting = threading.Thread(
         target=runner.run, args=(stop,), name="projections", daemon=True
@@ -47,7 +52,9 @@ def create_app(settings: Settings) -> Starlette:
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         if settings.projections_in_serve:
             projecting.start()
+        pruning.start()
         yield
+        pruning.stop()
         stop.set()
         if projecting.is_alive():
             projecting.join(timeout=10)

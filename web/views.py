@@ -1,9 +1,201 @@
-"""Read-model views (role ``reader``): ``/views/...``."""
+"""Read-model views (contract section 6): ``GET /views/...``.
+
+They are for the role ``reader``; access roles arrive in a later issue, so
+until then these routes are open to anyone who can reach the server.
+
+Each view reads a projection's table with SQLAlchemy Core (the table
+definitions come from the projections themselves) in a worker thread. Times
+are ISO 8601 strings in UTC on both backends. A bad parameter is a 400 that
+says which and why; a store that does not answer (or a table being swapped by
+a rebuild at that instant) is a 503 with ``Retry-After``, never a 500.
+"""
 
 from __future__ import annotations
 
-from starlette.routing import BaseRoute
+import base64
+import binascii
+import contextlib
+import json
+from collections.abc import Awaitable, Callable, Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Engine, MetaData, Select, Table, select
+from sqlalchemy.exc import DBAPIError
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Route
+
+from domain.commands import CUSTOMER_FIELDS
+from domain.rules import ORDER_LIFECYCLE
+from projections.customers import CustomersProjection
+from projections.orders import OrdersProjection
+from projections.revenue import RevenueProjection
+from projections.source_stats import SourceStatsProjection
+from web.responses import json_response
+
+ORDERS = OrdersProjection().define(MetaData())["orders"]
+CUSTOMERS = CustomersProjection().define(MetaData())["customers"]
+REVENUE = RevenueProjection().define(MetaData())["revenue"]
+STATS = SourceStatsProjection().define(MetaData())["source_stats"]
+DEFAULT_LIMIT, MAX_LIMIT = 50, 500
+
+
+class BadParameter(Exception):
+    """A query parameter the view cannot use: answered 400."""
+
+
+def _iso(value: Any) -> Any:
+    """A time as ISO 8601 in UTC (SQLite gives back naive UTC times)."""
+    if not isinstance(value, datetime):
+        return value
+    moment = value.replace(tzinfo=UTC) if value.tzinfo is None else value
+    return moment.astimezone(UTC).isoformat(timespec="microseconds")
+
+
+def _rows(engine: Engine, query: Select[Any]) -> list[dict[str, Any]]:
+    with engine.connect() as conn:
+        rows = conn.execute(query).mappings().all()
+    return [{name: _iso(value) for name, value in row.items()} for row in rows]
+
+
+def _text(params: Mapping[str, str], name: str) -> str | None:
+    value = params.get(name)
+    if value is not None and "\x00" in value:
+        raise BadParameter(f"{name} must not contain a NUL character")
+    return value
+
+
+def _limit(params: Mapping[str, str]) -> int:
+    given = params.get("limit")
+    if given is None:
+        return DEFAULT_LIMIT
+    digits = given.isascii() and given.isdigit() and len(given) <= 3
+    if not digits or not 1 <= int(given) <= MAX_LIMIT:
+        raise BadParameter(f"limit must be an integer from 1 to {MAX_LIMIT}")
+    return int(given)
+
+
+def encode_cursor(order_id: str) -> str:
+    """The opaque cursor after ``order_id`` (keyset pagination)."""
+    return base64.urlsafe_b64encode(order_id.encode()).decode().rstrip("=")
+
+
+def _cursor(params: Mapping[str, str]) -> str | None:
+    given = params.get("cursor")
+    if not given:
+        return None
+    try:
+        padded = given + "=" * (-len(given) % 4)
+        decoded = base64.b64decode(padded, altchars=b"-_", validate=True).decode()
+        if not decoded or "\x00" in decoded:
+            raise ValueError(decoded)
+    except (binascii.Error, ValueError):  # UnicodeDecodeError is a ValueError
+        raise BadParameter("cursor is not one this server gave") from None
+    return decoded
+
+
+def _orders_page(engine: Engine, params: Mapping[str, str]) -> dict[str, Any]:
+    limit, after = _limit(params), _cursor(params)
+    status, customer_id = _text(params, "status"), _text(params, "customer_id")
+    query = select(ORDERS).order_by(ORDERS.c.order_id).limit(limit + 1)
+    if status is not None:
+        if status not in ORDER_LIFECYCLE:
+            raise BadParameter(f"status must be one of {', '.join(ORDER_LIFECYCLE)}")
+        query = query.where(ORDERS.c.status == status)
+    if customer_id is not None:
+        query = query.where(ORDERS.c.customer_id == customer_id)
+    if after is not None:
+        query = query.where(ORDERS.c.order_id > after)
+    items = _rows(engine, query)
+    more = len(items) > limit
+    last = encode_cursor(items[limit - 1]["order_id"]) if more else None
+    return {"items": items[:limit], "next_cursor": last}
+
+
+def _by_id(engine: Engine, table: Table, value: str) -> dict[str, Any] | None:
+    """The row whose primary key is ``value`` (never one with a NUL)."""
+    if "\x00" in value:
+        return None
+    key = next(iter(table.primary_key.columns))
+    rows = _rows(engine, select(table).where(key == value))
+    return rows[0] if rows else None
+
+
+def _customer(engine: Engine, customer_id: str) -> dict[str, Any] | None:
+    row = _by_id(engine, CUSTOMERS, customer_id)
+    if row is None:
+        return None
+    row["deleted"] = bool(row["deleted"])
+    if row["deleted"]:
+        row.update(dict.fromkeys(CUSTOMER_FIELDS))
+    elif isinstance(row["address"], str) and row["address"].startswith("{"):
+        # An object was stored as JSON text; a text address may start with "{".
+        with contextlib.suppress(ValueError):
+            row["address"] = json.loads(row["address"])
+    return row
+
+
+async def _answer(
+    request: Request, read: Callable[[Engine], Any], missing: str = ""
+) -> Response:
+    """Run ``read`` on the engine in a worker thread and answer its result as
+    JSON; None is a 404 saying ``missing``."""
+    engine: Engine = request.app.state.database.engine()
+    try:
+        body = await run_in_threadpool(read, engine)
+    except BadParameter as bad:
+        return json_response({"error": "bad_parameter", "message": str(bad)}, 400)
+    except DBAPIError:
+        retry = {"Retry-After": str(request.app.state.settings.retry_after_seconds)}
+        down = {"error": "store_unavailable", "message": "the store is unavailable"}
+        return json_response(down, 503, retry)
+    if body is None:
+        return json_response({"error": "not_found", "message": missing}, 404)
+    return json_response(body)
+
+
+async def orders(request: Request) -> Response:
+    params = request.query_params
+    return await _answer(request, lambda engine: _orders_page(engine, params))
+
+
+async def order(request: Request) -> Response:
+    order_id: str = request.path_params["order_id"]
+    return await _answer(
+        request,
+        lambda engine: _by_id(engine, ORDERS, order_id),
+        f"no order {order_id!r}",
+    )
+
+
+async def customer(request: Request) -> Response:
+    customer_id: str = request.path_params["customer_id"]
+    return await _answer(
+        request,
+        lambda engine: _customer(engine, customer_id),
+        f"no customer {customer_id!r}",
+    )
+
+
+def _listing(query: Select[Any]) -> Callable[[Request], Awaitable[Response]]:
+    """A view of every row of ``query``, as ``{"items": [...]}``."""
+
+    async def view(request: Request) -> Response:
+        return await _answer(request, lambda engine: {"items": _rows(engine, query)})
+
+    return view
 
 
 def routes() -> list[BaseRoute]:
-    return []
+    return [
+        Route("/views/orders", orders),
+        Route("/views/orders/{order_id}", order),
+        Route("/views/customers/{customer_id}", customer),
+        Route("/views/revenue", _listing(select(REVENUE).order_by(REVENUE.c.currency))),
+        Route(
+            "/views/sources",
+            _listing(select(STATS).order_by(STATS.c.source, STATS.c.outcome)),
+        ),
+    ]

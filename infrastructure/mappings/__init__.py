@@ -12,10 +12,17 @@ import importlib
 import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from typing import Annotated
 
 import msgspec
+from msgspec import Meta
 
 from domain.commands import Command, Ignored
+
+NO_NUL = "^[^\x00]*$"
+"""A pattern for every text field: PostgreSQL text cannot hold NUL."""
+ObjectId = Annotated[str, Meta(min_length=1, max_length=200, pattern=NO_NUL)]
+Text = Annotated[str, Meta(max_length=1000, pattern=NO_NUL)]
 
 PayloadMapping = Callable[[bytes, Mapping[str, str]], Sequence[Command] | Ignored]
 

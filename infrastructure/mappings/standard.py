@@ -16,13 +16,11 @@ import msgspec
 from msgspec import UNSET, Meta, Struct, UnsetType
 
 from domain import commands as c
-from infrastructure.mappings import decoding
+from infrastructure.mappings import ObjectId, Text, decoding
 
-ObjectId = Annotated[str, Meta(min_length=1, max_length=200)]
 Cents = Annotated[int, Meta(ge=0, le=10**15)]
 Sequence_ = Annotated[int, Meta(ge=0, le=2**62)]
 Currency = Annotated[str, Meta(pattern="^[A-Za-z]{3}$")]
-Text = Annotated[str, Meta(max_length=1000)]
 Moment = Annotated[datetime, Meta(tz=True)]
 Address = Text | dict[str, Text | None]
 

@@ -31,12 +31,11 @@ import msgspec
 from msgspec import UNSET, Meta, Struct, UnsetType
 
 from domain import commands as c
-from infrastructure.mappings import decoding
+from infrastructure.mappings import ObjectId, Text, decoding
 
 T = TypeVar("T")
-Id = Annotated[str, Meta(min_length=1, max_length=200)]
+Id = ObjectId
 Cents = Annotated[int, Meta(ge=0, le=10**15)]
-Text = Annotated[str, Meta(max_length=1000)]
 
 
 class Head(Struct):

@@ -49,6 +49,11 @@ def nothing_is_stored(store: Store):  # type: ignore[no-untyped-def]
             "",
         ),
         (envelope({"amount_cents": 1}, "order.paid"), "$.data", "order_id"),
+        (
+            envelope({**ORDER, "order_id": "o\u0000", "total_cents": 1}),
+            "$.data.order_id",
+            "",
+        ),
         (envelope("nope", "order.paid"), "$.data", "Expected `object`"),
         (
             b'{"type": "order.paid", "timestamp": "yesterday", "data": {}}',

@@ -1,0 +1,159 @@
+"""Replay stored deliveries through today's mapping and rules (contract 6).
+
+After a mapping fix, deliveries that were ``ignored`` (or ``rejected``,
+``parked``...) under the old code are decided again: the raw payload and
+headers kept in the delivery log go through the source's mapping, built by
+``Source.build``, without HTTP and without a signature check (they were
+verified when they were received), then through ``SyncService.replay``
+against the objects as they are now. That writes the new events, the record's
+``resolution`` and the receipt's ``Resolved`` in one transaction, and writes
+nothing when the delivery's effect would not change: replaying twice is
+replaying once.
+
+A delivery's outcome is its ``resolution`` when it has one (a released parked
+delivery, an earlier replay), else its first ``outcome``; ``--outcome``
+selects on that. Deliveries are replayed in the order they were received.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from sqlalchemy import Engine, Row, case, column, func, select, table
+
+from domain.application import SyncService
+from domain.delivery import Delivery
+from infrastructure.intake import Source
+from infrastructure.mappings import InvalidPayload
+
+DELIVERIES = table(
+    "deliveries",
+    *(
+        column(name)
+        for name in (
+            "source",
+            "idempotency_key",
+            "received_at",
+            "outcome",
+            "reason",
+            "payload",
+            "headers",
+            "resolution",
+            "resolution_reason",
+        )
+    ),
+)
+"""The delivery log's columns this module reads, untyped: times come back as
+SQLite's ISO 8601 text or PostgreSQL's ``timestamptz``, and are bound the same
+way (see ``moment``)."""
+_current_outcome = func.coalesce(DELIVERIES.c.resolution, DELIVERIES.c.outcome)
+_current_reason = case(
+    (DELIVERIES.c.resolution.is_(None), DELIVERIES.c.reason),
+    else_=DELIVERIES.c.resolution_reason,
+)
+
+
+def moment(engine: Engine, at: datetime) -> datetime | str:
+    """``at`` as the delivery log stores it: ISO 8601 text in UTC on SQLite
+    (which compares as text), a ``timestamptz`` on PostgreSQL."""
+    utc = at.astimezone(UTC)
+    return utc if engine.dialect.name == "postgresql" else utc.isoformat()
+
+
+def parse_moment(value: datetime | str) -> datetime:
+    return value if isinstance(value, datetime) else datetime.fromisoformat(value)
+
+
+@dataclass(frozen=True)
+class Replayed:
+    """One delivery, before and after its replay. ``changed``: the replay
+    wrote (or, dry, would write) something, or the outcome moved meanwhile
+    (a parked delivery released by one replayed before it)."""
+
+    key: str
+    before: str
+    now: str
+    reason: str | None
+    changed: bool
+    failed: bool = False
+
+
+class Replayer:
+    """Replays the deliveries of one source; ``dry_run`` decides but writes
+    nothing (so a delivery another one would have released shows unchanged)."""
+
+    def __init__(
+        self, service: SyncService, engine: Engine, source: Source, dry_run: bool
+    ) -> None:
+        self.service = service
+        self.engine = engine
+        self.source = source
+        self.dry_run = dry_run
+
+    def candidates(
+        self, outcome: str | None = None, since: datetime | None = None
+    ) -> list[tuple[str, str]]:
+        """The (key, current outcome) of the deliveries to replay, in the
+        order they were received."""
+        query = (
+            select(DELIVERIES.c.idempotency_key, _current_outcome)
+            .where(DELIVERIES.c.source == self.source.name)
+            .order_by(DELIVERIES.c.received_at, DELIVERIES.c.idempotency_key)
+        )
+        if outcome is not None:
+            query = query.where(_current_outcome == outcome)
+        if since is not None:
+            query = query.where(DELIVERIES.c.received_at >= moment(self.engine, since))
+        with self.engine.connect() as conn:
+            return [(key, current) for key, current in conn.execute(query)]
+
+    def replay(self, key: str, before: str) -> Replayed | None:
+        """Decide the delivery ``key`` again; None when its record is gone
+        (pruned since ``candidates``)."""
+        row = self._record(key)
+        if row is None:
+            return None
+        headers: dict[str, str] = json.loads(row.headers)
+        payload = bytes(row.payload)
+        try:
+            mapped = self.source.mapping(payload, headers)
+        except InvalidPayload as invalid:
+            reason = f"today's mapping refuses it: {invalid.path}: {invalid.message}"
+            return Replayed(key, before, before, reason, False, failed=True)
+        delivery = Delivery(
+            self.source.name, key, parse_moment(row.received_at), payload, headers
+        )
+        answer = self.service.replay(delivery, mapped, commit=not self.dry_run)
+        if answer is None:
+            now = row.current_outcome
+            return Replayed(key, before, now, row.current_reason, now != before)
+        return Replayed(key, before, answer.outcome.value, answer.reason, True)
+
+    def _record(self, key: str) -> Row | None:
+        query = select(
+            DELIVERIES.c.received_at,
+            DELIVERIES.c.payload,
+            DELIVERIES.c.headers,
+            _current_outcome.label("current_outcome"),
+            _current_reason.label("current_reason"),
+        ).where(
+            DELIVERIES.c.source == self.source.name,
+            DELIVERIES.c.idempotency_key == key,
+        )
+        with self.engine.connect() as conn:
+            return conn.execute(query).first()
+
+
+def summary(results: Sequence[Replayed]) -> dict[str, int]:
+    """How many were replayed, changed, unchanged and failed to map."""
+    changed = sum(1 for result in results if result.changed)
+    failed = sum(1 for result in results if result.failed)
+    return {
+        "replayed": len(results),
+        "changed": changed,
+        "unchanged": len(results) - changed - failed,
+        "failed": failed,
+    }
