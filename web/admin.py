@@ -1,10 +1,189 @@
 """Operations under ``/admin`` (enabled by ``[server] admin_enabled`` until
-access roles arrive)."""
+access roles arrive): projection status, and rebuilds in the background.
+
+- ``GET /admin/projections``: name, position, head, lag, state, error (and
+  the last rebuild started here) of each projection.
+- ``POST /admin/projections/{name}/rebuild?verify=1&dry_run=1``: starts a
+  rebuild in a background thread; 202 with its status URL, 409 while one of
+  that projection is running.
+- ``GET /admin/projections/{name}/rebuild``: its progress, then its report.
+"""
 
 from __future__ import annotations
 
-from starlette.routing import BaseRoute
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Route
+
+from projections.rebuild import Progress, RebuildReport, rebuild
+from projections.runner import ProjectionRunner
+from web.responses import json_response
+
+TRUE = ("1", "true", "yes", "on")
+
+
+@dataclass
+class RebuildJob:
+    """One background rebuild: running, then done (with a report) or failed."""
+
+    name: str
+    verify: bool
+    dry_run: bool
+    state: str = "running"
+    progress: Progress | None = None
+    report: RebuildReport | None = None
+    error: str | None = None
+    started_at: float = field(default_factory=time.time)
+
+    def to_dict(self) -> dict[str, Any]:
+        progress = self.progress
+        return {
+            "name": self.name,
+            "state": self.state,
+            "verify": self.verify,
+            "dry_run": self.dry_run,
+            "started_at": self.started_at,
+            "progress": None
+            if progress is None
+            else {
+                "phase": progress.phase,
+                "position": progress.position,
+                "head": progress.head,
+                "events": progress.events,
+                "events_per_second": round(progress.events_per_second, 1),
+                "eta_seconds": progress.eta_seconds,
+            },
+            "report": None if self.report is None else self.report.to_dict(),
+            "error": self.error,
+        }
+
+
+class Rebuilds:
+    """The rebuilds started through this app: at most one running per
+    projection in this process (``rebuild`` itself refuses a second one
+    across processes), and the last one of each projection."""
+
+    def __init__(self, runner: ProjectionRunner) -> None:
+        self.runner = runner
+        self.jobs: dict[str, RebuildJob] = {}
+        self._lock = threading.Lock()
+
+    def start(self, name: str, *, verify: bool, dry_run: bool) -> RebuildJob | None:
+        """The new job, or None when one of ``name`` is still running."""
+        with self._lock:
+            current = self.jobs.get(name)
+            if current is not None and current.state == "running":
+                return None
+            job = self.jobs[name] = RebuildJob(name, verify, dry_run)
+        threading.Thread(
+            target=self._run, args=(job,), name=f"rebuild-{name}", daemon=True
+        ).start()
+        return job
+
+    def _run(self, job: RebuildJob) -> None:
+        def show(progress: Progress) -> None:
+            job.progress = progress
+
+        try:
+            job.report = rebuild(
+                self.runner,
+                job.name,
+                verify=job.verify,
+                dry_run=job.dry_run,
+                progress=show,
+            )
+        except Exception as error:
+            job.error, job.state = f"{type(error).__name__}: {error}", "failed"
+        else:
+            job.state = "done"
+
+
+def _rebuilds(request: Request) -> Rebuilds:
+    """This app's ``Rebuilds`` (made on first use, on the event loop)."""
+    state = request.app.state
+    if not hasattr(state, "rebuilds"):
+        state.rebuilds = Rebuilds(state.runner)
+    rebuilds: Rebuilds = state.rebuilds
+    return rebuilds
+
+
+def _unknown(rebuilds: Rebuilds, name: str) -> Response | None:
+    if name in rebuilds.runner.projections:
+        return None
+    known = sorted(rebuilds.runner.projections)
+    return json_response({"error": f"no projection {name!r}", "known": known}, 404)
+
+
+async def projection_status(request: Request) -> Response:
+    rebuilds = _rebuilds(request)
+    statuses = await run_in_threadpool(rebuilds.runner.status)
+    jobs = rebuilds.jobs
+    return json_response(
+        {
+            "projections": [
+                {
+                    "name": status.name,
+                    "position": status.position,
+                    "head": status.head,
+                    "lag": status.lag,
+                    "state": status.state,
+                    "error": status.error,
+                    "rebuild": jobs[status.name].state if status.name in jobs else None,
+                }
+                for status in statuses
+            ]
+        }
+    )
+
+
+async def start_rebuild(request: Request) -> Response:
+    rebuilds, name = _rebuilds(request), request.path_params["name"]
+    url = str(request.url_for("rebuild_status", name=name).path)
+    flags = {
+        k: request.query_params.get(k, "").lower() in TRUE
+        for k in ("verify", "dry_run")
+    }
+    unknown = _unknown(rebuilds, name)
+    if unknown is not None:
+        return unknown
+    job = rebuilds.start(name, **flags)
+    if job is None:
+        body = {"error": f"a rebuild of {name!r} is running", "status_url": url}
+        return json_response(body, 409)
+    return json_response(
+        {**job.to_dict(), "status_url": url}, 202, headers={"location": url}
+    )
+
+
+async def rebuild_status(request: Request) -> Response:
+    rebuilds, name = _rebuilds(request), request.path_params["name"]
+    unknown = _unknown(rebuilds, name)
+    if unknown is not None:
+        return unknown
+    job = rebuilds.jobs.get(name)
+    return json_response(
+        {"name": name, "state": "none"} if job is None else job.to_dict()
+    )
 
 
 def routes() -> list[BaseRoute]:
-    return []
+    return [
+        Route("/admin/projections", projection_status, methods=["GET"]),
+        Route(
+            "/admin/projections/{name}/rebuild",
+            start_rebuild,
+            methods=["POST"],
+        ),
+        Route(
+            "/admin/projections/{name}/rebuild",
+            rebuild_status,
+            methods=["GET"],
+            name="rebuild_status",
+        ),
+    ]
