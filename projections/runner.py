@@ -32,6 +32,12 @@ QUICK_RETRIES = 5
 """Failures in a row before a projection shows as ``failed`` (it is still
 retried, every ``MAX_BACKOFF`` seconds, so it recovers once fixed)."""
 MAX_BACKOFF = 30.0
+LOCK_BUDGET_SECONDS = 0.1
+"""How long one live batch should hold its lock. On SQLite that lock is the
+database's write lock, so incoming deliveries wait at most about this long:
+batches grow (up to ``batch_size``) while they are faster and shrink when
+slower."""
+MIN_BATCH = 10
 
 
 @dataclass(frozen=True)
@@ -71,6 +77,7 @@ class ProjectionRunner:
             for name, projection in self.projections.items()
         }
         self._failures: dict[str, int] = {}
+        self._limits: dict[str, int] = {}
         self._not_before: dict[str, float] = {}
 
     def head(self) -> int:
@@ -93,7 +100,7 @@ class ProjectionRunner:
         projection = self.projections[name]
         tables = tables if tables is not None else self.tables[name]
         position_name = position_name or name
-        limit = batch_size or self.batch_size
+        limit = batch_size or self._limits.get(position_name, MIN_BATCH)
         head = self.head() if up_to is None else up_to
         with self.engine.connect() as conn:
             row = positions.read(conn, position_name)
@@ -107,13 +114,23 @@ class ProjectionRunner:
         )
         events = [self.service.mapper.to_domain_event(n) for n in notifications]
         reached = notifications[-1].id if len(notifications) == limit else head
+        started = time.monotonic()
         with self.engine.begin() as conn:
             if positions.lock(conn, position_name) != position:
                 return 0, True  # another runner moved it meanwhile: read again
             for event in events:
                 projection.process(conn, tables, event)
             positions.advance(conn, position_name, reached)
+        if batch_size is None:
+            self._adapt(position_name, limit, time.monotonic() - started)
         return len(events), reached < head
+
+    def _adapt(self, position_name: str, limit: int, held: float) -> None:
+        if held > LOCK_BUDGET_SECONDS:
+            limit = max(MIN_BATCH, limit // 2)
+        elif held < LOCK_BUDGET_SECONDS / 2:
+            limit = min(self.batch_size, limit * 2)
+        self._limits[position_name] = limit
 
     def catch_up(self, name: str) -> int:
         """Apply everything up to the current head; returns events applied."""
