@@ -20,28 +20,48 @@ final transaction) makes concurrent writers wait that long.
 A rebuild that died (crash, kill) leaves its shadow behind; the next rebuild
 of that projection drops it first. One rebuild per projection at a time: a
 PostgreSQL advisory lock, or a lock file beside the SQLite database.
+
+Shadow tables, the swap, the clean-up and the lock are in
+``projections.shadow``; the row-for-row comparison is in
+``projections.compare``.
 """
 
 from __future__ import annotations
 
-import fcntl
-import re
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from datetime import datetime
-from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Engine, MetaData, Table, func, inspect, select, text
-from sqlalchemy import union as sql_union
+from sqlalchemy import Connection, MetaData, text
 from sqlalchemy.exc import OperationalError
 
 from projections import positions
 from projections.base import Projection, Tables
-from projections.leadership import lock_key
+from projections.compare import EXAMPLES, TableDiff, compare
 from projections.runner import ProjectionRunner
+from projections.shadow import (
+    RebuildRunning,
+    create_shadow,
+    drop_leftovers,
+    exclusive,
+    new_suffix,
+    swap,
+)
+
+__all__ = [
+    "CATCH_UP_ROUNDS",
+    "CLOSE_ENOUGH",
+    "EXAMPLES",
+    "FINAL_ATTEMPTS",
+    "LOCK_TIMEOUT",
+    "SQLITE_BATCH_SECONDS",
+    "Progress",
+    "RebuildReport",
+    "RebuildRunning",
+    "TableDiff",
+    "rebuild",
+]
 
 CLOSE_ENOUGH = 200
 """Notification ids behind the head at which catching up stops: the final,
@@ -57,15 +77,6 @@ LOCK_TIMEOUT = "5s"
 """PostgreSQL: how long the final transaction waits for a lock (the live
 runner's batch, a long read of a live table) before it rolls back and tries
 again, instead of queueing every reader behind its rename."""
-EXAMPLES = 5
-
-
-class RebuildRunning(Exception):
-    """Another rebuild of this projection is running (here or elsewhere)."""
-
-    def __init__(self, name: str) -> None:
-        super().__init__(f"a rebuild of {name!r} is already running")
-        self.name = name
 
 
 @dataclass(frozen=True)
@@ -89,16 +100,6 @@ class Progress:
         if self.position <= 0 or self.elapsed <= 0:
             return None
         return max(0, self.head - self.position) * self.elapsed / self.position
-
-
-@dataclass(frozen=True)
-class TableDiff:
-    """Rows of one table whose primary key is on one side only, or whose
-    values differ; ``examples`` holds a few as (key, live, rebuilt)."""
-
-    table: str
-    differing: int
-    examples: tuple[dict[str, Any], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -184,20 +185,16 @@ def rebuild(
     compares and drops the shadow, leaving the live model as it was."""
     if name not in runner.projections:
         raise KeyError(f"no projection {name!r}")
-    with _exclusive(runner.engine, name):
-        _drop_leftovers(runner.engine, runner.projections[name], name)
-        job = _Rebuild(
-            runner, name, f"__r{time.time_ns() // 1_000_000}", batch_size, progress
-        )
+    with exclusive(runner.engine, name):
+        drop_leftovers(runner.engine, runner.projections[name], name)
+        job = _Rebuild(runner, name, new_suffix(), batch_size, progress)
         shadow = job.projection.define(MetaData(), job.suffix)
         try:
-            next(iter(shadow.values())).metadata.create_all(runner.engine)
-            with runner.engine.begin() as conn:
-                positions.lock(conn, job.shadow_name)
+            create_shadow(runner.engine, shadow, job.shadow_name)
             _replay(job, shadow)
             return _finish(job, shadow, verify=verify or dry_run, dry_run=dry_run)
         finally:
-            _drop_leftovers(runner.engine, job.projection, name)
+            drop_leftovers(runner.engine, job.projection, name)
 
 
 def _replay(job: _Rebuild, shadow: Tables) -> None:
@@ -268,13 +265,13 @@ def _final(
         if verify:
             if live_position < position:
                 note = _bring_live(job, conn, live, live_position, position)
-            differences = tuple(_compare(conn, live[k], shadow[k]) for k in live)
+            differences = tuple(compare(conn, live[k], shadow[k]) for k in live)
             compared_at = position if note is None else None
         if dry_run:
             transaction.rollback()
         else:
             events += _apply(job, conn, shadow, position, head)
-            _swap(conn, live, shadow, job.suffix)
+            swap(conn, live, shadow, job.suffix)
             positions.advance(conn, job.name, head)
             positions.remove(conn, job.shadow_name)
             position = head
@@ -330,121 +327,3 @@ def _bring_live(
             f"{stop} ({type(error).__name__}): the differences include them"
         )
     return None
-
-
-def _compare(conn: Connection, live: Table, rebuilt: Table) -> TableDiff:
-    """Rows in one table and not the other (SQL EXCEPT both ways), counted
-    once per primary key."""
-    key = [str(column.name) for column in live.primary_key.columns]
-    old = select(*live.columns)
-    new = select(*(rebuilt.c[column.name] for column in live.columns))
-    only_old, only_new = old.except_(new).subquery(), new.except_(old).subquery()
-    keys = sql_union(
-        select(*(only_old.c[k] for k in key)), select(*(only_new.c[k] for k in key))
-    ).subquery()
-    differing = conn.execute(select(func.count()).select_from(keys)).scalar_one()
-    examples = []
-    for row in conn.execute(select(keys).order_by(*keys.c).limit(EXAMPLES)):
-        where = dict(zip(key, row, strict=True))
-        examples.append(
-            {
-                "key": _plain(where),
-                "live": _row(conn, live, where),
-                "rebuilt": _row(conn, rebuilt, where),
-            }
-        )
-    return TableDiff(str(live.name), int(differing), tuple(examples))
-
-
-def _row(
-    conn: Connection, table: Table, where: dict[str, Any]
-) -> dict[str, Any] | None:
-    found = conn.execute(
-        select(table).where(*(table.c[k] == v for k, v in where.items()))
-    ).first()
-    return None if found is None else _plain(dict(found._mapping))
-
-
-def _plain(row: dict[str, Any]) -> dict[str, Any]:
-    """JSON-friendly values (times as ISO 8601)."""
-    return {k: v.isoformat() if isinstance(v, datetime) else v for k, v in row.items()}
-
-
-def _swap(conn: Connection, live: Tables, shadow: Tables, suffix: str) -> None:
-    """Rename live tables away and shadow tables in, drop the old ones, and
-    give the new tables' indexes the live names (migrations refer to them)."""
-    quote = conn.dialect.identifier_preparer.quote
-    for table in live.values():
-        old = quote(f"{table.name}__old{suffix}")
-        conn.execute(text(f"ALTER TABLE {quote(table.name)} RENAME TO {old}"))
-    for key, table in shadow.items():
-        conn.execute(
-            text(f"ALTER TABLE {quote(table.name)} RENAME TO {quote(live[key].name)}")
-        )
-    for table in live.values():
-        conn.execute(text(f"DROP TABLE {quote(f'{table.name}__old{suffix}')}"))
-    for key, table in live.items():
-        if conn.dialect.name == "postgresql":
-            # Also the primary key's index (and so its constraint): orders_pkey.
-            for (index,) in conn.execute(
-                text(
-                    "SELECT indexname FROM pg_indexes WHERE tablename = :table "
-                    "AND schemaname = current_schema()"
-                ),
-                {"table": table.name},
-            ):
-                if suffix in index:
-                    renamed = quote(index.replace(suffix, ""))
-                    conn.execute(
-                        text(f"ALTER INDEX {quote(index)} RENAME TO {renamed}")
-                    )
-        else:  # SQLite cannot rename an index: build it again under its name.
-            for index in shadow[key].indexes:
-                conn.execute(text(f"DROP INDEX {quote(str(index.name))}"))
-            for index in table.indexes:
-                index.create(conn)
-
-
-def _drop_leftovers(engine: Engine, projection: Projection, name: str) -> None:
-    """Drop the shadow and old tables and the shadow position rows that a
-    rebuild of this projection left behind (this one's, or a crashed one's)."""
-    bases = "|".join(re.escape(t.name) for t in projection.define(MetaData()).values())
-    stale = re.compile(rf"^(?:{bases})(?:__old)?__r\d+$")
-    shadow_position = re.compile(rf"^{re.escape(name)}__r\d+$")
-    with engine.begin() as conn:
-        quote = conn.dialect.identifier_preparer.quote
-        for table in inspect(conn).get_table_names():
-            if stale.match(table):
-                conn.execute(text(f"DROP TABLE {quote(table)}"))
-        for (row_name,) in conn.execute(select(positions.positions.c.name)):
-            if shadow_position.match(row_name):
-                positions.remove(conn, row_name)
-
-
-@contextmanager
-def _exclusive(engine: Engine, name: str) -> Iterator[None]:
-    """One rebuild of ``name`` at a time, across processes: a session
-    advisory lock on PostgreSQL, ``flock`` on a file beside SQLite's."""
-    if engine.dialect.name == "postgresql":
-        key = lock_key(f"rebuild.{name}")
-        with engine.connect() as conn:
-            taken = conn.execute(select(func.pg_try_advisory_lock(key))).scalar()
-            conn.commit()
-            if not taken:
-                raise RebuildRunning(name)
-            try:
-                yield
-            finally:
-                if not conn.invalidated:
-                    conn.execute(select(func.pg_advisory_unlock(key)))
-                    conn.commit()
-        return
-    with Path(f"{engine.url.database}.rebuild-{name}.lock").open("a") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise RebuildRunning(name) from None
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
