@@ -3,7 +3,7 @@ PY = $(VENV)/bin/python
 PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help install lint typecheck test run format clean
+.PHONY: help install lint typecheck test run format clean bench
 
 help:
 	@echo "make install    create $(VENV) and install idemsync with the dev extra"
@@ -12,6 +12,7 @@ help:
 	@echo "make lint       ruff check and ruff format --check"
 	@echo "make typecheck  mypy"
 	@echo "make format     ruff format and ruff check --fix"
+	@echo "make bench      install, then the rebuild benchmark (BENCH_ARGS=--events N ...)"
 	@echo "make clean      remove caches and build output (keeps var/)"
 
 install: $(VENV)/.installed
@@ -35,6 +36,9 @@ run: install
 	mkdir -p var
 	test -f var/demo.env || $(PY) -c 'import base64, secrets; print("IDEMSYNC_DEMO_SECRET=whsec_" + base64.b64encode(secrets.token_bytes(24)).decode())' > var/demo.env
 	set -a; . var/demo.env; set +a; $(VENV)/bin/idemsync db upgrade && $(VENV)/bin/idemsync demo-request --url http://127.0.0.1:8000 && exec $(VENV)/bin/idemsync serve --host 127.0.0.1 --port 8000
+
+bench: install
+	$(PY) bench/rebuild.py $(BENCH_ARGS)
 
 format: install
 	$(VENV)/bin/ruff format .

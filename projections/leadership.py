@@ -52,14 +52,24 @@ class Leadership:
 
 
 class AdvisoryLeadership(Leadership):
-    """Leads the projections whose advisory lock this session holds."""
+    """Leads the projections whose advisory lock this session holds.
+
+    The locks live as long as the session: at most every ``check_seconds``
+    the session is pinged, and if it is gone (terminated, network loss,
+    server restart) every lock is taken to be lost, so a stand-by that took
+    over is not joined by the old leader."""
+
+    check_seconds = 1.0
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self.conn: psycopg.Connection[Any] | None = None
         self.held: set[str] = set()
+        self.checked = 0.0
 
     def holds(self, name: str) -> bool:
+        if self.held and time.monotonic() - self.checked > self.check_seconds:
+            self._check_session()
         if name in self.held:
             return True
         try:
@@ -78,6 +88,17 @@ class AdvisoryLeadership(Leadership):
             log.info("leading projection %s", name)
             return True
         return False
+
+    def _check_session(self) -> None:
+        self.checked = time.monotonic()
+        if self.conn is None:
+            self.close()
+            return
+        try:
+            self.conn.execute("SELECT 1")
+        except psycopg.Error as error:
+            log.warning("lost the projection locks' session: %s", error)
+            self.close()
 
     def close(self) -> None:
         if self.conn is not None:

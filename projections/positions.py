@@ -82,6 +82,13 @@ def advance(conn: Connection, name: str, position: int) -> None:
 def set_state(
     conn: Connection, name: str, state: str, error: str | None, failures: int
 ) -> None:
+    """Record how the projection is doing (its row is made if it is new: a
+    projection failing on its very first batch must still show it)."""
+    conn.execute(
+        insert(conn, positions)
+        .values(name=name, position=0, state=state, failures=failures)
+        .on_conflict_do_nothing(index_elements=["name"])
+    )
     conn.execute(
         update(positions)
         .where(positions.c.name == name)
