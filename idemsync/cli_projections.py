@@ -25,19 +25,12 @@ log = logging.getLogger("idemsync")
 def projection_runner(settings: Settings) -> tuple[ProjectionRunner, Database]:
     """A runner over every projection, on a migrated database."""
     from domain.application import SyncService
-    from projections.catalog import all_projections
+    from projections.catalog import runner_for
 
     database = database_of(settings)
     database.check_ready()
     service = SyncService(env=database.eventsourcing_env())
-    runner = ProjectionRunner(
-        service,
-        database.engine(),
-        all_projections(),
-        batch_size=settings.projection_batch_size,
-        poll_seconds=settings.projection_poll_seconds,
-    )
-    return runner, database
+    return runner_for(service, database.engine(), settings), database
 
 
 def cmd_projections_status(args: argparse.Namespace, settings: Settings) -> int:

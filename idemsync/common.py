@@ -7,11 +7,7 @@ from infrastructure.settings import Settings
 
 
 def database_of(settings: Settings) -> Database:
-    return Database(
-        settings.database_url,
-        lock_timeout_seconds=settings.lock_timeout_seconds,
-        pool_size=settings.pool_size,
-    )
+    return Database.of(settings)
 
 
 def build_sources(settings: Settings) -> None:

@@ -20,8 +20,8 @@ from sqlalchemy import (
     select,
 )
 
-from domain.order import Order
 from projections.base import Projection, Tables, insert
+from projections.orders import OrdersProjection
 
 MONEY = ("currency", "paid_cents", "refunded_cents")
 
@@ -30,14 +30,7 @@ class RevenueProjection(Projection):
     """Per currency: paid, refunded, net, and how many orders paid."""
 
     name = "revenue"
-    event_classes = (
-        Order.Created,
-        Order.Paid,
-        Order.Shipped,
-        Order.Delivered,
-        Order.Cancelled,
-        Order.Refunded,
-    )
+    event_classes = OrdersProjection.event_classes
 
     def define(self, metadata: MetaData, suffix: str = "") -> dict[str, Table]:
         revenue = Table(

@@ -15,8 +15,7 @@ from infrastructure.intake import Intake
 from infrastructure.persistence.database import Database
 from infrastructure.retention import PeriodicPrune
 from infrastructure.settings import Settings, load_settings
-from projections.catalog import all_projections
-from projections.runner import ProjectionRunner
+from projections.catalog import runner_for
 from web import admin, views
 from web.health import healthz, readyz
 from web.webhooks import receive_webhook
@@ -29,19 +28,9 @@ def create_app(
 ) -> Starlette:
     """Build the store, the service and the routes for ``settings``; delivery
     records past retention are pruned every ``prune_interval_seconds``."""
-    database = Database(
-        settings.database_url,
-        lock_timeout_seconds=settings.lock_timeout_seconds,
-        pool_size=settings.pool_size,
-    )
+    database = Database.of(settings)
     service = SyncService(env=database.eventsourcing_env())
-    runner = ProjectionRunner(
-        service,
-        database.engine(),
-        all_projections(),
-        batch_size=settings.projection_batch_size,
-        poll_seconds=settings.projection_poll_seconds,
-    )
+    runner = runner_for(service, database.engine(), settings)
     pruning = PeriodicPrune(database.engine(), settings.sources, prune_interval_seconds)
     stop = threading.Event()
     projecting = threading.Thread(

@@ -13,6 +13,8 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import create_engine, inspect, text
 from sqlalchemy.engine import Engine
 
+from infrastructure.settings import Settings
+
 ROOT = Path(__file__).resolve().parents[2]
 ALEMBIC_INI = ROOT / "alembic.ini"
 
@@ -35,6 +37,15 @@ class Database:
         self.lock_timeout_seconds = lock_timeout_seconds
         self.pool_size = pool_size
         self._engine: Engine | None = None
+
+    @staticmethod
+    def of(settings: Settings) -> Database:
+        """The database of ``settings`` (URL, lock timeout, pool size)."""
+        return Database(
+            settings.database_url,
+            lock_timeout_seconds=settings.lock_timeout_seconds,
+            pool_size=settings.pool_size,
+        )
 
     @property
     def is_postgres(self) -> bool:
