@@ -15,6 +15,7 @@ import shutil
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
@@ -26,18 +27,55 @@ from tests.partner import Partner, make_settings
 from tests.store import Store
 from web.app import create_app
 
+POSTGRES_NOTE = pytest.StashKey[str]()
 PG_SERVER = os.environ.get("IDEMSYNC_TEST_PG", "postgresql://postgres@127.0.0.1:5432")
+
+
+def postgres_problem() -> str | None:
+    """Why PostgreSQL cannot be used, in one line; None when it answers."""
+    try:
+        psycopg.connect(f"{PG_SERVER}/postgres", connect_timeout=3).close()
+    except psycopg.OperationalError as error:
+        first_line = str(error).strip().splitlines()[0]
+        return f"PostgreSQL not reachable at {PG_SERVER}: {first_line}"
+    return None
 
 
 def postgres_or_skip() -> None:
     """Skip (or, in CI, fail) when PostgreSQL does not answer."""
-    try:
-        psycopg.connect(f"{PG_SERVER}/postgres", connect_timeout=3).close()
-    except psycopg.OperationalError as error:
-        reason = f"PostgreSQL not reachable at {PG_SERVER}: {str(error).strip()}"
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"CI=true and {reason}")
-        pytest.skip(reason)
+    problem = postgres_problem()
+    if problem is None:
+        return
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"CI=true and {problem}")
+    pytest.skip(problem)
+
+
+def pytest_collection_modifyitems(
+    config: pytest.Config, items: list[pytest.Item]
+) -> None:
+    """On a laptop without PostgreSQL, leave its tests out and say why once
+    (at the end of the run). Under CI=true they run, and fail."""
+    if os.environ.get("CI") == "true":
+        return
+    needs_postgres = [item for item in items if item.get_closest_marker("postgres")]
+    if not needs_postgres:
+        return
+    problem = postgres_problem()
+    if problem is None:
+        return
+    config.hook.pytest_deselected(items=needs_postgres)
+    items[:] = [item for item in items if not item.get_closest_marker("postgres")]
+    config.stash[POSTGRES_NOTE] = (
+        f"{len(needs_postgres)} PostgreSQL tests not run: {problem} "
+        "(set IDEMSYNC_TEST_PG, or start PostgreSQL)"
+    )
+
+
+def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
+    note = config.stash.get(POSTGRES_NOTE, None)
+    if note:
+        terminalreporter.write_line(note, yellow=True)
 
 
 def pg_execute(statement: str, dbname: str = "postgres") -> None:

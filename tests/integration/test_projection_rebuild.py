@@ -398,7 +398,11 @@ def test_a_second_rebuild_of_the_same_projection_is_refused_while_one_runs(
     assert errors == []
 
 
-@pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
+@pytest.mark.parametrize(
+    "database_url",
+    [pytest.param("postgres", marks=pytest.mark.postgres)],
+    indirect=True,
+)
 def test_a_long_read_of_a_live_table_makes_the_swap_retry_not_queue_every_reader(
     client: TestClient,
     partner: Partner,
