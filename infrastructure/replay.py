@@ -20,51 +20,21 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 
-from sqlalchemy import Engine, Row, case, column, func, select, table
+from sqlalchemy import Engine, Row, case, func, select
 
 from domain.application import SyncService
 from domain.delivery import Delivery
 from infrastructure.intake import Source
 from infrastructure.mappings import InvalidPayload
+from infrastructure.persistence.deliveries import DELIVERIES, moment, parse_moment
 
-DELIVERIES = table(
-    "deliveries",
-    *(
-        column(name)
-        for name in (
-            "source",
-            "idempotency_key",
-            "received_at",
-            "outcome",
-            "reason",
-            "payload",
-            "headers",
-            "resolution",
-            "resolution_reason",
-        )
-    ),
-)
-"""The delivery log's columns this module reads, untyped: times come back as
-SQLite's ISO 8601 text or PostgreSQL's ``timestamptz``, and are bound the same
-way (see ``moment``)."""
 _current_outcome = func.coalesce(DELIVERIES.c.resolution, DELIVERIES.c.outcome)
 _current_reason = case(
     (DELIVERIES.c.resolution.is_(None), DELIVERIES.c.reason),
     else_=DELIVERIES.c.resolution_reason,
 )
-
-
-def moment(engine: Engine, at: datetime) -> datetime | str:
-    """``at`` as the delivery log stores it: ISO 8601 text in UTC on SQLite
-    (which compares as text), a ``timestamptz`` on PostgreSQL."""
-    utc = at.astimezone(UTC)
-    return utc if engine.dialect.name == "postgresql" else utc.isoformat()
-
-
-def parse_moment(value: datetime | str) -> datetime:
-    return value if isinstance(value, datetime) else datetime.fromisoformat(value)
 
 
 @dataclass(frozen=True)

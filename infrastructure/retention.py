@@ -23,7 +23,7 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import ColumnElement, Engine, delete, func, select
 
-from infrastructure.replay import DELIVERIES, moment
+from infrastructure.persistence.deliveries import DELIVERIES, moment
 from infrastructure.settings import SourceSettings
 
 log = logging.getLogger("idemsync.retention")

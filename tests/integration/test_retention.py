@@ -16,7 +16,7 @@ from sqlalchemy import update
 from starlette.testclient import TestClient
 
 from infrastructure.persistence.database import Database
-from infrastructure.replay import DELIVERIES, moment
+from infrastructure.persistence.deliveries import DELIVERIES, moment
 from infrastructure.retention import prune
 from infrastructure.settings import Settings
 from tests.histories import history, schedule
