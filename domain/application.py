@@ -77,13 +77,21 @@ class SyncService(Application[uuid.UUID]):
         self.conflicts = 0
 
     def receive(
-        self, delivery: Delivery, mapped: Sequence[Command] | Ignored
+        self,
+        delivery: Delivery,
+        mapped: Sequence[Command] | Ignored,
+        *,
+        looked_up: bool = False,
     ) -> Answer:
-        """Decide and record ``delivery``; the answer of a retry is the first one."""
+        """Decide and record ``delivery``; the answer of a retry is the first one.
+
+        ``looked_up``: the caller has just found no first answer (the intake
+        looks before decoding), so the first attempt does not look again."""
         for attempt in range(self.max_attempts):
-            first = self.first_answer(delivery.source, delivery.key, attempt > 0)
-            if first is not None:
-                return Answer.duplicate(delivery.source, delivery.key, first)
+            if attempt > 0 or not looked_up:
+                first = self.first_answer(delivery.source, delivery.key, attempt > 0)
+                if first is not None:
+                    return Answer.duplicate(delivery.source, delivery.key, first)
             decision = self.decide(delivery, mapped)
             try:
                 self.commit([decision])

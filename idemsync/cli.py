@@ -12,8 +12,8 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 
 from idemsync import cli_deliveries, cli_projections
-from idemsync.common import build_sources, database_of
-from infrastructure.persistence.database import NotReady
+from idemsync.common import build_sources
+from infrastructure.persistence.database import Database, NotReady
 from infrastructure.schemes.standard_webhooks import sign
 from infrastructure.settings import ConfigError, Settings, load_settings
 
@@ -24,7 +24,7 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     import uvicorn
 
     build_sources(settings)
-    database = database_of(settings)
+    database = Database.of(settings)
     try:
         database.check_ready()
     except NotReady as problem:
@@ -46,7 +46,7 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_db_upgrade(args: argparse.Namespace, settings: Settings) -> int:
-    database = database_of(settings)
+    database = Database.of(settings)
     database.upgrade()
     print(f"{database.describe()} is at revision {database.current_revision()}")
     database.close()
@@ -54,7 +54,7 @@ def cmd_db_upgrade(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_db_current(args: argparse.Namespace, settings: Settings) -> int:
-    database = database_of(settings)
+    database = Database.of(settings)
     current, head = database.current_revision(), database.head_revision()
     print(f"{database.describe()}: revision {current or 'none'} (head {head})")
     database.close()

@@ -11,7 +11,7 @@ import sys
 from datetime import UTC, datetime
 from typing import Any
 
-from idemsync.common import database_of
+from infrastructure.persistence.database import Database
 from infrastructure.settings import Settings
 
 OUTCOMES = ("rejected", "parked", "ignored", "stale", "applied")
@@ -51,7 +51,7 @@ def cmd_deliveries_replay(args: argparse.Namespace, settings: Settings) -> int:
         )
         return 2
     source = Source.build(settings.sources[args.source])
-    database = database_of(settings)
+    database = Database.of(settings)
     database.check_ready()
     service = SyncService(env=database.eventsourcing_env())
     console = Console()
@@ -98,7 +98,7 @@ def cmd_deliveries_prune(args: argparse.Namespace, settings: Settings) -> int:
 
     from infrastructure.retention import prune
 
-    database = database_of(settings)
+    database = Database.of(settings)
     database.check_ready()
     try:
         pruned = prune(database.engine(), settings.sources, dry_run=args.dry_run)

@@ -9,7 +9,6 @@ import sys
 import threading
 from typing import TYPE_CHECKING, Any
 
-from idemsync.common import database_of
 from infrastructure.persistence.database import Database
 from infrastructure.settings import Settings
 from projections.rebuild import Progress as RebuildProgress
@@ -27,7 +26,7 @@ def projection_runner(settings: Settings) -> tuple[ProjectionRunner, Database]:
     from domain.application import SyncService
     from projections.catalog import runner_for
 
-    database = database_of(settings)
+    database = Database.of(settings)
     database.check_ready()
     service = SyncService(env=database.eventsourcing_env())
     return runner_for(service, database.engine(), settings), database

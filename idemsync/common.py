@@ -1,13 +1,8 @@
-"""What the commands share: the database and the sources of the settings."""
+"""What the commands share: building the sources of the settings."""
 
 from __future__ import annotations
 
-from infrastructure.persistence.database import Database
 from infrastructure.settings import Settings
-
-
-def database_of(settings: Settings) -> Database:
-    return Database.of(settings)
 
 
 def build_sources(settings: Settings) -> None:

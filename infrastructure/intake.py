@@ -163,7 +163,7 @@ class Intake:
     def _answer(
         self, source: Source, key: str, headers: Mapping[str, str], body: bytes
     ) -> Answer:
-        first = self.service.deliveries.find_answer(source.name, key)
+        first = self.service.first_answer(source.name, key)
         if first is not None:
             return Answer.duplicate(source.name, key, first)
         try:
@@ -183,4 +183,4 @@ class Intake:
                 k: v for k, v in headers.items() if k.lower() not in UNSTORED_HEADERS
             },
         )
-        return self.service.receive(delivery, mapped)
+        return self.service.receive(delivery, mapped, looked_up=True)

@@ -33,7 +33,7 @@ from projections.customers import CustomersProjection
 from projections.orders import OrdersProjection
 from projections.revenue import RevenueProjection
 from projections.source_stats import SourceStatsProjection
-from web.responses import json_response
+from web.responses import json_response, retry_later
 
 ORDERS = OrdersProjection().define(MetaData())["orders"]
 CUSTOMERS = CustomersProjection().define(MetaData())["customers"]
@@ -148,9 +148,8 @@ async def _answer(
     except BadParameter as bad:
         return json_response({"error": "bad_parameter", "message": str(bad)}, 400)
     except DBAPIError:
-        retry = {"Retry-After": str(request.app.state.settings.retry_after_seconds)}
         down = {"error": "store_unavailable", "message": "the store is unavailable"}
-        return json_response(down, 503, retry)
+        return retry_later(request, down)
     if body is None:
         return json_response({"error": "not_found", "message": missing}, 404)
     return json_response(body)

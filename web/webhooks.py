@@ -10,7 +10,7 @@ from starlette.responses import Response
 
 from domain.delivery import Answer, Outcome
 from infrastructure.intake import Intake, Refused
-from web.responses import json_response
+from web.responses import json_response, retry_later
 
 log = logging.getLogger("idemsync.webhooks")
 
@@ -53,18 +53,14 @@ async def receive_webhook(request: Request) -> Response:
             refused.error,
             refused.detail,
         )
-        headers = {}
         if refused.status == 503:
-            headers["Retry-After"] = str(request.app.state.settings.retry_after_seconds)
-        return json_response(refused.to_json(), refused.status, headers)
+            return retry_later(request, refused.to_json())
+        return json_response(refused.to_json(), refused.status)
     except Exception:
         # A bug, not the partner's fault: nothing was stored (the transaction
         # rolled back), so ask for a retry instead of answering 500.
         log.exception("failed delivery source=%r", name[:100])
-        retry_after = str(request.app.state.settings.retry_after_seconds)
-        return json_response(
-            {"error": "internal_error", "message": "not stored; retry"},
-            503,
-            {"Retry-After": retry_after},
+        return retry_later(
+            request, {"error": "internal_error", "message": "not stored; retry"}
         )
     return answer_response(answer)
