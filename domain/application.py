@@ -18,8 +18,16 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
-from eventsourcing.application import AggregateNotFoundError, Application
-from eventsourcing.domain import Aggregate
+from eventsourcing.application import (
+    AggregateNotFoundError,
+    Application,
+    Recording,
+)
+from eventsourcing.domain import (
+    Aggregate,
+    DomainEventProtocol,
+    MutableOrImmutableAggregate,
+)
 from eventsourcing.persistence import IntegrityError
 
 from domain.commands import Command, Ignored
@@ -41,6 +49,7 @@ from domain.errors import (
 )
 from domain.objects import SyncedObject
 from domain.order import Order
+from domain.provenance import Provenance
 from domain.receipt import Receipt
 
 AGGREGATES: dict[str, type[SyncedObject]] = {"order": Order, "customer": Customer}
@@ -204,7 +213,7 @@ class SyncService(Application[uuid.UUID]):
             cls = AGGREGATES[command.aggregate]
             object_id = cls.create_id(command.object_id)
             if object_id not in objects:
-                objects[object_id] = self.load(cls, command.object_id)
+                objects[object_id] = self.load(cls, command.object_id, source, key)
             obj = objects[object_id]
             try:
                 resolutions += obj.execute(command, source, key)
@@ -250,10 +259,33 @@ class SyncService(Application[uuid.UUID]):
             resolutions=[r for decision in decisions for r in decision.resolutions],
         )
 
-    def load(self, cls: type[SyncedObject], object_id: str) -> SyncedObject:
-        """The object as stored, or a new one that does not exist yet."""
+    def save(
+        self,
+        *objs: MutableOrImmutableAggregate[uuid.UUID]
+        | DomainEventProtocol[uuid.UUID]
+        | None,
+        **kwargs: Any,
+    ) -> list[Recording[uuid.UUID]]:
+        """The library's save, telling the recorder where each new event came
+        from (``provenance``: the object and the delivery), which it keeps
+        beside the event in the audit ledger, hash-chained."""
+        provenance: dict[tuple[uuid.UUID, int], Provenance] = {}
+        for obj in objs:
+            if isinstance(obj, SyncedObject | Receipt):
+                for pending in obj.pending_events:
+                    at = (pending.originator_id, pending.originator_version)
+                    provenance[at] = obj.provenance(pending)
+        return super().save(*objs, provenance=provenance, **kwargs)
+
+    def load(
+        self, cls: type[SyncedObject], object_id: str, source: str = "", key: str = ""
+    ) -> SyncedObject:
+        """The object as stored, or a new one that does not exist yet (tracked
+        because of the delivery ``source``/``key``)."""
         found = self.find(cls.kind, object_id)
-        return found if found is not None else cls(object_id)  # type: ignore[call-arg]
+        if found is not None:
+            return found
+        return cls(object_id, source, key)  # type: ignore[call-arg]
 
     def find(self, kind: str, object_id: str) -> SyncedObject | None:
         """The stored object, or None when idemsync has never heard of it."""

@@ -28,7 +28,7 @@ class Customer(SyncedObject):
         return uuid.uuid5(NAMESPACE, f"customer/{object_id}")
 
     @event("Tracked")
-    def __init__(self, object_id: str) -> None:
+    def __init__(self, object_id: str, source: str = "", key: str = "") -> None:
         self._start(object_id)
 
     def check_changes(

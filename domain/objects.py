@@ -18,6 +18,7 @@ from domain.errors import (
     NothingNewer,
     NotYetCreated,
 )
+from domain.provenance import Provenance
 from domain.rules import Position, Verdict
 
 NAMESPACE = uuid.UUID("6f0c1e0a-6f4b-4c1e-9a38-1d2d0b1d5e57")
@@ -61,6 +62,17 @@ class SyncedObject(Aggregate):
         def apply(self, aggregate: Aggregate) -> None:
             cast(SyncedObject, aggregate)._apply(self.changes, self.position)
 
+    def provenance(self, event: object) -> Provenance:
+        """The object and the delivery behind ``event`` (every event of a
+        synced object names its delivery's ``source`` and ``key``)."""
+        return Provenance(
+            self.kind,
+            self.object_id,
+            getattr(event, "source", None) or None,
+            getattr(event, "key", None) or None,
+            getattr(event, "occurred_at", None) or None,
+        )
+
     def _start(self, object_id: str) -> None:
         """Initial state (not annotated on the class: eventsourcing would take
         class annotations for constructor arguments)."""
@@ -96,7 +108,7 @@ class SyncedObject(Aggregate):
         changes = self.check_changes(command, verdict, position)
         self.record(command, changes, position, source, key)
         if verdict is Verdict.CREATE:
-            return self._release_parked()
+            return self._release_parked(source, key)
         return []
 
     def check_exists(self, command: Command) -> Verdict:
@@ -136,7 +148,12 @@ class SyncedObject(Aggregate):
 
     def park(self, command: Command, source: str, key: str) -> None:
         self.check_not_parked(key, source)
-        self._parked(command=command.to_dict(), source=source, key=key)
+        self._parked(
+            command=command.to_dict(),
+            source=source,
+            key=key,
+            occurred_at=command.occurred_at.isoformat(),
+        )
 
     def record(
         self,
@@ -170,16 +187,17 @@ class SyncedObject(Aggregate):
                 self.values[name] = value
             self.positions[name] = at
 
-    def _release_parked(self) -> list[Resolution]:
+    def _release_parked(self, source: str, key: str) -> list[Resolution]:
         """Decide the parked commands, in position order, now that the object
-        exists. Each keeps its own delivery's source and key."""
+        exists (``source``/``key``: the delivery that created it). Each keeps
+        its own delivery's source and key."""
         if not self.parked:
             return []
         waiting = sorted(
             self.parked,
             key=lambda p: Command.from_dict(p["command"]).position(p["key"]),
         )
-        self._released(keys=[p["key"] for p in waiting])
+        self._released(keys=[p["key"] for p in waiting], source=source, key=key)
         resolutions = []
         for parked in waiting:
             command = Command.from_dict(parked["command"])
@@ -199,9 +217,11 @@ class SyncedObject(Aggregate):
         return resolutions
 
     @event("Parked")
-    def _parked(self, command: dict[str, Any], source: str, key: str) -> None:
+    def _parked(
+        self, command: dict[str, Any], source: str, key: str, occurred_at: str = ""
+    ) -> None:
         self.parked = [*self.parked, {"command": command, "source": source, "key": key}]
 
     @event("Released")
-    def _released(self, keys: list[str]) -> None:
+    def _released(self, keys: list[str], source: str = "", key: str = "") -> None:
         self.parked = [p for p in self.parked if p["key"] not in keys]

@@ -25,7 +25,7 @@ class Order(SyncedObject):
         return uuid.uuid5(NAMESPACE, f"order/{object_id}")
 
     @event("Tracked")
-    def __init__(self, object_id: str) -> None:
+    def __init__(self, object_id: str, source: str = "", key: str = "") -> None:
         self._start(object_id)
 
     class Created(SyncedObject.Changed):

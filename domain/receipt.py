@@ -15,6 +15,7 @@ from typing import Any
 from eventsourcing.domain import Aggregate, event
 
 from domain.objects import NAMESPACE
+from domain.provenance import Provenance
 
 
 class Receipt(Aggregate):
@@ -43,6 +44,12 @@ class Receipt(Aggregate):
         self.answer = answer
         self.received_at = received_at
         self.resolution: str | None = None
+
+    def provenance(self, event: object) -> Provenance:
+        """Every event of a receipt belongs to its own delivery."""
+        return Provenance(
+            "delivery", f"{self.source}/{self.key}", self.source, self.key
+        )
 
     @event("Resolved")
     def resolve(self, outcome: str, reason: str | None) -> None:

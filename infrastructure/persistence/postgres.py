@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from typing import Any
+from uuid import UUID
 
 from eventsourcing.persistence import Environment, StoredEvent
 from eventsourcing.postgres import (
@@ -11,8 +12,11 @@ from eventsourcing.postgres import (
     PostgresApplicationRecorder,
     PostgresFactory,
 )
+from psycopg.sql import SQL
 
 from domain.delivery import DeliveryRecord, Resolution
+from domain.provenance import Provenance
+from infrastructure.persistence.ledger import LedgerWriter
 from infrastructure.persistence.rows import (
     SELECT_ANSWER_SQL,
     delivery_row,
@@ -33,8 +37,16 @@ class PostgresDeliveryRecorder(PostgresApplicationRecorder):
     projection never passes a gap (see FIELD-NOTES). The lock comes first, so
     two writers never wait on each other's delivery rows while holding it.
     It does not retry: a failure reaches the partner as a 503 and its retry
-    is decided afresh.
+    is decided afresh. Each event's ledger row (provenance and chained hash)
+    is written in the same transaction, under the same lock.
     """
+
+    ledger = LedgerWriter("%s", text_types=False)
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # Which id each event got, by its key rather than by row order.
+        self.insert_events_statement += SQL(", originator_id, originator_version")
 
     def insert_events(
         self,
@@ -42,6 +54,7 @@ class PostgresDeliveryRecorder(PostgresApplicationRecorder):
         *,
         deliveries: Sequence[DeliveryRecord] = (),
         resolutions: Sequence[Resolution] = (),
+        provenance: Mapping[tuple[UUID, int], Provenance] | None = None,
         **kwargs: Any,
     ) -> Sequence[int] | None:
         notification_ids: list[int] | None = None
@@ -56,7 +69,19 @@ class PostgresDeliveryRecorder(PostgresApplicationRecorder):
                 PostgresAggregateRecorder._insert_stored_events(
                     self, curs, stored_events
                 )
-                notification_ids = [row["notification_id"] for row in curs.fetchall()]
+                assigned = {
+                    (row["originator_id"], row["originator_version"]): row[
+                        "notification_id"
+                    ]
+                    for row in curs.fetchall()
+                }
+                notification_ids = [
+                    assigned[(UUID(str(s.originator_id)), s.originator_version)]
+                    for s in stored_events
+                ]
+                self.ledger.append(
+                    curs, stored_events, notification_ids, provenance or {}
+                )
             if deliveries:
                 rows = [delivery_row(record) for record in deliveries]
                 curs.executemany(insert_deliveries_sql("%s"), rows)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
@@ -15,6 +16,8 @@ from eventsourcing.sqlite import (
 )
 
 from domain.delivery import DeliveryRecord, Resolution
+from domain.provenance import Provenance
+from infrastructure.persistence.ledger import LedgerWriter
 from infrastructure.persistence.rows import (
     SELECT_ANSWER_SQL,
     delivery_row,
@@ -33,11 +36,14 @@ def _text_times(row: Sequence[Any]) -> tuple[Any, ...]:
 
 
 class SQLiteDeliveryRecorder(SQLiteApplicationRecorder):
-    """Inserts delivery records, events and resolutions in one transaction.
+    """Inserts delivery records, events, their ledger rows and resolutions
+    in one transaction.
 
     The delivery insert comes first: it takes SQLite's write lock, and a key
     that was recorded meanwhile fails it with an ``IntegrityError``.
     """
+
+    ledger = LedgerWriter("?", text_types=True)
 
     def __init__(
         self, datastore: SQLiteDatastore, events_table_name: str = EVENTS_TABLE
@@ -51,12 +57,15 @@ class SQLiteDeliveryRecorder(SQLiteApplicationRecorder):
         *,
         deliveries: Sequence[DeliveryRecord] = (),
         resolutions: Sequence[Resolution] = (),
+        provenance: Mapping[tuple[uuid.UUID, int], Provenance] | None = None,
         **kwargs: Any,
     ) -> Sequence[int] | None:
         if deliveries:
             rows = [_text_times(delivery_row(record)) for record in deliveries]
             c.executemany(insert_deliveries_sql("?"), rows)
         notification_ids = super()._insert_events(c, stored_events, **kwargs)
+        if stored_events and notification_ids is not None:
+            self.ledger.append(c, stored_events, notification_ids, provenance or {})
         if resolutions:
             params = [_text_times(row) for row in resolution_rows(resolutions)]
             c.executemany(update_resolutions_sql("?"), params)

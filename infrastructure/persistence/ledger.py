@@ -1,0 +1,304 @@
+"""The audit ledger: each event's provenance and hash, beside the event.
+
+The recorders append one ``event_audit`` row per event in the transaction
+that inserts the event. The row says which object and which delivery the
+event came from, when it was recorded (the ``as_of`` clock), and carries a
+SHA-256 chained to the previous event of the same aggregate::
+
+    hash(v) = SHA-256(hash(v-1) | originator id | version | topic
+                      | SHA-256(stored state) | recorded_at | provenance)
+
+with ``hash(0)`` = 32 zero bytes. Changing an event's stored bytes, or its
+ledger row, or removing an event from the middle of its aggregate's history,
+breaks the chain; ``infrastructure/checkpoints.py`` chains the ledger in
+global order so the end of the log is covered too.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from eventsourcing.persistence import StoredEvent
+from sqlalchemy import Connection, text
+
+from domain.provenance import Provenance
+
+GENESIS = bytes(32)
+LEDGER_COLUMNS = (
+    "originator_id",
+    "originator_version",
+    "notification_id",
+    "aggregate_type",
+    "aggregate_id",
+    "recorded_at",
+    "source",
+    "idempotency_key",
+    "occurred_at",
+    "hash",
+)
+KINDS = {
+    "domain.order:Order": "order",
+    "domain.customer:Customer": "customer",
+    "domain.receipt:Receipt": "delivery",
+}
+"""The aggregate type of each aggregate class's topic (for events stored
+before the ledger existed)."""
+
+
+def iso(moment: datetime) -> str:
+    """A time as the ledger hashes it: ISO 8601, UTC, microseconds."""
+    return moment.astimezone(UTC).isoformat(timespec="microseconds")
+
+
+def parse_time(value: datetime | str) -> datetime:
+    moment = value if isinstance(value, datetime) else datetime.fromisoformat(value)
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
+
+
+def _field(digest: Any, value: str | None) -> None:
+    """Length-prefixed, so that no two different field lists hash alike."""
+    data = b"\xff" if value is None else value.encode("utf-8")
+    digest.update(len(data).to_bytes(4, "big"))
+    digest.update(data)
+
+
+def event_hash(
+    previous: bytes,
+    originator_id: uuid.UUID,
+    version: int,
+    topic: str,
+    state: bytes,
+    recorded_at: str,
+    provenance: Provenance,
+) -> bytes:
+    """The chained hash of one event (see the module's docstring)."""
+    digest = hashlib.sha256(previous)
+    digest.update(originator_id.bytes)
+    digest.update(version.to_bytes(8, "big"))
+    digest.update(hashlib.sha256(state).digest())
+    for value in (
+        topic,
+        recorded_at,
+        provenance.aggregate_type,
+        provenance.aggregate_id,
+        provenance.source,
+        provenance.key,
+        provenance.occurred_at,
+    ):
+        _field(digest, value)
+    return digest.digest()
+
+
+@dataclass(frozen=True)
+class LedgerEntry:
+    """One ``event_audit`` row."""
+
+    originator_id: uuid.UUID
+    originator_version: int
+    notification_id: int
+    provenance: Provenance
+    recorded_at: datetime
+    hash: bytes
+
+
+def chain(
+    stored_events: Sequence[StoredEvent],
+    notification_ids: Sequence[int],
+    provenance: Mapping[tuple[uuid.UUID, int], Provenance],
+    previous: Mapping[uuid.UUID, tuple[bytes, datetime | None]],
+    now: datetime,
+) -> list[LedgerEntry]:
+    """The ledger entries of newly inserted events.
+
+    ``previous``: the hash and recorded time of the event before each
+    aggregate's first new one (``GENESIS``/None for a new aggregate). An
+    aggregate's recorded times never go backwards, even across hosts whose
+    clocks differ a little: an event is recorded no earlier than the one
+    before it.
+    """
+    last = dict(previous)
+    entries = []
+    for stored, notification_id in zip(stored_events, notification_ids, strict=True):
+        originator_id = uuid.UUID(str(stored.originator_id))
+        version = stored.originator_version
+        before, before_at = last.get(originator_id, (GENESIS, None))
+        at = now if before_at is None or now > before_at else before_at
+        where = provenance.get((originator_id, version)) or Provenance(
+            "unknown", originator_id.hex
+        )
+        digest = event_hash(
+            before, originator_id, version, stored.topic, stored.state, iso(at), where
+        )
+        last[originator_id] = (digest, at)
+        entries.append(
+            LedgerEntry(originator_id, version, notification_id, where, at, digest)
+        )
+    return entries
+
+
+class Cursor(Protocol):
+    """What the ledger needs of a DB-API cursor (psycopg's or sqlite3's),
+    whose rows can be read by column name."""
+
+    def execute(self, query: Any, params: Any = ..., /) -> Any: ...
+
+    def executemany(self, query: Any, params_seq: Any, /) -> Any: ...
+
+    def fetchone(self) -> Any: ...
+
+
+class LedgerWriter:
+    """Appends ledger rows inside a recorder's transaction. ``placeholder``
+    is the driver's parameter mark; SQLite keeps ids as hex text and times as
+    ISO text, PostgreSQL as ``uuid`` and ``timestamptz``."""
+
+    def __init__(self, placeholder: str, *, text_types: bool) -> None:
+        self.text_types = text_types
+        marks = ", ".join([placeholder] * len(LEDGER_COLUMNS))
+        self.insert_sql = (
+            f"INSERT INTO event_audit ({', '.join(LEDGER_COLUMNS)}) VALUES ({marks})"
+        )
+        self.previous_sql = (
+            "SELECT hash, recorded_at FROM event_audit "
+            f"WHERE originator_id = {placeholder} "
+            f"AND originator_version = {placeholder}"
+        )
+
+    def append(
+        self,
+        cursor: Cursor,
+        stored_events: Sequence[StoredEvent],
+        notification_ids: Sequence[int],
+        provenance: Mapping[tuple[uuid.UUID, int], Provenance],
+    ) -> None:
+        previous: dict[uuid.UUID, tuple[bytes, datetime | None]] = {}
+        for stored in stored_events:
+            originator_id = uuid.UUID(str(stored.originator_id))
+            if originator_id not in previous:
+                previous[originator_id] = self._previous(
+                    cursor, originator_id, stored.originator_version - 1
+                )
+        entries = chain(
+            stored_events,
+            notification_ids,
+            provenance,
+            previous,
+            datetime.now(UTC),
+        )
+        cursor.executemany(
+            self.insert_sql, [row_values(entry, self.text_types) for entry in entries]
+        )
+
+    def _previous(
+        self, cursor: Cursor, originator_id: uuid.UUID, version: int
+    ) -> tuple[bytes, datetime | None]:
+        if version < 1:
+            return GENESIS, None
+        cursor.execute(self.previous_sql, (self._id(originator_id), version))
+        row = cursor.fetchone()
+        if row is None:
+            return GENESIS, None
+        return bytes.fromhex(row["hash"]), parse_time(row["recorded_at"])
+
+    def _id(self, originator_id: uuid.UUID) -> uuid.UUID | str:
+        return originator_id.hex if self.text_types else originator_id
+
+
+def row_values(entry: LedgerEntry, text_types: bool) -> tuple[Any, ...]:
+    """``entry`` as the values of ``LEDGER_COLUMNS``."""
+    where = entry.provenance
+    return (
+        entry.originator_id.hex if text_types else entry.originator_id,
+        entry.originator_version,
+        entry.notification_id,
+        where.aggregate_type,
+        where.aggregate_id,
+        iso(entry.recorded_at) if text_types else entry.recorded_at,
+        where.source,
+        where.key,
+        where.occurred_at,
+        entry.hash.hex(),
+    )
+
+
+def stored_provenance(
+    topic: str, state: Mapping[str, Any], known: Provenance | None
+) -> Provenance:
+    """What an event's own stored state says of its provenance (for events
+    recorded before the ledger existed); ``known``: what the aggregate's
+    earlier events said."""
+    kind = KINDS.get(topic.rpartition(".")[0], "unknown")
+    source = state.get("source") or (known.source if known else None)
+    key = state.get("key") or (known.key if known else None)
+    if kind == "delivery":
+        return Provenance(kind, f"{source}/{key}", source, key)
+    object_id = state.get("object_id") or (known.aggregate_id if known else "")
+    return Provenance(
+        kind,
+        str(object_id),
+        state.get("source") or None,
+        state.get("key") or None,
+        state.get("occurred_at") or None,
+    )
+
+
+def _recorded_time(state: Mapping[str, Any]) -> datetime:
+    """The event's own timestamp (eventsourcing's JSON form), else now."""
+    stamp = state.get("timestamp")
+    if isinstance(stamp, dict) and isinstance(stamp.get("_data_"), str):
+        return parse_time(stamp["_data_"])
+    return datetime.now(UTC)
+
+
+def enter_existing_events(conn: Connection) -> None:
+    """Enter every event already stored into the ledger (migration 0003):
+    provenance from the events' stored state, recorded time from their own
+    timestamps."""
+    postgres = conn.dialect.name == "postgresql"
+    position = "notification_id" if postgres else "rowid"
+    events = conn.execute(
+        text(
+            "SELECT originator_id, originator_version, topic, state, "
+            f"{position} AS notification_id FROM idemsync_events "
+            "ORDER BY originator_id, originator_version"
+        )
+    )
+    known: dict[uuid.UUID, Provenance] = {}
+    entries: list[LedgerEntry] = []
+    for row in events:
+        originator_id = uuid.UUID(str(row.originator_id))
+        stored = StoredEvent(
+            originator_id, row.originator_version, row.topic, bytes(row.state)
+        )
+        try:
+            state = json.loads(stored.state)
+        except ValueError:
+            state = {}
+        where = stored_provenance(stored.topic, state, known.get(originator_id))
+        known[originator_id] = where
+        previous = {}
+        if entries and entries[-1].originator_id == originator_id:
+            previous[originator_id] = (entries[-1].hash, entries[-1].recorded_at)
+        entries += chain(
+            [stored],
+            [row.notification_id],
+            {(originator_id, stored.originator_version): where},
+            previous,
+            _recorded_time(state),
+        )
+    rows = [
+        dict(zip(LEDGER_COLUMNS, row_values(entry, not postgres), strict=True))
+        for entry in entries
+    ]
+    if rows:
+        names = ", ".join(f":{name}" for name in LEDGER_COLUMNS)
+        columns = ", ".join(LEDGER_COLUMNS)
+        conn.execute(
+            text(f"INSERT INTO event_audit ({columns}) VALUES ({names})"), rows
+        )
