@@ -11,12 +11,15 @@ from starlette.applications import Starlette
 from starlette.routing import Route
 
 from domain.application import SyncService
+from infrastructure.access import Access
+from infrastructure.audit.trail import AuditTrail
 from infrastructure.intake import Intake
 from infrastructure.persistence.database import Database
 from infrastructure.retention import PeriodicPrune
 from infrastructure.settings import Settings, load_settings
+from infrastructure.sightings import PeriodicFlush, Sightings
 from projections.catalog import runner_for
-from web import admin, views
+from web import admin, audit, views
 from web.health import healthz, readyz
 from web.webhooks import receive_webhook
 
@@ -24,14 +27,21 @@ log = logging.getLogger("idemsync")
 
 
 def create_app(
-    settings: Settings, *, prune_interval_seconds: float = 3600.0
+    settings: Settings,
+    *,
+    prune_interval_seconds: float = 3600.0,
+    sightings_flush_seconds: float = 1.0,
 ) -> Starlette:
     """Build the store, the service and the routes for ``settings``; delivery
-    records past retention are pruned every ``prune_interval_seconds``."""
+    records past retention are pruned every ``prune_interval_seconds``, and
+    duplicate sightings written every ``sightings_flush_seconds`` (and at
+    shutdown)."""
     database = Database.of(settings)
     service = SyncService(env=database.eventsourcing_env())
     runner = runner_for(service, database.engine(), settings)
     pruning = PeriodicPrune(database.engine(), settings.sources, prune_interval_seconds)
+    sightings = Sightings(database.engine())
+    flushing = PeriodicFlush(sightings, sightings_flush_seconds)
     stop = threading.Event()
     projecting = threading.Thread(
         target=runner.run, args=(stop,), name="projections", daemon=True
@@ -42,7 +52,9 @@ def create_app(
         if settings.projections_in_serve:
             projecting.start()
         pruning.start()
+        flushing.start()
         yield
+        flushing.stop()
         pruning.stop()
         stop.set()
         if projecting.is_alive():
@@ -56,14 +68,18 @@ def create_app(
             Route("/healthz", healthz),
             Route("/readyz", readyz),
             *views.routes(),
-            *(admin.routes() if settings.admin_enabled else []),
+            *admin.routes(),
+            *audit.routes(),
         ],
         lifespan=lifespan,
     )
     app.state.settings = settings
+    app.state.access = Access(settings.tokens)
     app.state.database = database
-    app.state.intake = Intake(settings, service)
+    app.state.intake = Intake(settings, service, sightings=sightings)
+    app.state.sightings = sightings
     app.state.runner = runner
+    app.state.audit = AuditTrail(database.engine(), service)
     for source in settings.sources.values():
         if source.scheme == "none":
             log.warning(

@@ -17,7 +17,7 @@ from eventsourcing.sqlite import (
 
 from domain.delivery import DeliveryRecord, Resolution
 from domain.provenance import Provenance
-from infrastructure.persistence.ledger import LedgerWriter
+from infrastructure.persistence.ledger import LedgerWriter, iso
 from infrastructure.persistence.rows import (
     SELECT_ANSWER_SQL,
     delivery_row,
@@ -31,8 +31,9 @@ EVENTS_TABLE = "idemsync_events"
 
 
 def _text_times(row: Sequence[Any]) -> tuple[Any, ...]:
-    """SQLite has no time type: times are stored as ISO 8601 text in UTC."""
-    return tuple(v.isoformat() if isinstance(v, datetime) else v for v in row)
+    """SQLite has no time type: times are stored as ISO 8601 text in UTC, with
+    microseconds always written, so that text order is time order."""
+    return tuple(iso(v) if isinstance(v, datetime) else v for v in row)
 
 
 class SQLiteDeliveryRecorder(SQLiteApplicationRecorder):

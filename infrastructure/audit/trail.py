@@ -1,0 +1,405 @@
+"""What auditors ask (contract section 7), answered from the store alone.
+
+The audit trail reads the event log joined with its ledger
+(``infrastructure/persistence/ledger.py``) and the delivery log. The web
+routes under ``/audit`` and the CLI (``idemsync history``, ``deliveries
+show``, ``audit export``) both use it, so they give the same answers.
+
+Clocks: ``recorded_at`` is when idemsync committed an event (the recorder's
+clock, never going backwards within an aggregate); ``occurred_at`` is the
+partner's own time for what happened, as the delivery stated it. ``as_of``
+reads the recorded clock: the state at ``T`` is the state after every event
+recorded at or before ``T``, which is what idemsync could have answered at
+``T``.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, cast
+
+from eventsourcing.application import AggregateNotFoundError
+from eventsourcing.persistence import StoredEvent
+from sqlalchemy import Engine, text
+
+from domain.application import AGGREGATES, SyncService
+from domain.objects import SyncedObject
+from domain.receipt import Receipt
+from infrastructure.persistence.deliveries import moment
+from infrastructure.persistence.ledger import iso, parse_time
+
+EVENT_BOOKKEEPING = frozenset(
+    {"originator_id", "originator_version", "timestamp", "source", "key"}
+    | {"occurred_at", "object_id"}
+)
+"""Event attributes shown elsewhere in an audit event than under ``data``."""
+
+EVENTS_SELECT = (
+    "SELECT a.notification_id, a.originator_id, a.originator_version, "
+    "a.aggregate_type, a.aggregate_id, a.recorded_at, a.source, "
+    "a.idempotency_key, a.occurred_at, a.hash, e.topic, e.state "
+    "FROM event_audit a JOIN idemsync_events e "
+    "ON e.originator_id = a.originator_id "
+    "AND e.originator_version = a.originator_version "
+)
+DELIVERY_COLUMNS = (
+    "source, idempotency_key, received_at, outcome, reason, aggregate_type, "
+    "aggregate_id, aggregate_version, answer, resolution, resolution_reason, "
+    "resolved_at, attempts, last_seen_at"
+)
+
+
+class UnknownAggregate(Exception):
+    """An aggregate type idemsync does not keep."""
+
+
+@dataclass(frozen=True)
+class DeliveryFilter:
+    """``GET /audit/deliveries`` parameters; times are inclusive bounds on
+    ``received_at``."""
+
+    source: str | None = None
+    outcome: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+
+
+def _time(value: datetime | str | None) -> str | None:
+    return None if value is None else iso(parse_time(value))
+
+
+def _payload(raw: bytes) -> tuple[str, str]:
+    """The raw body as text when it is UTF-8, else base64, and which."""
+    try:
+        return raw.decode("utf-8"), "utf-8"
+    except UnicodeDecodeError:
+        return base64.b64encode(raw).decode("ascii"), "base64"
+
+
+class AuditTrail:
+    """Reads histories, deliveries and the global log. ``service`` decodes
+    stored events and rebuilds aggregates at a version."""
+
+    def __init__(self, engine: Engine, service: SyncService) -> None:
+        self.engine = engine
+        self.service = service
+        self.postgres = engine.dialect.name == "postgresql"
+
+    def _id(self, originator_id: uuid.UUID) -> uuid.UUID | str:
+        return originator_id if self.postgres else originator_id.hex
+
+    def _moment(self, at: datetime) -> datetime | str:
+        return at if self.postgres else iso(at)
+
+    @staticmethod
+    def originator_id(kind: str, object_id: str) -> uuid.UUID:
+        cls = AGGREGATES.get(kind)
+        if cls is None:
+            raise UnknownAggregate(
+                f"no aggregate type {kind!r} (known: {', '.join(AGGREGATES)})"
+            )
+        return cls.create_id(object_id)
+
+    def event(self, row: Any) -> dict[str, Any]:
+        """One event as auditors read it."""
+        stored = StoredEvent(
+            uuid.UUID(str(row.originator_id)),
+            row.originator_version,
+            row.topic,
+            bytes(row.state),
+        )
+        domain_event = self.service.mapper.to_domain_event(stored)
+        data = {
+            name: value
+            for name, value in vars(domain_event).items()
+            if name not in EVENT_BOOKKEEPING
+        }
+        delivery = (
+            {"source": row.source, "key": row.idempotency_key}
+            if row.source is not None
+            else None
+        )
+        return {
+            "position": row.notification_id,
+            "aggregate": {
+                "type": row.aggregate_type,
+                "id": row.aggregate_id,
+                "version": row.originator_version,
+            },
+            "type": row.topic.rpartition(".")[2],
+            "occurred_at": row.occurred_at,
+            "recorded_at": _time(row.recorded_at),
+            "delivery": delivery,
+            "data": data,
+            "hash": row.hash,
+        }
+
+    def events_of(
+        self, kind: str, object_id: str, after: int = 0, limit: int = 100
+    ) -> dict[str, Any] | None:
+        """A page of one object's events, by version; None when idemsync has
+        never heard of it."""
+        originator_id = self.originator_id(kind, object_id)
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                text(
+                    EVENTS_SELECT + "WHERE a.originator_id = :id "
+                    "AND a.originator_version > :after "
+                    "ORDER BY a.originator_version LIMIT :limit"
+                ),
+                {"id": self._id(originator_id), "after": after, "limit": limit + 1},
+            ).all()
+        if not rows and after == 0:
+            return None
+        events = [self.event(row) for row in rows[:limit]]
+        more = len(rows) > limit
+        return {
+            "aggregate": {"type": kind, "id": object_id},
+            "events": events,
+            "next_cursor": events[-1]["aggregate"]["version"] if more else None,
+        }
+
+    def state(
+        self,
+        kind: str,
+        object_id: str,
+        *,
+        version: int | None = None,
+        as_of: datetime | None = None,
+    ) -> dict[str, Any] | None:
+        """The object at ``version``, or as recorded at ``as_of``, or now;
+        None when it did not exist (yet) at that point."""
+        originator_id = self.originator_id(kind, object_id)
+        if as_of is not None:
+            version = self.version_at(originator_id, as_of)
+            if version is None:
+                return None
+        try:
+            obj = cast(
+                SyncedObject,
+                self.service.repository.get(originator_id, version=version),
+            )
+        except AggregateNotFoundError:
+            return None
+        if version is not None and obj.version != version:
+            return None
+        recorded_at = self.recorded_at(originator_id, obj.version)
+        return {
+            "aggregate": {"type": kind, "id": object_id, "version": obj.version},
+            "as_of": None if as_of is None else iso(as_of),
+            "recorded_at": recorded_at,
+            "exists": obj.exists,
+            "status": obj.status,
+            "fields": dict(obj.values),
+            "positions": {name: list(at) for name, at in obj.positions.items()},
+            "parked": [
+                {"source": p["source"], "key": p["key"], "type": p["command"]["type"]}
+                for p in obj.parked
+            ],
+        }
+
+    def version_at(self, originator_id: uuid.UUID, at: datetime) -> int | None:
+        """The last version recorded at or before ``at`` (an index lookup on
+        ``(originator_id, recorded_at)``)."""
+        with self.engine.connect() as conn:
+            found = conn.execute(
+                text(
+                    "SELECT max(originator_version) FROM event_audit "
+                    "WHERE originator_id = :id AND recorded_at <= :at"
+                ),
+                {"id": self._id(originator_id), "at": self._moment(at)},
+            ).scalar()
+        return None if found is None else int(found)
+
+    def recorded_at(self, originator_id: uuid.UUID, version: int) -> str | None:
+        with self.engine.connect() as conn:
+            found = conn.execute(
+                text(
+                    "SELECT recorded_at FROM event_audit "
+                    "WHERE originator_id = :id AND originator_version = :version"
+                ),
+                {"id": self._id(originator_id), "version": version},
+            ).scalar()
+        return _time(found)
+
+    def log(self, after: int = 0, limit: int | None = None) -> Iterator[dict[str, Any]]:
+        """The global log after position ``after``, in order, read in pages
+        of 1,000 (constant memory however long the log)."""
+        remaining = limit
+        while remaining is None or remaining > 0:
+            page = 1000 if remaining is None else min(1000, remaining)
+            rows = self._log_page(after, page)
+            for row in rows:
+                yield self.event(row)
+            if len(rows) < page:
+                return
+            after = rows[-1].notification_id
+            if remaining is not None:
+                remaining -= len(rows)
+
+    def _log_page(self, after: int, limit: int) -> list[Any]:
+        with self.engine.connect() as conn:
+            return list(
+                conn.execute(
+                    text(
+                        EVENTS_SELECT + "WHERE a.notification_id > :after "
+                        "ORDER BY a.notification_id LIMIT :limit"
+                    ),
+                    {"after": after, "limit": limit},
+                ).all()
+            )
+
+    def first_position_since(self, since: datetime) -> int:
+        """The position just before the first event recorded at or after
+        ``since`` (for ``idemsync audit export --since``)."""
+        with self.engine.connect() as conn:
+            found = conn.execute(
+                text(
+                    "SELECT min(notification_id) FROM event_audit "
+                    "WHERE recorded_at >= :at"
+                ),
+                {"at": self._moment(since)},
+            ).scalar()
+        return int(found) - 1 if found is not None else self.head()
+
+    def head(self) -> int:
+        with self.engine.connect() as conn:
+            found = conn.execute(
+                text("SELECT max(notification_id) FROM event_audit")
+            ).scalar()
+        return int(found or 0)
+
+    def delivery(self, source: str, key: str) -> dict[str, Any] | None:
+        """One delivery: its record (while retention keeps it), its first
+        answer and what became of it, and the events it caused."""
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                text(
+                    f"SELECT {DELIVERY_COLUMNS}, payload, headers FROM deliveries "
+                    "WHERE source = :source AND idempotency_key = :key"
+                ),
+                {"source": source, "key": key},
+            ).first()
+            events = conn.execute(
+                text(
+                    EVENTS_SELECT + "WHERE a.source = :source "
+                    "AND a.idempotency_key = :key ORDER BY a.notification_id"
+                ),
+                {"source": source, "key": key},
+            ).all()
+        found: dict[str, Any] | None
+        if row is not None:
+            found = self._delivery(row)
+            payload, encoding = _payload(bytes(row.payload))
+            found.update(
+                payload=payload,
+                payload_encoding=encoding,
+                headers=json.loads(row.headers),
+                pruned=False,
+            )
+        else:
+            found = self._receipt(source, key)
+        if found is None:
+            return None
+        found["events"] = [self.event(event) for event in events]
+        return found
+
+    def _receipt(self, source: str, key: str) -> dict[str, Any] | None:
+        """A delivery whose record was pruned, from its receipt in the log."""
+        try:
+            receipt = cast(
+                Receipt, self.service.repository.get(Receipt.create_id(source, key))
+            )
+        except AggregateNotFoundError:
+            return None
+        return {
+            "source": source,
+            "key": key,
+            "received_at": _time(receipt.received_at),
+            "outcome": receipt.outcome,
+            "reason": receipt.reason,
+            "answer": receipt.answer,
+            "resolution": receipt.resolution,
+            "attempts": None,
+            "last_seen_at": None,
+            "payload": None,
+            "payload_encoding": None,
+            "headers": None,
+            "pruned": True,
+        }
+
+    @staticmethod
+    def _delivery(row: Any) -> dict[str, Any]:
+        received_at = _time(row.received_at)
+        return {
+            "source": row.source,
+            "key": row.idempotency_key,
+            "received_at": received_at,
+            "outcome": row.outcome,
+            "reason": row.reason,
+            "aggregate": None
+            if row.aggregate_type is None
+            else {
+                "type": row.aggregate_type,
+                "id": row.aggregate_id,
+                "version": row.aggregate_version,
+            },
+            "answer": json.loads(row.answer),
+            "resolution": row.resolution,
+            "resolution_reason": row.resolution_reason,
+            "resolved_at": _time(row.resolved_at),
+            "attempts": row.attempts,
+            "last_seen_at": _time(row.last_seen_at) or received_at,
+        }
+
+    def deliveries(
+        self,
+        where: DeliveryFilter,
+        after: tuple[str, str, str] | None = None,
+        limit: int = 50,
+    ) -> dict[str, Any]:
+        """A page of delivery records by (received_at, source, key);
+        ``after`` is the last one of the previous page."""
+        clauses, params = self._delivery_clauses(where)
+        if after is not None:
+            clauses.append("(received_at, source, idempotency_key) > (:t, :s, :k)")
+            params.update(
+                t=moment(self.engine, parse_time(after[0])), s=after[1], k=after[2]
+            )
+        sql = f"SELECT {DELIVERY_COLUMNS} FROM deliveries"
+        if clauses:
+            sql += " WHERE " + " AND ".join(clauses)
+        sql += " ORDER BY received_at, source, idempotency_key LIMIT :limit"
+        params["limit"] = limit + 1
+        with self.engine.connect() as conn:
+            rows = conn.execute(text(sql), params).all()
+        items = [self._delivery(row) for row in rows[:limit]]
+        last = items[-1] if len(rows) > limit else None
+        after_last = (
+            None if last is None else [last["received_at"], last["source"], last["key"]]
+        )
+        return {"items": items, "next": after_last}
+
+    def _delivery_clauses(
+        self, where: DeliveryFilter
+    ) -> tuple[list[str], dict[str, Any]]:
+        clauses: list[str] = []
+        params: dict[str, Any] = {}
+        if where.source is not None:
+            clauses.append("source = :source")
+            params["source"] = where.source
+        if where.outcome is not None:
+            clauses.append("outcome = :outcome")
+            params["outcome"] = where.outcome
+        if where.since is not None:
+            clauses.append("received_at >= :since")
+            params["since"] = moment(self.engine, where.since)
+        if where.until is not None:
+            clauses.append("received_at <= :until")
+            params["until"] = moment(self.engine, where.until)
+        return clauses, params

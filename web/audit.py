@@ -1,0 +1,201 @@
+"""Audit routes (contract section 7), for the role ``auditor``.
+
+- ``GET /audit/deliveries/{source}/{key}``: one delivery and its events.
+- ``GET /audit/deliveries?source=&outcome=&since=&until=&limit=&cursor=``.
+- ``GET /audit/aggregates/{type}/{id}/events?limit=&cursor=``.
+- ``GET /audit/aggregates/{type}/{id}?version=N`` or ``?as_of=<ISO 8601>``.
+- ``GET /audit/events?after=&limit=``: the global log; NDJSON, streamed,
+  with ``Accept: application/x-ndjson`` (then ``limit`` is optional).
+
+The answers come from ``infrastructure.audit.trail.AuditTrail``, which the
+CLI uses too; see docs/audit.md for their shapes and clocks.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from datetime import datetime
+from typing import Any
+
+import msgspec
+from sqlalchemy.exc import DBAPIError
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import Response, StreamingResponse
+from starlette.routing import BaseRoute, Route
+
+from domain.delivery import Outcome
+from infrastructure.access import Role
+from infrastructure.audit.trail import AuditTrail, DeliveryFilter, UnknownAggregate
+from web import params
+from web.access import requires
+from web.params import BadParameter
+from web.responses import json_response, retry_later
+
+NDJSON = "application/x-ndjson"
+MAX_VERSION = 2**62
+OUTCOMES = tuple(
+    outcome.value for outcome in Outcome if outcome is not Outcome.DUPLICATE
+)
+
+
+async def _answer(
+    request: Request, read: Callable[[AuditTrail], Any], missing: str
+) -> Response:
+    """Run ``read`` in a worker thread and answer its result as JSON; None
+    is a 404 saying ``missing``."""
+    trail: AuditTrail = request.app.state.audit
+    try:
+        body = await run_in_threadpool(read, trail)
+    except BadParameter as bad:
+        return json_response({"error": "bad_parameter", "message": str(bad)}, 400)
+    except UnknownAggregate as unknown:
+        return json_response({"error": "not_found", "message": str(unknown)}, 404)
+    except DBAPIError:
+        down = {"error": "store_unavailable", "message": "the store is unavailable"}
+        return retry_later(request, down)
+    if body is None:
+        return json_response({"error": "not_found", "message": missing}, 404)
+    return json_response(body)
+
+
+@requires(Role.AUDITOR)
+async def delivery(request: Request) -> Response:
+    source, key = request.path_params["source"], request.path_params["key"]
+    return await _answer(
+        request,
+        lambda trail: trail.delivery(source, key),
+        f"no delivery {key!r} from source {source!r}",
+    )
+
+
+def _delivery_page(trail: AuditTrail, query: dict[str, str]) -> dict[str, Any]:
+    outcome = params.text(query, "outcome")
+    if outcome is not None and outcome not in OUTCOMES:
+        raise BadParameter(f"outcome must be one of {', '.join(OUTCOMES)}")
+    where = DeliveryFilter(
+        source=params.text(query, "source"),
+        outcome=outcome,
+        since=params.moment(query, "since"),
+        until=params.moment(query, "until"),
+    )
+    after = params.cursor(query)
+    if after is not None and not _is_delivery_cursor(after):
+        raise BadParameter("cursor is not one this server gave")
+    page = trail.deliveries(where, after, params.limit(query, 50, 500))
+    last = page.pop("next")
+    page["next_cursor"] = None if last is None else params.encode_cursor(last)
+    return page
+
+
+def _is_delivery_cursor(value: Any) -> bool:
+    if not isinstance(value, list) or len(value) != 3:
+        return False
+    if not all(isinstance(part, str) for part in value):
+        return False
+    try:
+        datetime.fromisoformat(value[0])
+    except ValueError:
+        return False
+    return True
+
+
+@requires(Role.AUDITOR)
+async def deliveries(request: Request) -> Response:
+    query = dict(request.query_params)
+    return await _answer(request, lambda trail: _delivery_page(trail, query), "")
+
+
+def _events_page(
+    trail: AuditTrail, kind: str, object_id: str, query: dict[str, str]
+) -> dict[str, Any] | None:
+    after = params.cursor(query)
+    if after is None:
+        after = 0
+    if not isinstance(after, int) or isinstance(after, bool) or after < 0:
+        raise BadParameter("cursor is not one this server gave")
+    page = trail.events_of(kind, object_id, after, params.limit(query, 100, 1000))
+    if page is not None and page["next_cursor"] is not None:
+        page["next_cursor"] = params.encode_cursor(page["next_cursor"])
+    return page
+
+
+@requires(Role.AUDITOR)
+async def aggregate_events(request: Request) -> Response:
+    kind, object_id = request.path_params["type"], request.path_params["id"]
+    query = dict(request.query_params)
+    return await _answer(
+        request,
+        lambda trail: _events_page(trail, kind, object_id, query),
+        f"no {kind} {object_id!r}",
+    )
+
+
+def _state(
+    trail: AuditTrail, kind: str, object_id: str, query: dict[str, str]
+) -> dict[str, Any] | None:
+    version = params.integer(query, "version", default=None, low=1, high=MAX_VERSION)
+    as_of = params.moment(query, "as_of")
+    if version is not None and as_of is not None:
+        raise BadParameter("give version or as_of, not both")
+    return trail.state(kind, object_id, version=version, as_of=as_of)
+
+
+@requires(Role.AUDITOR)
+async def aggregate(request: Request) -> Response:
+    kind, object_id = request.path_params["type"], request.path_params["id"]
+    query = dict(request.query_params)
+    point = " at that point" if ("version" in query or "as_of" in query) else ""
+    return await _answer(
+        request,
+        lambda trail: _state(trail, kind, object_id, query),
+        f"no {kind} {object_id!r}{point}",
+    )
+
+
+def _ndjson(events: Iterator[dict[str, Any]]) -> Iterator[bytes]:
+    encoder = msgspec.json.Encoder()
+    for event in events:
+        yield encoder.encode(event) + b"\n"
+
+
+@requires(Role.AUDITOR)
+async def events(request: Request) -> Response:
+    query = dict(request.query_params)
+    streaming = NDJSON in request.headers.get("accept", "")
+    try:
+        after = params.integer(query, "after", default=0, low=0, high=MAX_VERSION)
+        limit = params.integer(
+            query,
+            "limit",
+            default=None if streaming else 100,
+            low=1,
+            high=MAX_VERSION if streaming else 1000,
+        )
+    except BadParameter as bad:
+        return json_response({"error": "bad_parameter", "message": str(bad)}, 400)
+    trail: AuditTrail = request.app.state.audit
+    if streaming:
+        return StreamingResponse(
+            _ndjson(trail.log(after or 0, limit)), media_type=NDJSON
+        )
+
+    def page(trail: AuditTrail) -> dict[str, Any]:
+        found = list(trail.log(after or 0, limit))
+        full = limit is not None and len(found) == limit
+        return {
+            "events": found,
+            "next_after": found[-1]["position"] if full else None,
+        }
+
+    return await _answer(request, page, "")
+
+
+def routes() -> list[BaseRoute]:
+    return [
+        Route("/audit/deliveries", deliveries),
+        Route("/audit/deliveries/{source}/{key:path}", delivery),
+        Route("/audit/aggregates/{type}/{id}/events", aggregate_events),
+        Route("/audit/aggregates/{type}/{id}", aggregate),
+        Route("/audit/events", events),
+    ]
