@@ -11,7 +11,7 @@ import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
-from idemsync import cli_deliveries, cli_projections
+from idemsync import cli_deliveries, cli_history, cli_projections, cli_tokens
 from idemsync.common import build_sources
 from infrastructure.persistence.database import Database, NotReady
 from infrastructure.schemes.standard_webhooks import sign
@@ -130,6 +130,8 @@ def parser() -> argparse.ArgumentParser:
 
     cli_projections.add_commands(commands)
     cli_deliveries.add_commands(commands)
+    cli_tokens.add_commands(commands)
+    cli_history.add_history_command(commands)
 
     demo = commands.add_parser("demo-request", help="print a signed example request")
     demo.add_argument("--url", default="http://127.0.0.1:8000")

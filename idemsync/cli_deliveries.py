@@ -11,6 +11,7 @@ import sys
 from datetime import UTC, datetime
 from typing import Any
 
+from idemsync.cli_history import add_show_command
 from infrastructure.persistence.database import Database
 from infrastructure.settings import Settings
 
@@ -152,3 +153,4 @@ def add_commands(commands: Any) -> None:
         "--dry-run", action="store_true", help="count, but delete nothing"
     )
     prune.set_defaults(run=cmd_deliveries_prune, secrets=False)
+    add_show_command(delivery_commands)
