@@ -19,11 +19,12 @@ from eventsourcing.persistence import PersistenceError
 
 from domain.application import SyncService, TooMuchContention
 from domain.commands import Command, Ignored
-from domain.delivery import Answer, Delivery
+from domain.delivery import Answer, Delivery, Outcome
 from infrastructure.mappings import InvalidPayload, PayloadMapping, load_mapping
 from infrastructure.schemes import Scheme, Unauthorized, build_scheme
 from infrastructure.schemes.keys import KeyFinder
 from infrastructure.settings import ConfigError, Settings, SourceSettings
+from infrastructure.sightings import Sightings
 
 UNSTORED_HEADERS = frozenset({"authorization", "cookie", "proxy-authorization"})
 
@@ -110,16 +111,22 @@ def _has_nul(value: object) -> bool:
 
 
 class Intake:
-    """Turns one raw request into an answer, or a ``Refused``."""
+    """Turns one raw request into an answer, or a ``Refused``.
+
+    Each duplicate answer is counted in ``sightings`` (written later, by its
+    flush: the duplicate path itself writes nothing); without it, not at all.
+    """
 
     def __init__(
         self,
         settings: Settings,
         service: SyncService,
         clock: Callable[[], float] = time.time,
+        sightings: Sightings | None = None,
     ) -> None:
         self.service = service
         self.clock = clock
+        self.sightings = sightings
         self.sources = {
             name: Source.build(source) for name, source in settings.sources.items()
         }
@@ -163,8 +170,10 @@ class Intake:
     def _answer(
         self, source: Source, key: str, headers: Mapping[str, str], body: bytes
     ) -> Answer:
+        received_at = datetime.now(UTC)
         first = self.service.first_answer(source.name, key)
         if first is not None:
+            self._sighted(source.name, key, received_at)
             return Answer.duplicate(source.name, key, first)
         try:
             mapped = source.mapping(body, headers)
@@ -177,10 +186,17 @@ class Intake:
         delivery = Delivery(
             source=source.name,
             key=key,
-            received_at=datetime.now(UTC),
+            received_at=received_at,
             payload=body,
             headers={
                 k: v for k, v in headers.items() if k.lower() not in UNSTORED_HEADERS
             },
         )
-        return self.service.receive(delivery, mapped, looked_up=True)
+        answer = self.service.receive(delivery, mapped, looked_up=True)
+        if answer.outcome is Outcome.DUPLICATE:
+            self._sighted(source.name, key, received_at)
+        return answer
+
+    def _sighted(self, source: str, key: str, at: datetime) -> None:
+        if self.sightings is not None:
+            self.sightings.record(source, key, at)

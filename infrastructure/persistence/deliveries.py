@@ -21,12 +21,14 @@ DELIVERIES = table(
             "headers",
             "resolution",
             "resolution_reason",
+            "attempts",
+            "last_seen_at",
         )
     ),
 )
-"""The columns replay and retention use, untyped: times come back as SQLite's
-ISO 8601 text or PostgreSQL's ``timestamptz``, and are bound the same way
-(see ``moment``)."""
+"""The columns replay, retention and sightings use, untyped: times come back
+as SQLite's ISO 8601 text or PostgreSQL's ``timestamptz``, and are bound the
+same way (see ``moment``)."""
 
 
 def moment(engine: Engine, at: datetime) -> datetime | str:
