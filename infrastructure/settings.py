@@ -9,10 +9,11 @@ from __future__ import annotations
 import os
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
 
+from infrastructure.access import Token, read_tokens
 from infrastructure.config_fields import (
     ConfigError,
     as_table,
@@ -48,8 +49,8 @@ class Settings:
     lock_timeout_seconds: float = 5.0
     pool_size: int = 10
     retry_after_seconds: int = 2
-    admin_enabled: bool = False
-    """``/admin`` endpoints, until access roles exist ([server] admin_enabled)."""
+    tokens: Mapping[str, Token] = field(default_factory=lambda: MappingProxyType({}))
+    """Bearer tokens by name, ``[tokens.NAME]`` (hashes only; contract §8)."""
     projections_in_serve: bool = True
     """Run the projection runner inside ``idemsync serve`` ([projections] in_serve)."""
     projection_batch_size: int = 500
@@ -86,7 +87,12 @@ def load_settings(
     database = as_table(document.get("database", {}), "database")
     check_keys(database, "database", ("url", "lock_timeout_seconds", "pool_size"))
     server = as_table(document.get("server", {}), "server")
-    check_keys(server, "server", ("retry_after_seconds", "admin_enabled"))
+    if "admin_enabled" in server:
+        raise ConfigError(
+            "server.admin_enabled: no longer used: /admin is always served, to "
+            "tokens with the admin role ([tokens.NAME], `idemsync tokens add`)"
+        )
+    check_keys(server, "server", ("retry_after_seconds",))
     projections = as_table(document.get("projections", {}), "projections")
     check_keys(projections, "projections", ("in_serve", "batch_size", "poll_seconds"))
     sources = as_table(document.get("sources", {}), "sources")
@@ -100,6 +106,7 @@ def load_settings(
             }
         ),
         config_path=path,
+        tokens=read_tokens(document.get("tokens", {})),
         lock_timeout_seconds=read_positive_number(
             database, "database", "lock_timeout_seconds", 5.0
         ),
@@ -107,7 +114,6 @@ def load_settings(
         retry_after_seconds=read_positive_int(
             server, "server", "retry_after_seconds", 2
         ),
-        admin_enabled=read_bool(server, "server", "admin_enabled", False),
         projections_in_serve=read_bool(projections, "projections", "in_serve", True),
         projection_batch_size=read_positive_int(
             projections, "projections", "batch_size", 500

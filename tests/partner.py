@@ -17,9 +17,36 @@ import httpx
 from httpx import Response
 from standardwebhooks.webhooks import Webhook
 
+from infrastructure.access import Role, Token, token_hash
 from infrastructure.settings import Settings, SourceSettings
 
 _START = datetime(2026, 11, 1, tzinfo=UTC)
+
+TOKENS = {
+    "reader": "idm_test-reader-6b1e0f",
+    "auditor": "idm_test-auditor-2c9d4a",
+    "admin": "idm_test-admin-8f3a7c",
+}
+"""One bearer token per role, configured in every ``make_settings``."""
+WRONG_TOKEN = "idm_test-not-configured-0000"
+
+
+def auth(role: Role | str) -> dict[str, str]:
+    """The headers of a request with the test token of ``role``."""
+    label = role.label if isinstance(role, Role) else role
+    return {"authorization": f"Bearer {TOKENS[label]}"}
+
+
+def configured_tokens() -> MappingProxyType[str, Token]:
+    """``TOKENS`` as configured tokens (named ``test-<role>``)."""
+    return MappingProxyType(
+        {
+            f"test-{label}": Token(
+                f"test-{label}", Role.parse(label), token_hash(value)
+            )
+            for label, value in TOKENS.items()
+        }
+    )
 
 
 @dataclass(frozen=True)
@@ -111,4 +138,5 @@ def make_settings(database_url: str, secret: str, **source: object) -> Settings:
         lock_timeout_seconds=2.0,
         pool_size=4,
         retry_after_seconds=3,
+        tokens=configured_tokens(),
     )

@@ -1,5 +1,5 @@
-"""Operations under ``/admin`` (enabled by ``[server] admin_enabled`` until
-access roles arrive): projection status, and rebuilds in the background.
+"""Operations under ``/admin``, for bearer tokens with the role ``admin``
+(``web.access``): projection status, and rebuilds in the background.
 
 - ``GET /admin/projections``: name, position, head, lag, state, error (and
   the last rebuild started here) of each projection.
@@ -21,8 +21,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
+from infrastructure.access import Role
 from projections.rebuild import Progress, RebuildReport, rebuild
 from projections.runner import ProjectionRunner
+from web.access import requires
 from web.responses import json_response
 
 TRUE = ("1", "true", "yes", "on")
@@ -120,6 +122,7 @@ def _unknown(rebuilds: Rebuilds, name: str) -> Response | None:
     return json_response({"error": f"no projection {name!r}", "known": known}, 404)
 
 
+@requires(Role.ADMIN)
 async def projection_status(request: Request) -> Response:
     rebuilds = _rebuilds(request)
     statuses = await run_in_threadpool(rebuilds.runner.status)
@@ -142,6 +145,7 @@ async def projection_status(request: Request) -> Response:
     )
 
 
+@requires(Role.ADMIN)
 async def start_rebuild(request: Request) -> Response:
     rebuilds, name = _rebuilds(request), request.path_params["name"]
     url = str(request.url_for("rebuild_status", name=name).path)
@@ -161,6 +165,7 @@ async def start_rebuild(request: Request) -> Response:
     )
 
 
+@requires(Role.ADMIN)
 async def rebuild_status(request: Request) -> Response:
     rebuilds, name = _rebuilds(request), request.path_params["name"]
     unknown = _unknown(rebuilds, name)

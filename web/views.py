@@ -1,7 +1,7 @@
 """Read-model views (contract section 6): ``GET /views/...``.
 
-They are for the role ``reader``; access roles arrive in a later issue, so
-until then these routes are open to anyone who can reach the server.
+Each needs a bearer token with the role ``reader`` or higher (``web.access``):
+401 without a valid token, 403 for a role too low.
 
 Each view reads a projection's table with SQLAlchemy Core (the table
 definitions come from the projections themselves) in a worker thread. Times
@@ -29,10 +29,12 @@ from starlette.routing import BaseRoute, Route
 
 from domain.commands import CUSTOMER_FIELDS
 from domain.rules import ORDER_LIFECYCLE
+from infrastructure.access import Role
 from projections.customers import CustomersProjection
 from projections.orders import OrdersProjection
 from projections.revenue import RevenueProjection
 from projections.source_stats import SourceStatsProjection
+from web.access import requires
 from web.responses import json_response, retry_later
 
 ORDERS = OrdersProjection().define(MetaData())["orders"]
@@ -155,11 +157,13 @@ async def _answer(
     return json_response(body)
 
 
+@requires(Role.READER)
 async def orders(request: Request) -> Response:
     params = request.query_params
     return await _answer(request, lambda engine: _orders_page(engine, params))
 
 
+@requires(Role.READER)
 async def order(request: Request) -> Response:
     order_id: str = request.path_params["order_id"]
     return await _answer(
@@ -169,6 +173,7 @@ async def order(request: Request) -> Response:
     )
 
 
+@requires(Role.READER)
 async def customer(request: Request) -> Response:
     customer_id: str = request.path_params["customer_id"]
     return await _answer(
@@ -181,6 +186,7 @@ async def customer(request: Request) -> Response:
 def _listing(query: Select[Any]) -> Callable[[Request], Awaitable[Response]]:
     """A view of every row of ``query``, as ``{"items": [...]}``."""
 
+    @requires(Role.READER)
     async def view(request: Request) -> Response:
         return await _answer(request, lambda engine: {"items": _rows(engine, query)})
 

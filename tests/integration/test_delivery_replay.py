@@ -20,7 +20,7 @@ from infrastructure.intake import Source
 from infrastructure.persistence.database import Database
 from infrastructure.replay import Replayed, Replayer, summary
 from infrastructure.settings import Settings
-from tests.partner import Partner, post
+from tests.partner import Partner, auth, post
 from tests.read_models import caught_up, snapshot
 from tests.store import Store
 from web.app import create_app
@@ -104,14 +104,15 @@ def test_ignored_refunds_are_applied_once_after_the_mapping_fix(
             name: ("ignored", "applied") for name in ("refund_1", "partial_2", "full_2")
         }
         caught_up(client)
-        revenue = client.get("/views/revenue").json()["items"]
+        revenue = client.get("/views/revenue", headers=auth("reader"))
+        revenue = revenue.json()["items"]
         assert [
             (r["currency"], r["refunded_cents"], r["net_cents"]) for r in revenue
         ] == [
             ("EUR", 5000, 0),
             ("USD", 8000, 0),
         ]
-        order = client.get("/views/orders/ord_2").json()
+        order = client.get("/views/orders/ord_2", headers=auth("reader")).json()
         assert (order["status"], order["refunded_cents"]) == ("refunded", 8000)
     assert store.state("order", "ord_1")["status"] == "refunded"
     assert store.state("order", "ord_2")["values"]["refunded_cents"] == 8000

@@ -8,13 +8,13 @@ from typing import Any
 
 from starlette.testclient import TestClient
 
-from tests.partner import Partner, post
+from tests.partner import Partner, auth, post
 from tests.read_models import caught_up
 from tests.store import Store
 
 
 def get(client: TestClient, path: str, **params: Any) -> tuple[int, Any]:
-    response = client.get(path, params=params)
+    response = client.get(path, params=params, headers=auth("reader"))
     return response.status_code, response.json()
 
 
