@@ -73,6 +73,14 @@ def _time(value: datetime | str | None) -> str | None:
     return None if value is None else iso(parse_time(value))
 
 
+def _last_seen(received_at: datetime | str, last_seen_at: datetime | str | None) -> str:
+    """When the delivery was last received: NULL means once; a racing first
+    copy may have been seen a moment before the one that won."""
+    first = parse_time(received_at)
+    latest = first if last_seen_at is None else parse_time(last_seen_at)
+    return iso(max(first, latest))
+
+
 def _payload(raw: bytes) -> tuple[str, str]:
     """The raw body as text when it is UTF-8, else base64, and which."""
     try:
@@ -354,7 +362,7 @@ class AuditTrail:
             "resolution_reason": row.resolution_reason,
             "resolved_at": _time(row.resolved_at),
             "attempts": row.attempts,
-            "last_seen_at": _time(row.last_seen_at) or received_at,
+            "last_seen_at": _last_seen(row.received_at, row.last_seen_at),
         }
 
     def deliveries(
