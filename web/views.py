@@ -12,8 +12,6 @@ a rebuild at that instant) is a 503 with ``Retry-After``, never a 500.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import contextlib
 import json
 from collections.abc import Awaitable, Callable, Mapping
@@ -34,18 +32,15 @@ from projections.customers import CustomersProjection
 from projections.orders import OrdersProjection
 from projections.revenue import RevenueProjection
 from projections.source_stats import SourceStatsProjection
+from web import params
 from web.access import requires
+from web.params import BadParameter
 from web.responses import json_response, retry_later
 
 ORDERS = OrdersProjection().define(MetaData())["orders"]
 CUSTOMERS = CustomersProjection().define(MetaData())["customers"]
 REVENUE = RevenueProjection().define(MetaData())["revenue"]
 STATS = SourceStatsProjection().define(MetaData())["source_stats"]
-DEFAULT_LIMIT, MAX_LIMIT = 50, 500
-
-
-class BadParameter(Exception):
-    """A query parameter the view cannot use: answered 400."""
 
 
 def _iso(value: Any) -> Any:
@@ -62,57 +57,24 @@ def _rows(engine: Engine, query: Select[Any]) -> list[dict[str, Any]]:
     return [{name: _iso(value) for name, value in row.items()} for row in rows]
 
 
-def _text(params: Mapping[str, str], name: str) -> str | None:
-    value = params.get(name)
-    if value is not None and "\x00" in value:
-        raise BadParameter(f"{name} must not contain a NUL character")
-    return value
-
-
-def _limit(params: Mapping[str, str]) -> int:
-    given = params.get("limit")
-    if given is None:
-        return DEFAULT_LIMIT
-    digits = given.isascii() and given.isdigit() and len(given) <= 3
-    if not digits or not 1 <= int(given) <= MAX_LIMIT:
-        raise BadParameter(f"limit must be an integer from 1 to {MAX_LIMIT}")
-    return int(given)
-
-
-def encode_cursor(order_id: str) -> str:
-    """The opaque cursor after ``order_id`` (keyset pagination)."""
-    return base64.urlsafe_b64encode(order_id.encode()).decode().rstrip("=")
-
-
-def _cursor(params: Mapping[str, str]) -> str | None:
-    given = params.get("cursor")
-    if not given:
-        return None
-    try:
-        padded = given + "=" * (-len(given) % 4)
-        decoded = base64.b64decode(padded, altchars=b"-_", validate=True).decode()
-        if not decoded or "\x00" in decoded:
-            raise ValueError(decoded)
-    except (binascii.Error, ValueError):  # UnicodeDecodeError is a ValueError
-        raise BadParameter("cursor is not one this server gave") from None
-    return decoded
-
-
-def _orders_page(engine: Engine, params: Mapping[str, str]) -> dict[str, Any]:
-    limit, after = _limit(params), _cursor(params)
-    status, customer_id = _text(params, "status"), _text(params, "customer_id")
-    query = select(ORDERS).order_by(ORDERS.c.order_id).limit(limit + 1)
+def _orders_page(engine: Engine, query: Mapping[str, str]) -> dict[str, Any]:
+    limit, after = params.limit(query, 50, 500), params.cursor(query)
+    if after is not None and not isinstance(after, str):
+        raise BadParameter("cursor is not one this server gave")
+    status = params.text(query, "status")
+    customer_id = params.text(query, "customer_id")
+    rows = select(ORDERS).order_by(ORDERS.c.order_id).limit(limit + 1)
     if status is not None:
         if status not in ORDER_LIFECYCLE:
             raise BadParameter(f"status must be one of {', '.join(ORDER_LIFECYCLE)}")
-        query = query.where(ORDERS.c.status == status)
+        rows = rows.where(ORDERS.c.status == status)
     if customer_id is not None:
-        query = query.where(ORDERS.c.customer_id == customer_id)
+        rows = rows.where(ORDERS.c.customer_id == customer_id)
     if after is not None:
-        query = query.where(ORDERS.c.order_id > after)
-    items = _rows(engine, query)
+        rows = rows.where(ORDERS.c.order_id > after)
+    items = _rows(engine, rows)
     more = len(items) > limit
-    last = encode_cursor(items[limit - 1]["order_id"]) if more else None
+    last = params.encode_cursor(items[limit - 1]["order_id"]) if more else None
     return {"items": items[:limit], "next_cursor": last}
 
 
@@ -159,8 +121,8 @@ async def _answer(
 
 @requires(Role.READER)
 async def orders(request: Request) -> Response:
-    params = request.query_params
-    return await _answer(request, lambda engine: _orders_page(engine, params))
+    query = request.query_params
+    return await _answer(request, lambda engine: _orders_page(engine, query))
 
 
 @requires(Role.READER)
