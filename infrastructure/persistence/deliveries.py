@@ -35,7 +35,9 @@ def moment(engine: Engine, at: datetime) -> datetime | str:
     """``at`` as the delivery log stores it: ISO 8601 text in UTC on SQLite
     (which compares as text), a ``timestamptz`` on PostgreSQL."""
     utc = at.astimezone(UTC)
-    return utc if engine.dialect.name == "postgresql" else utc.isoformat()
+    if engine.dialect.name == "postgresql":
+        return utc
+    return utc.isoformat(timespec="microseconds")
 
 
 def parse_moment(value: datetime | str) -> datetime:
