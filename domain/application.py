@@ -16,6 +16,7 @@ import time
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, cast
 
 from eventsourcing.application import (
@@ -37,6 +38,7 @@ from domain.delivery import (
     Delivery,
     DeliveryLog,
     DeliveryRecord,
+    FirstAnswer,
     ObjectRef,
     Outcome,
     Resolution,
@@ -164,7 +166,7 @@ class SyncService(Application[uuid.UUID]):
 
     def first_answer(
         self, source: str, key: str, in_log: bool = False
-    ) -> Mapping[str, Any] | None:
+    ) -> FirstAnswer | None:
         """The first answer from the delivery log; with ``in_log``, also from
         the receipt in the event log (after a conflict: the record may have
         been pruned)."""
@@ -174,7 +176,10 @@ class SyncService(Application[uuid.UUID]):
                 receipt: Aggregate = self.repository.get(Receipt.create_id(source, key))
             except AggregateNotFoundError:
                 return None
-            return cast(Receipt, receipt).answer
+            issued = cast(Receipt, receipt)
+            return FirstAnswer(
+                issued.answer, datetime.fromisoformat(issued.received_at)
+            )
         return first
 
     def decide(

@@ -52,6 +52,15 @@ class ObjectRef:
 
 
 @dataclass(frozen=True)
+class FirstAnswer:
+    """What a retry is answered from: the first answer, and when the first
+    copy was received."""
+
+    answer: Mapping[str, Any]
+    received_at: datetime
+
+
+@dataclass(frozen=True)
 class Answer:
     """The answer to a delivery: the JSON body of the response."""
 
@@ -61,6 +70,9 @@ class Answer:
     objects: tuple[ObjectRef, ...] = ()
     reason: str | None = None
     first: Mapping[str, Any] | None = None
+    first_received_at: datetime | None = None
+    """For a duplicate: when the first copy was received (not in the body;
+    the partner's retry delay is the time since)."""
 
     def to_json(self) -> dict[str, Any]:
         body: dict[str, Any] = {
@@ -79,8 +91,14 @@ class Answer:
         return body
 
     @staticmethod
-    def duplicate(source: str, key: str, first: Mapping[str, Any]) -> Answer:
-        return Answer(Outcome.DUPLICATE, source, key, first=first)
+    def duplicate(source: str, key: str, first: FirstAnswer) -> Answer:
+        return Answer(
+            Outcome.DUPLICATE,
+            source,
+            key,
+            first=first.answer,
+            first_received_at=first.received_at,
+        )
 
     @staticmethod
     def combine(
@@ -116,4 +134,4 @@ class DeliveryRecord:
 class DeliveryLog(Protocol):
     """Looks up the first answer to a delivery (implemented by the recorders)."""
 
-    def find_answer(self, source: str, key: str) -> Mapping[str, Any] | None: ...
+    def find_answer(self, source: str, key: str) -> FirstAnswer | None: ...

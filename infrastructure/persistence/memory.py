@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from eventsourcing.persistence import IntegrityError, StoredEvent
 from eventsourcing.popo import POPOApplicationRecorder, POPOFactory
 
-from domain.delivery import DeliveryRecord, Resolution
+from domain.delivery import DeliveryRecord, FirstAnswer, Resolution
 
 
 class MemoryDeliveryRecorder(POPOApplicationRecorder):
@@ -16,7 +16,7 @@ class MemoryDeliveryRecorder(POPOApplicationRecorder):
 
     def __init__(self) -> None:
         super().__init__()
-        self.answers: dict[tuple[str, str], Mapping[str, Any]] = {}
+        self.answers: dict[tuple[str, str], FirstAnswer] = {}
         self.resolutions: dict[tuple[str, str], Resolution] = {}
 
     def _insert_events(
@@ -34,12 +34,14 @@ class MemoryDeliveryRecorder(POPOApplicationRecorder):
             notification_ids = super()._insert_events(stored_events, **kwargs)
             for record in deliveries:
                 key = (record.delivery.source, record.delivery.key)
-                self.answers[key] = record.answer.to_json()
+                self.answers[key] = FirstAnswer(
+                    record.answer.to_json(), record.delivery.received_at
+                )
             for resolution in resolutions:
                 self.resolutions[(resolution.source, resolution.key)] = resolution
             return notification_ids
 
-    def find_answer(self, source: str, key: str) -> Mapping[str, Any] | None:
+    def find_answer(self, source: str, key: str) -> FirstAnswer | None:
         with self._database_lock:
             return self.answers.get((source, key))
 

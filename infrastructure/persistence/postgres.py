@@ -14,7 +14,7 @@ from eventsourcing.postgres import (
 )
 from psycopg.sql import SQL
 
-from domain.delivery import DeliveryRecord, Resolution
+from domain.delivery import DeliveryRecord, FirstAnswer, Resolution
 from domain.provenance import Provenance
 from infrastructure.persistence.ledger import LedgerWriter
 from infrastructure.persistence.rows import (
@@ -91,11 +91,11 @@ class PostgresDeliveryRecorder(PostgresApplicationRecorder):
                 )
         return notification_ids
 
-    def find_answer(self, source: str, key: str) -> Mapping[str, Any] | None:
+    def find_answer(self, source: str, key: str) -> FirstAnswer | None:
         with self.datastore.get_connection() as conn, conn.cursor() as curs:
             curs.execute(SELECT_ANSWER_SQL.format(p="%s"), (source, key))
             row = curs.fetchone()
-        return None if row is None else parse_answer(row["answer"])
+        return None if row is None else parse_answer(row)
 
 
 class IdemsyncPostgresFactory(PostgresFactory):

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from domain.delivery import DeliveryRecord, Resolution
+from domain.delivery import DeliveryRecord, FirstAnswer, Resolution
 
 DELIVERY_COLUMNS = (
     "source",
@@ -67,10 +67,14 @@ def update_resolutions_sql(placeholder: str) -> str:
 
 
 SELECT_ANSWER_SQL = (
-    "SELECT answer FROM deliveries WHERE source = {p} AND idempotency_key = {p}"
+    "SELECT answer, received_at FROM deliveries "
+    "WHERE source = {p} AND idempotency_key = {p}"
 )
 
 
-def parse_answer(text: str | bytes) -> dict[str, Any]:
-    answer: dict[str, Any] = json.loads(text)
-    return answer
+def parse_answer(row: Mapping[str, Any]) -> FirstAnswer:
+    """A row of ``SELECT_ANSWER_SQL`` (times are text on SQLite)."""
+    received_at = row["received_at"]
+    if not isinstance(received_at, datetime):
+        received_at = datetime.fromisoformat(received_at)
+    return FirstAnswer(json.loads(row["answer"]), received_at)

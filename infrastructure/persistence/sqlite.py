@@ -15,7 +15,7 @@ from eventsourcing.sqlite import (
     SQLiteFactory,
 )
 
-from domain.delivery import DeliveryRecord, Resolution
+from domain.delivery import DeliveryRecord, FirstAnswer, Resolution
 from domain.provenance import Provenance
 from infrastructure.persistence.ledger import LedgerWriter, iso
 from infrastructure.persistence.rows import (
@@ -72,11 +72,11 @@ class SQLiteDeliveryRecorder(SQLiteApplicationRecorder):
             c.executemany(update_resolutions_sql("?"), params)
         return notification_ids
 
-    def find_answer(self, source: str, key: str) -> Mapping[str, Any] | None:
+    def find_answer(self, source: str, key: str) -> FirstAnswer | None:
         with self.datastore.transaction(commit=False) as c:
             c.execute(SELECT_ANSWER_SQL.format(p="?"), (source, key))
             row = c.fetchone()
-        return None if row is None else parse_answer(row["answer"])
+        return None if row is None else parse_answer(row)
 
 
 class IdemsyncSQLiteFactory(SQLiteFactory):

@@ -10,7 +10,7 @@ import logging
 import os
 import time
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -22,6 +22,7 @@ from starlette.applications import Starlette
 from starlette.testclient import TestClient
 
 from domain.application import SyncService
+from domain.delivery import FirstAnswer
 from infrastructure.intake import Intake
 from infrastructure.persistence.database import Database
 from infrastructure.persistence.deliveries import moment, parse_moment
@@ -149,7 +150,7 @@ class RacingService(SyncService):
 
     def first_answer(
         self, source: str, key: str, in_log: bool = False
-    ) -> Mapping[str, Any] | None:
+    ) -> FirstAnswer | None:
         if self.miss_next:
             self.miss_next = False
             return None

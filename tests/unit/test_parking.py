@@ -91,7 +91,7 @@ def test_an_event_for_an_unknown_order_is_parked_then_applied_on_creation(
     assert resolution.outcome is Outcome.APPLIED
     assert resolution.reason is None
     # The parked delivery's first answer stays what the partner was told.
-    assert recorder(service).answers[(SOURCE, "k-paid")]["outcome"] == "parked"
+    assert recorder(service).answers[(SOURCE, "k-paid")].answer["outcome"] == "parked"
 
 
 def test_the_parked_answer_names_the_aggregate(service: SyncService) -> None:
@@ -200,5 +200,8 @@ def test_a_duplicate_key_answers_duplicate_with_the_first_answer(
     again = deliver(service, "k-created", created(7))
     assert again.outcome is Outcome.DUPLICATE
     assert again.first == first.to_json()
-    assert again.to_json()["first"] == recorder(service).answers[(SOURCE, "k-created")]
+    assert (
+        again.to_json()["first"]
+        == recorder(service).answers[(SOURCE, "k-created")].answer
+    )
     assert version_of(service) == version
