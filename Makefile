@@ -13,6 +13,7 @@ help:
 	@echo "make typecheck  mypy"
 	@echo "make format     ruff format and ruff check --fix"
 	@echo "make bench      install, then the rebuild benchmark (BENCH_ARGS=--events N ...)"
+	@echo "               and the audit benchmark on 1M events (AUDIT_ARGS=--keep ...)"
 	@echo "make clean      remove caches and build output (keeps var/)"
 
 install: $(VENV)/.installed
@@ -39,6 +40,7 @@ run: install
 
 bench: install
 	$(PY) bench/rebuild.py $(BENCH_ARGS)
+	$(PY) bench/audit.py $(AUDIT_ARGS)
 
 format: install
 	$(VENV)/bin/ruff format .
