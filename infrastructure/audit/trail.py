@@ -212,13 +212,15 @@ class AuditTrail:
         }
 
     def version_at(self, originator_id: uuid.UUID, at: datetime) -> int | None:
-        """The last version recorded at or before ``at`` (an index lookup on
-        ``(originator_id, recorded_at)``)."""
+        """The last version recorded at or before ``at``: one step down the
+        index on ``(originator_id, recorded_at)`` (``max(version)`` would
+        read every version on one side of ``at``)."""
         with self.engine.connect() as conn:
             found = conn.execute(
                 text(
-                    "SELECT max(originator_version) FROM event_audit "
-                    "WHERE originator_id = :id AND recorded_at <= :at"
+                    "SELECT originator_version FROM event_audit "
+                    "WHERE originator_id = :id AND recorded_at <= :at "
+                    "ORDER BY recorded_at DESC, originator_version DESC LIMIT 1"
                 ),
                 {"id": self._id(originator_id), "at": self._moment(at)},
             ).scalar()
