@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
 from starlette.routing import Route
 
 from domain.application import SyncService
@@ -21,6 +22,8 @@ from infrastructure.sightings import PeriodicFlush, Sightings
 from projections.catalog import runner_for
 from web import admin, audit, views
 from web.health import healthz, readyz
+from web.http_errors import http_error
+from web.openapi import build_document, openapi_json
 from web.webhooks import receive_webhook
 
 log = logging.getLogger("idemsync")
@@ -67,11 +70,13 @@ def create_app(
             Route("/webhooks/{source}", receive_webhook, methods=["POST"]),
             Route("/healthz", healthz),
             Route("/readyz", readyz),
+            Route("/openapi.json", openapi_json, methods=["GET"]),
             *views.routes(),
             *admin.routes(),
             *audit.routes(),
         ],
         lifespan=lifespan,
+        exception_handlers={HTTPException: http_error},
     )
     app.state.settings = settings
     app.state.access = Access(settings.tokens)
@@ -80,6 +85,7 @@ def create_app(
     app.state.sightings = sightings
     app.state.runner = runner
     app.state.audit = AuditTrail(database.engine(), service)
+    app.state.openapi = build_document(projections=tuple(runner.projections))
     for source in settings.sources.values():
         if source.scheme == "none":
             log.warning(

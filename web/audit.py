@@ -14,7 +14,7 @@ CLI uses too; see docs/audit.md for their shapes and clocks.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import msgspec
@@ -64,7 +64,8 @@ async def delivery(request: Request) -> Response:
     source, key = request.path_params["source"], request.path_params["key"]
     return await _answer(
         request,
-        lambda trail: trail.delivery(source, key),
+        # No delivery has a NUL (PostgreSQL text cannot hold one): not found.
+        lambda trail: None if "\x00" in source + key else trail.delivery(source, key),
         f"no delivery {key!r} from source {source!r}",
     )
 
@@ -94,8 +95,9 @@ def _is_delivery_cursor(value: Any) -> bool:
     if not all(isinstance(part, str) for part in value):
         return False
     try:
-        datetime.fromisoformat(value[0])
-    except ValueError:
+        at = datetime.fromisoformat(value[0])
+        at.replace(tzinfo=at.tzinfo or UTC).astimezone(UTC)
+    except (ValueError, OverflowError):
         return False
     return True
 
@@ -112,7 +114,9 @@ def _events_page(
     after = params.cursor(query)
     if after is None:
         after = 0
-    if not isinstance(after, int) or isinstance(after, bool) or after < 0:
+    if not isinstance(after, int) or isinstance(after, bool):
+        raise BadParameter("cursor is not one this server gave")
+    if not 0 <= after <= MAX_VERSION:
         raise BadParameter("cursor is not one this server gave")
     page = trail.events_of(kind, object_id, after, params.limit(query, 100, 1000))
     if page is not None and page["next_cursor"] is not None:

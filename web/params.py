@@ -43,7 +43,7 @@ def limit(params: Mapping[str, str], default: int, maximum: int) -> int:
 
 
 def moment(params: Mapping[str, str], name: str) -> datetime | None:
-    """An ISO 8601 time; one without a zone is UTC."""
+    """An ISO 8601 time, in UTC; one without a zone is UTC."""
     given = params.get(name)
     if given is None:
         return None
@@ -53,7 +53,14 @@ def moment(params: Mapping[str, str], name: str) -> datetime | None:
         raise BadParameter(
             f"{name} must be an ISO 8601 time, e.g. 2026-11-24T14:03:00Z"
         ) from None
-    return at.replace(tzinfo=UTC) if at.tzinfo is None else at
+    if at.tzinfo is None:
+        return at.replace(tzinfo=UTC)
+    try:
+        return at.astimezone(UTC)
+    except OverflowError:
+        # Before year 1 or after 9999 in UTC: no time recorded is, so the
+        # nearest time Python can hold answers the same.
+        return (datetime.min if at.year == 1 else datetime.max).replace(tzinfo=UTC)
 
 
 def encode_cursor(value: Any) -> str:
