@@ -11,7 +11,13 @@ import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
-from idemsync import cli_deliveries, cli_history, cli_projections, cli_tokens
+from idemsync import (
+    cli_audit,
+    cli_deliveries,
+    cli_history,
+    cli_projections,
+    cli_tokens,
+)
 from idemsync.common import build_sources
 from infrastructure.persistence.database import Database, NotReady
 from infrastructure.schemes.standard_webhooks import sign
@@ -131,6 +137,7 @@ def parser() -> argparse.ArgumentParser:
     cli_projections.add_commands(commands)
     cli_deliveries.add_commands(commands)
     cli_tokens.add_commands(commands)
+    cli_audit.add_commands(commands)
     cli_history.add_history_command(commands)
 
     demo = commands.add_parser("demo-request", help="print a signed example request")

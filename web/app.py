@@ -13,6 +13,7 @@ from starlette.routing import Route
 
 from domain.application import SyncService
 from infrastructure.access import Access
+from infrastructure.audit.checkpoints import PeriodicCheckpoint
 from infrastructure.audit.trail import AuditTrail
 from infrastructure.intake import Intake
 from infrastructure.persistence.database import Database
@@ -34,17 +35,20 @@ def create_app(
     *,
     prune_interval_seconds: float = 3600.0,
     sightings_flush_seconds: float = 1.0,
+    checkpoint_interval_seconds: float = 10.0,
 ) -> Starlette:
     """Build the store, the service and the routes for ``settings``; delivery
     records past retention are pruned every ``prune_interval_seconds``, and
     duplicate sightings written every ``sightings_flush_seconds`` (and at
-    shutdown)."""
+    shutdown), and the audit ledger checkpointed every
+    ``checkpoint_interval_seconds``."""
     database = Database.of(settings)
     service = SyncService(env=database.eventsourcing_env())
     runner = runner_for(service, database.engine(), settings)
     pruning = PeriodicPrune(database.engine(), settings.sources, prune_interval_seconds)
     sightings = Sightings(database.engine())
     flushing = PeriodicFlush(sightings, sightings_flush_seconds)
+    checkpointing = PeriodicCheckpoint(database.engine(), checkpoint_interval_seconds)
     stop = threading.Event()
     projecting = threading.Thread(
         target=runner.run, args=(stop,), name="projections", daemon=True
@@ -56,7 +60,9 @@ def create_app(
             projecting.start()
         pruning.start()
         flushing.start()
+        checkpointing.start()
         yield
+        checkpointing.stop()
         flushing.stop()
         pruning.stop()
         stop.set()
