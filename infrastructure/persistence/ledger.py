@@ -5,19 +5,22 @@ that inserts the event. The row says which object and which delivery the
 event came from, when it was recorded (the ``as_of`` clock), and carries a
 SHA-256 chained to the previous event of the same aggregate::
 
-    hash(v) = SHA-256(hash(v-1) | originator id | version | topic
-                      | SHA-256(stored state) | recorded_at | provenance)
+    hash(v) = SHA-256(hash(v-1) | originator id | version
+                      | SHA-256(stored state) | topic | recorded_at
+                      | aggregate type and id | source | key | occurred_at)
 
-with ``hash(0)`` = 32 zero bytes. Changing an event's stored bytes, or its
-ledger row, or removing an event from the middle of its aggregate's history,
-breaks the chain; ``infrastructure/checkpoints.py`` chains the ledger in
-global order so the end of the log is covered too.
+(the texts length-prefixed), with ``hash(0)`` = 32 zero bytes. Changing an
+event's stored bytes, or its ledger row, or removing an event from the middle
+of its aggregate's history, breaks the chain;
+``infrastructure/audit/checkpoints.py`` chains the ledger in global order so
+the end of the log is covered too.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -28,6 +31,8 @@ from eventsourcing.persistence import StoredEvent
 from sqlalchemy import Connection, text
 
 from domain.provenance import Provenance
+
+log = logging.getLogger("idemsync.ledger")
 
 GENESIS = bytes(32)
 LEDGER_COLUMNS = (
@@ -52,8 +57,10 @@ before the ledger existed)."""
 
 
 def iso(moment: datetime) -> str:
-    """A time as the ledger hashes it: ISO 8601, UTC, microseconds."""
-    return moment.astimezone(UTC).isoformat(timespec="microseconds")
+    """A time as the ledger hashes it: ISO 8601, UTC, microseconds (a time
+    without a zone is UTC, as in ``parse_time``)."""
+    aware = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
+    return aware.astimezone(UTC).isoformat(timespec="microseconds")
 
 
 def parse_time(value: datetime | str) -> datetime:
@@ -203,6 +210,12 @@ class LedgerWriter:
         cursor.execute(self.previous_sql, (self._id(originator_id), version))
         row = cursor.fetchone()
         if row is None:
+            log.error(
+                "the ledger has no row for %s version %d: chaining from the "
+                "start; run `idemsync audit verify`",
+                originator_id,
+                version,
+            )
             return GENESIS, None
         return bytes.fromhex(row["hash"]), parse_time(row["recorded_at"])
 
@@ -256,10 +269,11 @@ def _recorded_time(state: Mapping[str, Any]) -> datetime:
     return datetime.now(UTC)
 
 
-def enter_existing_events(conn: Connection) -> None:
+def enter_existing_events(conn: Connection, batch: int = 1000) -> None:
     """Enter every event already stored into the ledger (migration 0003):
     provenance from the events' stored state, recorded time from their own
-    timestamps."""
+    timestamps. Streams the log in aggregate order, holding one aggregate's
+    last entry and one batch of rows at a time."""
     postgres = conn.dialect.name == "postgresql"
     position = "notification_id" if postgres else "rowid"
     events = conn.execute(
@@ -267,10 +281,14 @@ def enter_existing_events(conn: Connection) -> None:
             "SELECT originator_id, originator_version, topic, state, "
             f"{position} AS notification_id FROM idemsync_events "
             "ORDER BY originator_id, originator_version"
-        )
+        ).execution_options(stream_results=True, yield_per=batch)
     )
-    known: dict[uuid.UUID, Provenance] = {}
-    entries: list[LedgerEntry] = []
+    names = ", ".join(f":{name}" for name in LEDGER_COLUMNS)
+    insert = text(
+        f"INSERT INTO event_audit ({', '.join(LEDGER_COLUMNS)}) VALUES ({names})"
+    )
+    last: LedgerEntry | None = None
+    rows: list[dict[str, Any]] = []
     for row in events:
         originator_id = uuid.UUID(str(row.originator_id))
         stored = StoredEvent(
@@ -280,25 +298,24 @@ def enter_existing_events(conn: Connection) -> None:
             state = json.loads(stored.state)
         except ValueError:
             state = {}
-        where = stored_provenance(stored.topic, state, known.get(originator_id))
-        known[originator_id] = where
-        previous = {}
-        if entries and entries[-1].originator_id == originator_id:
-            previous[originator_id] = (entries[-1].hash, entries[-1].recorded_at)
-        entries += chain(
+        same = last is not None and last.originator_id == originator_id
+        known = last.provenance if last is not None and same else None
+        where = stored_provenance(stored.topic, state, known)
+        previous = (
+            {originator_id: (last.hash, last.recorded_at)} if last and same else {}
+        )
+        (last,) = chain(
             [stored],
             [row.notification_id],
             {(originator_id, stored.originator_version): where},
             previous,
             _recorded_time(state),
         )
-    rows = [
-        dict(zip(LEDGER_COLUMNS, row_values(entry, not postgres), strict=True))
-        for entry in entries
-    ]
-    if rows:
-        names = ", ".join(f":{name}" for name in LEDGER_COLUMNS)
-        columns = ", ".join(LEDGER_COLUMNS)
-        conn.execute(
-            text(f"INSERT INTO event_audit ({columns}) VALUES ({names})"), rows
+        rows.append(
+            dict(zip(LEDGER_COLUMNS, row_values(last, not postgres), strict=True))
         )
+        if len(rows) >= batch:
+            conn.execute(insert, rows)
+            rows = []
+    if rows:
+        conn.execute(insert, rows)

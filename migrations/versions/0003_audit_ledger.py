@@ -1,5 +1,4 @@
-"""The audit ledger: provenance and chained hashes of every event, and the
-checkpoints that chain the global log.
+"""The audit ledger: each event's provenance and chained hash; checkpoints.
 
 Revision ID: 0003
 Revises: 0002
@@ -11,7 +10,7 @@ where it came from (object, delivery, source time), when it was recorded,
 and a SHA-256 chained to the previous event of its aggregate. Its indexes
 answer "state as of a time" (aggregate, recorded_at) and "events a delivery
 caused" (source, key). ``checkpoints`` chains the ledger's hashes in
-notification order (``infrastructure/checkpoints.py``). Events recorded
+notification order (``infrastructure/audit/checkpoints.py``). Events recorded
 before this revision are entered into the ledger here, with the provenance
 their stored state names.
 """
