@@ -14,7 +14,7 @@ import contextlib
 import random
 import time
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
@@ -82,10 +82,18 @@ class SyncService(Application[uuid.UUID]):
     name = "idemsync"
     max_attempts = 30
 
-    def __init__(self, env: Mapping[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        env: Mapping[str, str] | None = None,
+        *,
+        on_conflict: Callable[[str], None] | None = None,
+    ) -> None:
+        """``on_conflict`` hears the aggregate type of each commit lost to a
+        concurrent writer (``delivery`` when the race was for the key)."""
         super().__init__(env)
         self.deliveries = cast(DeliveryLog, self.recorder)
         self.conflicts = 0
+        self.on_conflict = on_conflict
 
     def receive(
         self,
@@ -107,7 +115,7 @@ class SyncService(Application[uuid.UUID]):
             try:
                 self.commit([decision])
             except IntegrityError:
-                self._conflicted(attempt)
+                self._conflicted(attempt, decision.aggregates)
                 continue
             return decision.answer
         raise self._too_much_contention(delivery)
@@ -150,14 +158,17 @@ class SyncService(Application[uuid.UUID]):
                     resolutions=[own, *resolutions],
                 )
             except IntegrityError:
-                self._conflicted(attempt)
+                self._conflicted(attempt, changed)
                 continue
             return answer
         raise self._too_much_contention(delivery)
 
-    def _conflicted(self, attempt: int) -> None:
+    def _conflicted(self, attempt: int, aggregates: Sequence[Aggregate]) -> None:
         """Count a lost race and back off (jittered) before deciding again."""
         self.conflicts += 1
+        if self.on_conflict is not None:
+            kinds = [a.kind for a in aggregates if isinstance(a, SyncedObject)]
+            self.on_conflict(kinds[0] if kinds else "delivery")
         time.sleep(random.uniform(0, min(0.05, 0.001 * 2**attempt)))
 
     def _too_much_contention(self, delivery: Delivery) -> TooMuchContention:

@@ -5,11 +5,16 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
+import shutil
 import sys
+import tempfile
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from datetime import UTC, datetime
+from pathlib import Path
 
 from idemsync import (
     cli_audit,
@@ -29,6 +34,8 @@ log = logging.getLogger("idemsync")
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     import uvicorn
 
+    from infrastructure.logs import log_config
+
     build_sources(settings)
     database = Database.of(settings)
     try:
@@ -40,15 +47,40 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
         database.close()
     if args.workers > 1 and not database.is_postgres:
         log.warning("SQLite serves one process; use PostgreSQL for several workers")
-    uvicorn.run(
-        "web.app:create_app_from_env",
-        factory=True,
-        host=args.host,
-        port=args.port,
-        workers=args.workers,
-        log_level=args.log_level,
-    )
+    with metrics_directory(args.workers):
+        uvicorn.run(
+            "web.app:create_app_from_env",
+            factory=True,
+            host=args.host,
+            port=args.port,
+            workers=args.workers,
+            log_level=args.log_level,
+            log_config=log_config(args.log_format, args.log_level),
+        )
     return 0
+
+
+@contextmanager
+def metrics_directory(workers: int) -> Iterator[None]:
+    """With several workers, a directory where each writes its metrics for
+    ``/metrics`` to sum (prometheus-client's multiprocess mode). It must be
+    named before any worker imports prometheus-client: workers are new
+    processes that inherit it. ``PROMETHEUS_MULTIPROC_DIR`` if set (emptied
+    first), else a temporary directory removed at the end."""
+    if workers < 2:
+        yield
+        return
+    given = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    directory = Path(given) if given else Path(tempfile.mkdtemp(prefix="idemsync-"))
+    directory.mkdir(parents=True, exist_ok=True)
+    for stale in directory.glob("*.db"):
+        stale.unlink()
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(directory)
+    try:
+        yield
+    finally:
+        if not given:
+            shutil.rmtree(directory, ignore_errors=True)
 
 
 def cmd_db_upgrade(args: argparse.Namespace, settings: Settings) -> int:
@@ -117,6 +149,12 @@ def parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=8000)
     serve.add_argument("--workers", type=int, default=1)
     serve.add_argument("--log-level", default="info")
+    serve.add_argument(
+        "--log-format",
+        choices=("json", "text"),
+        default="json",
+        help="one JSON object per line (default), or plain text",
+    )
     serve.set_defaults(run=cmd_serve)
 
     db = commands.add_parser("db", help="the database schema (Alembic)")
@@ -137,7 +175,7 @@ def parser() -> argparse.ArgumentParser:
     cli_projections.add_commands(commands)
     cli_deliveries.add_commands(commands)
     cli_tokens.add_commands(commands)
-    cli_audit.add_commands(commands)
+    cli_history.add_export_command(cli_audit.add_commands(commands))
     cli_history.add_history_command(commands)
 
     demo = commands.add_parser("demo-request", help="print a signed example request")

@@ -49,6 +49,8 @@ class Settings:
     lock_timeout_seconds: float = 5.0
     pool_size: int = 10
     retry_after_seconds: int = 2
+    metrics_require_token: bool = False
+    """``/metrics`` needs a token of the role reader ([server])."""
     tokens: Mapping[str, Token] = field(default_factory=lambda: MappingProxyType({}))
     """Bearer tokens by name, ``[tokens.NAME]`` (hashes only; contract §8)."""
     projections_in_serve: bool = True
@@ -92,7 +94,7 @@ def load_settings(
             "server.admin_enabled: no longer used: /admin is always served, to "
             "tokens with the admin role ([tokens.NAME], `idemsync tokens add`)"
         )
-    check_keys(server, "server", ("retry_after_seconds",))
+    check_keys(server, "server", ("retry_after_seconds", "metrics_require_token"))
     projections = as_table(document.get("projections", {}), "projections")
     check_keys(projections, "projections", ("in_serve", "batch_size", "poll_seconds"))
     sources = as_table(document.get("sources", {}), "sources")
@@ -113,6 +115,9 @@ def load_settings(
         pool_size=read_positive_int(database, "database", "pool_size", 10),
         retry_after_seconds=read_positive_int(
             server, "server", "retry_after_seconds", 2
+        ),
+        metrics_require_token=read_bool(
+            server, "server", "metrics_require_token", False
         ),
         projections_in_serve=read_bool(projections, "projections", "in_serve", True),
         projection_batch_size=read_positive_int(

@@ -110,6 +110,17 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
         shutil.copy(request.getfixturevalue("sqlite_template"), path)
         yield f"sqlite:///{path}"
         return
+    yield from _postgres_database(request)
+
+
+@pytest.fixture
+def postgres_url(request: pytest.FixtureRequest) -> Iterator[str]:
+    """A fresh, migrated PostgreSQL database, for tests of several server
+    processes (mark them ``postgres``)."""
+    yield from _postgres_database(request)
+
+
+def _postgres_database(request: pytest.FixtureRequest) -> Iterator[str]:
     template = request.getfixturevalue("pg_template")
     name = f"idemsync_t_{os.getpid()}_{uuid.uuid4().hex[:8]}"
     pg_execute(f"CREATE DATABASE {name} TEMPLATE {template}")

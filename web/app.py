@@ -16,6 +16,7 @@ from infrastructure.access import Access
 from infrastructure.audit.checkpoints import PeriodicCheckpoint
 from infrastructure.audit.trail import AuditTrail
 from infrastructure.intake import Intake
+from infrastructure.metrics import Metrics, ProjectionGauges
 from infrastructure.persistence.database import Database
 from infrastructure.retention import PeriodicPrune
 from infrastructure.settings import Settings, load_settings
@@ -24,6 +25,7 @@ from projections.catalog import runner_for
 from web import admin, audit, views
 from web.health import healthz, readyz
 from web.http_errors import http_error
+from web.metrics import metrics_route
 from web.openapi import build_document, openapi_json
 from web.webhooks import receive_webhook
 
@@ -43,7 +45,10 @@ def create_app(
     shutdown), and the audit ledger checkpointed every
     ``checkpoint_interval_seconds``."""
     database = Database.of(settings)
-    service = SyncService(env=database.eventsourcing_env())
+    metrics = Metrics(settings.sources)
+    service = SyncService(
+        env=database.eventsourcing_env(), on_conflict=metrics.conflict
+    )
     runner = runner_for(service, database.engine(), settings)
     pruning = PeriodicPrune(database.engine(), settings.sources, prune_interval_seconds)
     sightings = Sightings(database.engine())
@@ -76,6 +81,7 @@ def create_app(
             Route("/webhooks/{source}", receive_webhook, methods=["POST"]),
             Route("/healthz", healthz),
             Route("/readyz", readyz),
+            metrics_route(settings.metrics_require_token),
             Route("/openapi.json", openapi_json, methods=["GET"]),
             *views.routes(),
             *admin.routes(),
@@ -90,8 +96,13 @@ def create_app(
     app.state.intake = Intake(settings, service, sightings=sightings)
     app.state.sightings = sightings
     app.state.runner = runner
+    app.state.metrics = metrics
+    app.state.projection_gauges = ProjectionGauges(runner.status)
     app.state.audit = AuditTrail(database.engine(), service)
-    app.state.openapi = build_document(projections=tuple(runner.projections))
+    app.state.openapi = build_document(
+        projections=tuple(runner.projections),
+        metrics_require_token=settings.metrics_require_token,
+    )
     for source in settings.sources.values():
         if source.scheme == "none":
             log.warning(

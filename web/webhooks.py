@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import time
+from datetime import UTC, datetime
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -10,6 +12,8 @@ from starlette.responses import Response
 
 from domain.delivery import Answer, Outcome
 from infrastructure.intake import Intake, Refused
+from infrastructure.logs import FIELDS, log_decision
+from infrastructure.metrics import Metrics
 from web.responses import json_response, retry_later
 
 log = logging.getLogger("idemsync.webhooks")
@@ -40,18 +44,28 @@ def answer_response(answer: Answer) -> Response:
 
 async def receive_webhook(request: Request) -> Response:
     intake: Intake = request.app.state.intake
+    metrics: Metrics = request.app.state.metrics
     name = request.path_params["source"]
+    started = time.perf_counter()
     try:
         source = intake.source(name)
         body = await read_body(request, source.settings.max_body_bytes)
         answer = await run_in_threadpool(intake.receive, name, request.headers, body)
     except Refused as refused:
+        metrics.refusal(name, refused.error)
         log.warning(
             "refused delivery source=%r status=%d error=%s detail=%s",
             name[:100],
             refused.status,
             refused.error,
             refused.detail,
+            extra={
+                FIELDS: {
+                    "source": metrics.source(name),
+                    "status": refused.status,
+                    "error": refused.error,
+                }
+            },
         )
         if refused.status == 503:
             return retry_later(request, refused.to_json())
@@ -59,8 +73,12 @@ async def receive_webhook(request: Request) -> Response:
     except Exception:
         # A bug, not the partner's fault: nothing was stored (the transaction
         # rolled back), so ask for a retry instead of answering 500.
+        metrics.refusal(name, "internal_error")
         log.exception("failed delivery source=%r", name[:100])
         return retry_later(
             request, {"error": "internal_error", "message": "not stored; retry"}
         )
+    seconds = time.perf_counter() - started
+    metrics.answered(answer, seconds, datetime.now(UTC))
+    log_decision(answer, seconds)
     return answer_response(answer)

@@ -48,7 +48,7 @@ def server_env(directory: Path, database_url: str, secret: str) -> dict[str, str
     }
 
 
-def serve_command(port: int) -> list[str]:
+def serve_command(port: int, workers: int = 1) -> list[str]:
     return [
         sys.executable,
         "-m",
@@ -59,7 +59,7 @@ def serve_command(port: int) -> list[str]:
         "--port",
         str(port),
         "--workers",
-        "1",
+        str(workers),
     ]
 
 
@@ -74,8 +74,11 @@ class Server:
     """One ``idemsync serve`` on a fixed port; started again on the same port
     and database after a crash. Each start logs to its own file."""
 
-    def __init__(self, directory: Path, database_url: str, secret: str) -> None:
+    def __init__(
+        self, directory: Path, database_url: str, secret: str, workers: int = 1
+    ) -> None:
         self.directory = directory
+        self.workers = workers
         self.env = server_env(directory, database_url, secret)
         self.port = free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
@@ -95,7 +98,7 @@ class Server:
         self.log_path = self.directory / f"server-{self.starts}.log"
         self._log = self.log_path.open("wb")
         self.process = subprocess.Popen(
-            serve_command(self.port),
+            serve_command(self.port, self.workers),
             env=self.env,
             cwd=self.directory,
             stdin=subprocess.DEVNULL,
@@ -150,7 +153,7 @@ class Server:
 
 
 class ServerFactory(Protocol):
-    def __call__(self, database_url: str) -> Server: ...
+    def __call__(self, database_url: str, workers: int = 1) -> Server: ...
 
 
 @pytest.fixture
@@ -159,10 +162,10 @@ def serve(tmp_path: Path, secret: str) -> Iterator[ServerFactory]:
     teardown (terminate, then kill)."""
     servers: list[Server] = []
 
-    def start(database_url: str) -> Server:
+    def start(database_url: str, workers: int = 1) -> Server:
         directory = tmp_path / f"server{len(servers)}"
         directory.mkdir()
-        server = Server(directory, database_url, secret)
+        server = Server(directory, database_url, secret, workers)
         servers.append(server)
         return server.start()
 

@@ -19,7 +19,7 @@ from tests.read_models import caught_up
 from web.access import required_role
 
 PREFIX_ROLES = {"/views/": Role.READER, "/audit/": Role.AUDITOR, "/admin/": Role.ADMIN}
-OPEN = {"/healthz", "/readyz", "/webhooks/{source}", "/openapi.json"}
+OPEN = {"/healthz", "/readyz", "/webhooks/{source}", "/openapi.json", "/metrics"}
 """The only routes served without a token (webhooks carry signatures; the
 OpenAPI document describes the API and holds no data). A new open route must
 be added here on purpose."""

@@ -91,3 +91,26 @@ def test_deliveries_show_is_what_the_api_answers(
     assert shown == api(client, f"/audit/deliveries/acme/{keys['created']}")
     assert shown["attempts"] == 2
     assert main(["deliveries", "show", "acme", "msg_none"]) == 1
+
+
+def test_audit_export_writes_the_global_log_as_ndjson_from_a_time(
+    client: TestClient,
+    partner: Partner,
+    cli: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    deliver(client, partner)
+    assert main(["audit", "export"]) == 0
+    captured = capsys.readouterr()
+    everything = [json.loads(line) for line in captured.out.splitlines()]
+    page = api(client, "/audit/events?limit=1000")
+    assert isinstance(page, dict)
+    assert everything == page["events"]
+    assert f"exported {len(everything)} events" in captured.err
+    middle = everything[len(everything) // 2]
+    assert main(["audit", "export", "--since", middle["recorded_at"]]) == 0
+    since = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert since[0]["recorded_at"] == middle["recorded_at"]
+    assert since == [e for e in everything if e["recorded_at"] >= middle["recorded_at"]]
+    assert main(["audit", "export", "--after", str(everything[-1]["position"])]) == 0
+    assert capsys.readouterr().out == ""
