@@ -170,3 +170,21 @@ def test_unit_test_series_are_exported_series() -> None:
         for series in group["input_series"]
     }
     assert names <= SERIES, sorted(names - SERIES)
+
+
+def test_series_and_label_values_are_those_metrics_exports() -> None:
+    """SERIES is what infrastructure.metrics exports (its ``_created``
+    samples aside: multiprocess mode has none), and the unit tests' series
+    use its outcomes and refusal reasons."""
+    from domain.delivery import Outcome
+    from infrastructure.metrics import REFUSAL_REASONS, Metrics, ProjectionGauges
+
+    families = [*Metrics(["acme"]).registry.collect()]
+    families += ProjectionGauges(lambda: []).collect()
+    exported = {sample.name for family in families for sample in family.samples}
+    exported |= {family.name for family in families if family.type == "gauge"}
+    assert {name for name in exported if not name.endswith("_created")} == SERIES
+
+    text = RULE_TESTS.read_text()
+    assert set(re.findall(r'outcome="(\w+)"', text)) <= {o.value for o in Outcome}
+    assert set(re.findall(r'reason="(\w+)"', text)) <= set(REFUSAL_REASONS)
