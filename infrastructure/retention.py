@@ -23,6 +23,7 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import ColumnElement, Engine, delete, func, select
 
+from infrastructure.periodic import Periodic
 from infrastructure.persistence.deliveries import DELIVERIES, moment
 from infrastructure.settings import SourceSettings
 
@@ -96,10 +97,10 @@ def _delete(engine: Engine, source: str, cutoff: datetime) -> int:
             return total
 
 
-class PeriodicPrune:
-    """Runs ``prune`` in a daemon thread at start, then every
-    ``interval_seconds`` until ``stop``; a failure is logged and retried at
-    the next interval (a busy store must not stop the server)."""
+class PeriodicPrune(Periodic):
+    """Prunes the delivery log at start, then every ``interval_seconds``."""
+
+    what = "pruning delivery records"
 
     def __init__(
         self,
@@ -107,31 +108,16 @@ class PeriodicPrune:
         sources: Mapping[str, SourceSettings],
         interval_seconds: float = 3600.0,
     ) -> None:
+        super().__init__("prune", interval_seconds)
         self.engine = engine
         self.sources = sources
-        self.interval_seconds = interval_seconds
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="prune", daemon=True)
 
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self, timeout: float = 10.0) -> None:
-        self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join(timeout)
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                for result in prune(self.engine, self.sources):
-                    if result.count:
-                        log.info(
-                            "pruned %d delivery records of source %s (older than %s)",
-                            result.count,
-                            result.source,
-                            result.cutoff.isoformat(),
-                        )
-            except Exception:
-                log.exception("pruning delivery records failed; next try later")
-            self._stop.wait(self.interval_seconds)
+    def run_once(self, stop: threading.Event) -> None:
+        for result in prune(self.engine, self.sources):
+            if result.count:
+                log.info(
+                    "pruned %d delivery records of source %s (older than %s)",
+                    result.count,
+                    result.source,
+                    result.cutoff.isoformat(),
+                )

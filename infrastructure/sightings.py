@@ -27,6 +27,7 @@ from typing import Any
 from sqlalchemy import BindParameter, Engine, bindparam, case, or_, update
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
+from infrastructure.periodic import Periodic
 from infrastructure.persistence.deliveries import DELIVERIES, moment
 
 log = logging.getLogger("idemsync.sightings")
@@ -173,31 +174,17 @@ class Sightings:
         )
 
 
-class PeriodicFlush:
-    """Flushes ``sightings`` every ``interval_seconds`` in a daemon thread;
-    ``stop`` flushes a last time."""
+class PeriodicFlush(Periodic):
+    """Flushes ``sightings`` every ``interval_seconds``, and a last time at
+    ``stop``."""
+
+    what = "flushing sightings"
+    at_start = False
+    at_stop = True
 
     def __init__(self, sightings: Sightings, interval_seconds: float = 1.0) -> None:
+        super().__init__("sightings", interval_seconds)
         self.sightings = sightings
-        self.interval_seconds = interval_seconds
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="sightings", daemon=True)
 
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self, timeout: float = 10.0) -> None:
-        self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join(timeout)
-        self._flush()
-
-    def _run(self) -> None:
-        while not self._stop.wait(self.interval_seconds):
-            self._flush()
-
-    def _flush(self) -> None:
-        try:
-            self.sightings.flush()
-        except Exception:
-            log.exception("flushing sightings failed; next try later")
+    def run_once(self, stop: threading.Event) -> None:
+        self.sightings.flush()

@@ -50,6 +50,7 @@ from datetime import UTC, datetime
 from sqlalchemy import Connection, Engine, text
 from sqlalchemy.exc import IntegrityError
 
+from infrastructure.periodic import Periodic
 from infrastructure.persistence.deliveries import moment, parse_moment
 from infrastructure.persistence.ledger import GENESIS
 
@@ -224,31 +225,15 @@ class Checkpointer:
         )
 
 
-class PeriodicCheckpoint:
-    """Runs ``Checkpointer.catch_up`` in a daemon thread at start, then every
-    ``interval_seconds`` until ``stop``; a failure is logged and retried at
-    the next interval (checkpointing must never stop the server)."""
+class PeriodicCheckpoint(Periodic):
+    """Checkpoints the ledger at start, then every ``interval_seconds``
+    (checkpointing must never stop the server)."""
+
+    what = "writing audit checkpoints"
 
     def __init__(self, engine: Engine, interval_seconds: float = 10.0) -> None:
+        super().__init__("checkpoints", interval_seconds)
         self.checkpointer = Checkpointer(engine)
-        self.interval_seconds = interval_seconds
-        self._stop = threading.Event()
-        self._thread = threading.Thread(
-            target=self._run, name="checkpoints", daemon=True
-        )
 
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self, timeout: float = 10.0) -> None:
-        self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join(timeout)
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                self.checkpointer.catch_up(stop=self._stop)
-            except Exception:
-                log.exception("writing audit checkpoints failed; next try later")
-            self._stop.wait(self.interval_seconds)
+    def run_once(self, stop: threading.Event) -> None:
+        self.checkpointer.catch_up(stop=stop)
