@@ -22,7 +22,7 @@ from infrastructure.retention import PeriodicPrune
 from infrastructure.settings import Settings, load_settings
 from infrastructure.sightings import PeriodicFlush, Sightings
 from projections.catalog import runner_for
-from web import admin, audit, views
+from web import admin, audit, dashboard, views
 from web.health import healthz, readyz
 from web.http_errors import http_error
 from web.metrics import metrics_route
@@ -83,6 +83,7 @@ def create_app(
             Route("/readyz", readyz),
             metrics_route(settings.metrics_require_token),
             Route("/openapi.json", openapi_json, methods=["GET"]),
+            *dashboard.routes(),
             *views.routes(),
             *admin.routes(),
             *audit.routes(),

@@ -24,6 +24,7 @@ from starlette.responses import Response
 from domain.application import AGGREGATES
 from domain.rules import ORDER_LIFECYCLE
 from infrastructure.access import Role
+from web.dashboard import ASSETS
 from web.openapi_schemas import FIRST_OUTCOMES, Schema, component_schemas, ref
 from web.responses import json_response
 
@@ -572,6 +573,54 @@ def metrics(role: Role | None) -> dict[str, Schema]:
     }
 
 
+def dashboard() -> dict[str, Schema]:
+    """``GET /dashboard`` and the files it loads, open (they hold no data)."""
+    media_types = sorted({media_type for _, media_type in ASSETS.values()})
+    return {
+        "/dashboard": {
+            "get": operation(
+                "dashboard",
+                "A page of live charts drawn from `/metrics`",
+                "dashboard",
+                {
+                    "200": {
+                        "description": "the page (HTML); it loads `/static/*` "
+                        "and polls `/metrics`, with the bearer token typed into "
+                        "it when `/metrics` needs one",
+                        "content": {"text/html": {"schema": {"type": "string"}}},
+                    }
+                },
+                description="Per source: deliveries/s by outcome, duplicate "
+                "ratio, mean retry delay; each projection's lag.",
+            )
+        },
+        "/static/{name}": {
+            "get": operation(
+                "dashboardFile",
+                "A file of the dashboard: its script and style sheet, uPlot",
+                "dashboard",
+                {
+                    "200": {
+                        "description": "the file",
+                        "content": {
+                            media_type: {"schema": {"type": "string"}}
+                            for media_type in media_types
+                        },
+                    },
+                    "404": not_found("no such file"),
+                },
+                parameters=[
+                    in_path(
+                        "name",
+                        "the file's name",
+                        {"type": "string", "enum": sorted(ASSETS)},
+                    )
+                ],
+            )
+        },
+    }
+
+
 def build_document(
     *,
     projections: Sequence[str],
@@ -599,6 +648,7 @@ def build_document(
         "tags": [
             {"name": "webhooks", "description": "partners' deliveries, signed"},
             {"name": "health", "description": "open"},
+            {"name": "dashboard", "description": "the dashboard page, open"},
             {"name": "views", "description": "read models, role reader"},
             {"name": "audit", "description": "history, role auditor"},
             {"name": "admin", "description": "projections, role admin"},
@@ -607,6 +657,7 @@ def build_document(
             **webhooks(),
             **health(),
             **served_metrics,
+            **dashboard(),
             **views(),
             **audit(),
             **admin(projections),

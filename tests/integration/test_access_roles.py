@@ -19,10 +19,19 @@ from tests.read_models import caught_up
 from web.access import required_role
 
 PREFIX_ROLES = {"/views/": Role.READER, "/audit/": Role.AUDITOR, "/admin/": Role.ADMIN}
-OPEN = {"/healthz", "/readyz", "/webhooks/{source}", "/openapi.json", "/metrics"}
+OPEN = {
+    "/healthz",
+    "/readyz",
+    "/webhooks/{source}",
+    "/openapi.json",
+    "/metrics",
+    "/dashboard",
+    "/static/{name}",
+}
 """The only routes served without a token (webhooks carry signatures; the
-OpenAPI document describes the API and holds no data). A new open route must
-be added here on purpose."""
+OpenAPI document describes the API and holds no data; the dashboard page and
+its files hold none either, its data comes from /metrics). A new open route
+must be added here on purpose."""
 
 SAMPLES = {
     ("GET", "/views/orders"): "/views/orders?status=created",
