@@ -67,13 +67,15 @@ def chromium_problem() -> str | None:
     return None
 
 
+PROBLEM = chromium_problem()
+if PROBLEM is not None and os.environ.get("CI") != "true":
+    pytest.skip(PROBLEM, allow_module_level=True)  # one line for the module
+
+
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
-    problem = chromium_problem()
-    if problem is not None:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"CI=true and {problem}")
-        pytest.skip(problem)
+    if PROBLEM is not None:
+        pytest.fail(f"CI=true and {PROBLEM}")
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
