@@ -18,8 +18,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 import msgspec
-from sqlalchemy.exc import DBAPIError
-from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import BaseRoute, Route
@@ -30,7 +28,7 @@ from infrastructure.audit.trail import AuditTrail, DeliveryFilter, UnknownAggreg
 from web import params
 from web.access import requires
 from web.params import BadParameter
-from web.responses import json_response, retry_later
+from web.responses import answer_read, json_response
 
 NDJSON = "application/x-ndjson"
 MAX_VERSION = 2**62
@@ -42,21 +40,10 @@ OUTCOMES = tuple(
 async def _answer(
     request: Request, read: Callable[[AuditTrail], Any], missing: str
 ) -> Response:
-    """Run ``read`` in a worker thread and answer its result as JSON; None
-    is a 404 saying ``missing``."""
     trail: AuditTrail = request.app.state.audit
-    try:
-        body = await run_in_threadpool(read, trail)
-    except BadParameter as bad:
-        return json_response({"error": "bad_parameter", "message": str(bad)}, 400)
-    except UnknownAggregate as unknown:
-        return json_response({"error": "not_found", "message": str(unknown)}, 404)
-    except DBAPIError:
-        down = {"error": "store_unavailable", "message": "the store is unavailable"}
-        return retry_later(request, down)
-    if body is None:
-        return json_response({"error": "not_found", "message": missing}, 404)
-    return json_response(body)
+    return await answer_read(
+        request, lambda: read(trail), missing, not_found=(UnknownAggregate,)
+    )
 
 
 @requires(Role.AUDITOR)

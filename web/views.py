@@ -19,8 +19,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Engine, MetaData, Select, Table, select
-from sqlalchemy.exc import DBAPIError
-from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
@@ -35,7 +33,7 @@ from projections.source_stats import SourceStatsProjection
 from web import params
 from web.access import requires
 from web.params import BadParameter
-from web.responses import json_response, retry_later
+from web.responses import answer_read
 
 ORDERS = OrdersProjection().define(MetaData())["orders"]
 CUSTOMERS = CustomersProjection().define(MetaData())["customers"]
@@ -104,19 +102,8 @@ def _customer(engine: Engine, customer_id: str) -> dict[str, Any] | None:
 async def _answer(
     request: Request, read: Callable[[Engine], Any], missing: str = ""
 ) -> Response:
-    """Run ``read`` on the engine in a worker thread and answer its result as
-    JSON; None is a 404 saying ``missing``."""
     engine: Engine = request.app.state.database.engine()
-    try:
-        body = await run_in_threadpool(read, engine)
-    except BadParameter as bad:
-        return json_response({"error": "bad_parameter", "message": str(bad)}, 400)
-    except DBAPIError:
-        down = {"error": "store_unavailable", "message": "the store is unavailable"}
-        return retry_later(request, down)
-    if body is None:
-        return json_response({"error": "not_found", "message": missing}, 404)
-    return json_response(body)
+    return await answer_read(request, lambda: read(engine), missing)
 
 
 @requires(Role.READER)
