@@ -1,9 +1,9 @@
-"""What every projection is: tables, topics, and ``process(event)``."""
+"""What every projection is: tables, topics, and ``process_batch(events)``."""
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
@@ -16,8 +16,16 @@ Tables = Mapping[str, Table]
 
 class Projection(ABC):
     """A read model. ``define`` describes its tables (with a name suffix for
-    shadow copies), ``process`` applies one domain event to them. It must be
-    deterministic: a rebuild from the log gives the same rows, row for row."""
+    shadow copies), ``process_batch`` applies a batch of domain events to
+    them. It must be deterministic: a rebuild from the log gives the same
+    rows, row for row.
+
+    A projection overrides ``process_batch`` (the runner and rebuilds call
+    only that) or ``process`` (one event; the default ``process_batch`` calls
+    it for each event). Either way, the rows a batch leaves must not depend
+    on where the batches start and end: a rebuild replays in batches of
+    thousands, the live runner in batches of ten to a few hundred, and
+    both must end in the same rows (contract section 5.5)."""
 
     name: ClassVar[str]
     event_classes: ClassVar[tuple[type, ...]]
@@ -31,10 +39,21 @@ class Projection(ABC):
         """The tables by their base name; each table (and index) name ends
         with ``suffix`` so that a shadow copy can live beside the live one."""
 
-    @abstractmethod
+    def process_batch(
+        self, conn: Connection, tables: Tables, events: Sequence[Any]
+    ) -> None:
+        """Apply ``events`` (in log order) to ``tables`` on ``conn``, inside
+        the batch's transaction: exactly as applying them one at a time."""
+        for event in events:
+            self.process(conn, tables, event)
+
     def process(self, conn: Connection, tables: Tables, event: Any) -> None:
-        """Apply ``event`` to ``tables`` on ``conn`` (inside the batch's
-        transaction)."""
+        """Apply one event: a batch of one."""
+        if type(self).process_batch is Projection.process_batch:
+            raise NotImplementedError(
+                f"{type(self).__name__} overrides neither process nor process_batch"
+            )
+        self.process_batch(conn, tables, (event,))
 
 
 def insert(conn: Connection, table: Table) -> postgresql.Insert | sqlite.Insert:

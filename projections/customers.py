@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import (
@@ -14,13 +15,12 @@ from sqlalchemy import (
     MetaData,
     Table,
     Text,
-    insert,
-    update,
 )
 
 from domain.commands import CUSTOMER_FIELDS
 from domain.customer import Customer
 from projections.base import Projection, Tables, recorded_at
+from projections.fold import Row, Rows
 
 
 class CustomersProjection(Projection):
@@ -45,28 +45,35 @@ class CustomersProjection(Projection):
         )
         return {"customers": customers}
 
-    def process(self, conn: Connection, tables: Tables, event: Any) -> None:
-        customers = tables["customers"]
-        row: dict[str, Any] = {
-            name: _text(value)
-            for name, value in event.changes.items()
-            if name in CUSTOMER_FIELDS
-        }
-        if "status" in event.changes:
-            row["deleted"] = event.changes["status"] == "deleted"
-        row["version"] = event.originator_version
-        row["updated_at"] = recorded_at(event)
-        updated = conn.execute(
-            update(customers)
-            .where(customers.c.customer_id == event.object_id)
-            .values(**row)
+    def process_batch(
+        self, conn: Connection, tables: Tables, events: Sequence[Any]
+    ) -> None:
+        customers = Rows(
+            conn, tables["customers"], {event.object_id for event in events}
         )
-        if updated.rowcount == 0:
-            conn.execute(
-                insert(customers).values(
-                    customer_id=event.object_id, **{"deleted": False, **row}
-                )
-            )
+        for event in events:
+            row = customers.get(event.object_id) or {
+                "customer_id": event.object_id,
+                **dict.fromkeys(CUSTOMER_FIELDS),
+                "deleted": False,
+            }
+            customers.put(event.object_id, apply(row, event))
+        customers.write()
+
+
+def apply(row: Row, event: Any) -> Row:
+    """The customer's row after ``event``: the personal fields it changed,
+    ``deleted`` when it changed the status, its version and when it was
+    recorded."""
+    new = {**row}
+    for name, value in event.changes.items():
+        if name in CUSTOMER_FIELDS:
+            new[name] = _text(value)
+    if "status" in event.changes:
+        new["deleted"] = event.changes["status"] == "deleted"
+    new["version"] = event.originator_version
+    new["updated_at"] = recorded_at(event)
+    return new
 
 
 def _text(value: Any) -> str | None:

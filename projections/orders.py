@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import (
@@ -14,12 +15,11 @@ from sqlalchemy import (
     MetaData,
     Table,
     Text,
-    insert,
-    update,
 )
 
 from domain.order import Order
 from projections.base import Projection, Tables, recorded_at
+from projections.fold import Row, Rows
 
 COLUMNS = (
     "customer_id",
@@ -67,18 +67,26 @@ class OrdersProjection(Projection):
         Index(f"ix_orders_customer{suffix}", orders.c.customer_id, orders.c.order_id)
         return {"orders": orders}
 
-    def process(self, conn: Connection, tables: Tables, event: Any) -> None:
-        orders = tables["orders"]
-        changed = {k: v for k, v in event.changes.items() if k in COLUMNS}
-        row = {
-            **changed,
-            "version": event.originator_version,
-            "updated_at": recorded_at(event),
-        }
-        # UPDATE, else INSERT: an upsert would check NOT NULL columns of the
-        # proposed row (status) before it finds the conflict.
-        updated = conn.execute(
-            update(orders).where(orders.c.order_id == event.object_id).values(**row)
-        )
-        if updated.rowcount == 0:
-            conn.execute(insert(orders).values(order_id=event.object_id, **row))
+    def process_batch(
+        self, conn: Connection, tables: Tables, events: Sequence[Any]
+    ) -> None:
+        orders = Rows(conn, tables["orders"], {event.object_id for event in events})
+        for event in events:
+            row = orders.get(event.object_id) or {
+                "order_id": event.object_id,
+                **dict.fromkeys(COLUMNS),
+            }
+            orders.put(event.object_id, apply(row, event))
+        orders.write()
+
+
+def apply(row: Row, event: Any) -> Row:
+    """The order's row after ``event``: the columns it changed, its version
+    and when it was recorded."""
+    changed = {k: v for k, v in event.changes.items() if k in COLUMNS}
+    return {
+        **row,
+        **changed,
+        "version": event.originator_version,
+        "updated_at": recorded_at(event),
+    }

@@ -301,9 +301,8 @@ def _apply(
         notifications = service.recorder.select_notifications(
             start + 1, job.batch_size, stop=stop, topics=projection.topics
         )
-        for notification in notifications:
-            event = service.mapper.to_domain_event(notification)
-            projection.process(conn, tables, event)
+        events = [service.mapper.to_domain_event(n) for n in notifications]
+        projection.process_batch(conn, tables, events)
         applied += len(notifications)
         if len(notifications) < job.batch_size:
             break

@@ -7,6 +7,7 @@ applies the difference: a duplicate or a late event can never count twice.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import (
@@ -17,10 +18,10 @@ from sqlalchemy import (
     MetaData,
     Table,
     Text,
-    select,
 )
 
-from projections.base import Projection, Tables, insert
+from projections.base import Projection, Tables
+from projections.fold import Row, Rows
 from projections.orders import OrdersProjection
 
 MONEY = ("currency", "paid_cents", "refunded_cents")
@@ -52,52 +53,69 @@ class RevenueProjection(Projection):
         )
         return {"revenue": revenue, "revenue_orders": per_order}
 
-    def process(self, conn: Connection, tables: Tables, event: Any) -> None:
-        if not any(name in event.changes for name in MONEY):
+    def process_batch(
+        self, conn: Connection, tables: Tables, events: Sequence[Any]
+    ) -> None:
+        events = [e for e in events if any(name in e.changes for name in MONEY)]
+        if not events:
             return
-        per_order = tables["revenue_orders"]
-        before = conn.execute(
-            select(per_order).where(per_order.c.order_id == event.object_id)
-        ).first()
-        old = dict(before._mapping) if before is not None else None
-        new = {
-            "currency": None,
-            "paid_cents": 0,
-            "refunded_cents": 0,
-            **(old or {}),
-            **{k: v for k, v in event.changes.items() if k in MONEY},
-        }
-        new["paid_cents"] = new["paid_cents"] or 0
-        new["refunded_cents"] = new["refunded_cents"] or 0
-        if new["currency"] is None:
-            return
-        new["order_id"] = event.object_id
-        conn.execute(
-            insert(conn, per_order)
-            .values(**new)
-            .on_conflict_do_update(index_elements=["order_id"], set_=new)
+        per_order = Rows(
+            conn, tables["revenue_orders"], {event.object_id for event in events}
         )
-        if old is not None:
-            self._add(conn, tables["revenue"], old, -1)
-        self._add(conn, tables["revenue"], new, +1)
+        deltas: dict[str, Row] = {}  # per currency, in the order first touched
+        for event in events:
+            old = per_order.get(event.object_id)
+            new = contribution_after(old, event)
+            if new is None:
+                continue
+            per_order.put(event.object_id, new)
+            if old is not None:
+                self._add(deltas, old, -1)
+            self._add(deltas, new, +1)
+        per_order.write()
+        revenue = Rows(conn, tables["revenue"], deltas)
+        for currency, delta in deltas.items():
+            total = revenue.get(currency) or {"currency": currency, **ZERO}
+            revenue.put(currency, {**total, **{k: total[k] + delta[k] for k in ZERO}})
+        revenue.write()
+
+    @classmethod
+    def _add(cls, deltas: dict[str, Row], order: Row, sign: int) -> None:
+        """Add (sign +1) or take away (-1) an order's contribution to its
+        currency's totals."""
+        delta = deltas.setdefault(order["currency"], dict(ZERO))
+        for name, value in cls.contribution(order).items():
+            delta[name] += sign * value
 
     @staticmethod
-    def _add(
-        conn: Connection, revenue: Table, order: dict[str, Any], sign: int
-    ) -> None:
-        paid, refunded = sign * order["paid_cents"], sign * order["refunded_cents"]
-        delta = {
+    def contribution(order: Row) -> dict[str, int]:
+        """What one order (its ``revenue_orders`` row) adds to its currency."""
+        paid, refunded = order["paid_cents"], order["refunded_cents"]
+        return {
             "paid_cents": paid,
             "refunded_cents": refunded,
             "net_cents": paid - refunded,
-            "orders_paid": sign * (1 if order["paid_cents"] > 0 else 0),
+            "orders_paid": 1 if paid > 0 else 0,
         }
-        statement = insert(conn, revenue).values(currency=order["currency"], **delta)
-        conn.execute(
-            statement.on_conflict_do_update(
-                index_elements=["currency"],
-                set_={
-                    name: revenue.c[name] + statement.excluded[name] for name in delta
-                },
-            )
-        )
+
+
+ZERO = {"paid_cents": 0, "refunded_cents": 0, "net_cents": 0, "orders_paid": 0}
+
+
+def contribution_after(old: Row | None, event: Any) -> Row | None:
+    """The order's ``revenue_orders`` row after ``event`` (which changed
+    money), from the row before it; None while the order has no currency
+    (it then counts nowhere)."""
+    new = {
+        "currency": None,
+        "paid_cents": 0,
+        "refunded_cents": 0,
+        **(old or {}),
+        **{k: v for k, v in event.changes.items() if k in MONEY},
+    }
+    new["paid_cents"] = new["paid_cents"] or 0
+    new["refunded_cents"] = new["refunded_cents"] or 0
+    if new["currency"] is None:
+        return None
+    new["order_id"] = event.object_id
+    return new

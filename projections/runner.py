@@ -118,8 +118,7 @@ class ProjectionRunner:
         with self.engine.begin() as conn:
             if positions.lock(conn, position_name) != position:
                 return 0, True  # another runner moved it meanwhile: read again
-            for event in events:
-                projection.process(conn, tables, event)
+            projection.process_batch(conn, tables, events)
             positions.advance(conn, position_name, reached)
         if batch_size is None:
             self._adapt(position_name, limit, time.monotonic() - started)

@@ -7,6 +7,7 @@ metrics and in each record's ``attempts``.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -18,11 +19,11 @@ from sqlalchemy import (
     MetaData,
     Table,
     Text,
-    case,
 )
 
 from domain.receipt import Receipt
-from projections.base import Projection, Tables, insert
+from projections.base import Projection, Tables
+from projections.fold import Rows, utc
 
 
 class SourceStatsProjection(Projection):
@@ -43,30 +44,27 @@ class SourceStatsProjection(Projection):
         )
         return {"source_stats": stats}
 
-    def process(self, conn: Connection, tables: Tables, event: Any) -> None:
-        stats = tables["source_stats"]
-        seen = datetime.fromisoformat(event.received_at).astimezone(UTC)
-        statement = insert(conn, stats).values(
-            source=event.source,
-            outcome=event.outcome,
-            count=1,
-            first_seen=seen,
-            last_seen=seen,
+    def process_batch(
+        self, conn: Connection, tables: Tables, events: Sequence[Any]
+    ) -> None:
+        stats = Rows(
+            conn,
+            tables["source_stats"],
+            {(event.source, event.outcome) for event in events},
         )
-        excluded = statement.excluded
-        conn.execute(
-            statement.on_conflict_do_update(
-                index_elements=["source", "outcome"],
-                set_={
-                    "count": stats.c.count + 1,
-                    "first_seen": case(
-                        (excluded.first_seen < stats.c.first_seen, excluded.first_seen),
-                        else_=stats.c.first_seen,
-                    ),
-                    "last_seen": case(
-                        (excluded.last_seen > stats.c.last_seen, excluded.last_seen),
-                        else_=stats.c.last_seen,
-                    ),
-                },
-            )
-        )
+        for event in events:
+            key = (event.source, event.outcome)
+            seen = datetime.fromisoformat(event.received_at).astimezone(UTC)
+            row = stats.get(key)
+            if row is None:
+                row = {"source": event.source, "outcome": event.outcome, "count": 1}
+                row |= {"first_seen": seen, "last_seen": seen}
+            else:
+                row = {
+                    **row,
+                    "count": row["count"] + 1,
+                    "first_seen": min(utc(row["first_seen"]), seen),
+                    "last_seen": max(utc(row["last_seen"]), seen),
+                }
+            stats.put(key, row)
+        stats.write()

@@ -4,10 +4,7 @@ name is "deploying the fix"; a rebuild then repairs the totals."""
 
 from __future__ import annotations
 
-from typing import Any
-
-from sqlalchemy import Connection, Table
-
+from projections.fold import Row
 from projections.revenue import RevenueProjection
 
 
@@ -16,15 +13,8 @@ class DoubleCountingRevenue(RevenueProjection):
     totals; the per-order table stays right."""
 
     @staticmethod
-    def _add(
-        conn: Connection, revenue: Table, order: dict[str, Any], sign: int
-    ) -> None:
-        RevenueProjection._add(conn, revenue, order, sign)
-        paid_only = {**order, "refunded_cents": 0}
-        statement = revenue.update().where(revenue.c.currency == order["currency"])
-        conn.execute(
-            statement.values(
-                paid_cents=revenue.c.paid_cents + sign * paid_only["paid_cents"],
-                net_cents=revenue.c.net_cents + sign * paid_only["paid_cents"],
-            )
-        )
+    def contribution(order: Row) -> dict[str, int]:
+        counted = RevenueProjection.contribution(order)
+        counted["paid_cents"] += order["paid_cents"]
+        counted["net_cents"] += order["paid_cents"]
+        return counted
