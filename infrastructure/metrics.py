@@ -7,16 +7,16 @@ from fixed lists, ``aggregate`` and ``projection`` from the code.
 Several worker processes: ``idemsync serve`` sets ``PROMETHEUS_MULTIPROC_DIR``
 before any worker imports prometheus-client, so each process writes its
 counters and histograms to files there and ``/metrics``, in whichever worker
-answers, sums them all (prometheus-client's multiprocess mode). Projection
-gauges are not kept in processes at all: they are read from the store at
-scrape time, so every worker reports the same, true values.
+answers, sums them all (prometheus-client's multiprocess mode). Gauges
+(projections, parked backlog) are not kept in processes at all: they are read
+from the store at scrape time, so every worker reports the same, true values.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from datetime import datetime
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from datetime import UTC, datetime
 
 from prometheus_client import (
     CollectorRegistry,
@@ -49,15 +49,28 @@ REFUSAL_REASONS = (
 )
 
 
-class ProjectionGauges(Collector):
-    """``idemsync_projection_lag_events``, ``_position`` and ``_failed``,
-    read from the store (``status``) at each scrape; nothing when the store
-    does not answer (the scrape still shows every other series)."""
+class StoreGauges(Collector):
+    """Gauges read from the store at each scrape, the same in every worker:
+    each projection's lag, position and failure, and each source's parked
+    deliveries not yet resolved (how many, and the age of the oldest).
+    Nothing when the store does not answer (the scrape still shows every
+    other series)."""
 
-    def __init__(self, status: Callable[[], Sequence[Status]]) -> None:
+    def __init__(
+        self,
+        status: Callable[[], Sequence[Status]],
+        parked: Callable[[], Mapping[str, tuple[int, datetime]]],
+        sources: Iterable[str],
+    ) -> None:
         self.status = status
+        self.parked = parked
+        self.sources = sorted(sources)
 
     def collect(self) -> Iterator[Metric]:
+        yield from self._projections()
+        yield from self._parked()
+
+    def _projections(self) -> Iterator[Metric]:
         lag = GaugeMetricFamily(
             "idemsync_projection_lag_events",
             "Events in the log that the projection has not applied yet.",
@@ -70,7 +83,8 @@ class ProjectionGauges(Collector):
         )
         failed = GaugeMetricFamily(
             "idemsync_projection_failed",
-            "1 while the projection is stopped on an error, else 0.",
+            "1 while the projection keeps failing (state failed: it is "
+            "retried every 30 s until it applies again), else 0.",
             labels=["projection"],
         )
         try:
@@ -82,6 +96,28 @@ class ProjectionGauges(Collector):
             position.add_metric([status.name], status.position)
             failed.add_metric([status.name], 1 if status.state == "failed" else 0)
         yield from (lag, position, failed)
+
+    def _parked(self) -> Iterator[Metric]:
+        count = GaugeMetricFamily(
+            "idemsync_parked_deliveries",
+            "Deliveries answered parked whose object has not been created yet.",
+            labels=["source"],
+        )
+        oldest = GaugeMetricFamily(
+            "idemsync_parked_oldest_seconds",
+            "Age of the oldest delivery still parked (0 when none is).",
+            labels=["source"],
+        )
+        try:
+            backlog = self.parked()
+        except Exception:
+            return
+        now = datetime.now(UTC)
+        for source in self.sources:
+            waiting, since = backlog.get(source, (0, now))
+            count.add_metric([source], waiting)
+            oldest.add_metric([source], max((now - since).total_seconds(), 0.0))
+        yield from (count, oldest)
 
 
 class Metrics:

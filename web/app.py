@@ -16,8 +16,9 @@ from infrastructure.access import Access
 from infrastructure.audit.checkpoints import PeriodicCheckpoint
 from infrastructure.audit.trail import AuditTrail
 from infrastructure.intake import Intake
-from infrastructure.metrics import Metrics, ProjectionGauges
+from infrastructure.metrics import Metrics, StoreGauges
 from infrastructure.persistence.database import Database
+from infrastructure.persistence.deliveries import parked_backlog
 from infrastructure.retention import PeriodicPrune
 from infrastructure.settings import Settings, load_settings
 from infrastructure.sightings import PeriodicFlush, Sightings
@@ -98,7 +99,9 @@ def create_app(
     app.state.sightings = sightings
     app.state.runner = runner
     app.state.metrics = metrics
-    app.state.projection_gauges = ProjectionGauges(runner.status)
+    app.state.store_gauges = StoreGauges(
+        runner.status, lambda: parked_backlog(database.engine()), settings.sources
+    )
     app.state.audit = AuditTrail(database.engine(), service)
     app.state.openapi = build_document(
         projections=tuple(runner.projections),

@@ -19,11 +19,9 @@ from web.access import requires
 
 
 async def exposition(request: Request) -> Response:
-    """Every series, with the projection gauges read from the store now."""
+    """Every series, with the store's gauges read now."""
     counted: Metrics = request.app.state.metrics
-    body = await run_in_threadpool(
-        counted.exposition, request.app.state.projection_gauges
-    )
+    body = await run_in_threadpool(counted.exposition, request.app.state.store_gauges)
     return Response(body, media_type=CONTENT_TYPE_LATEST)
 
 

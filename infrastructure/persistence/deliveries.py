@@ -1,11 +1,11 @@
 """The delivery log's table as SQLAlchemy Core sees it, for the code that
-reads or prunes it outside the recorders (replay, retention)."""
+reads or prunes it outside the recorders (replay, retention, metrics)."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from sqlalchemy import Engine, column, table
+from sqlalchemy import Engine, column, func, select, table
 
 DELIVERIES = table(
     "deliveries",
@@ -42,3 +42,17 @@ def moment(engine: Engine, at: datetime) -> datetime | str:
 
 def parse_moment(value: datetime | str) -> datetime:
     return value if isinstance(value, datetime) else datetime.fromisoformat(value)
+
+
+def parked_backlog(engine: Engine) -> dict[str, tuple[int, datetime]]:
+    """Per source: deliveries answered ``parked`` that nothing has resolved
+    yet, and when the oldest of them was received."""
+    table = DELIVERIES
+    query = (
+        select(table.c.source, func.count(), func.min(table.c.received_at))
+        .where(table.c.outcome == "parked", table.c.resolution.is_(None))
+        .group_by(table.c.source)
+    )
+    with engine.connect() as conn:
+        rows = conn.execute(query).all()
+    return {source: (count, parse_moment(oldest)) for source, count, oldest in rows}

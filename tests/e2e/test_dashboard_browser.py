@@ -209,6 +209,9 @@ def test_the_page_holds_the_exact_numbers_and_follows_new_traffic(
         assert acme["retries"] == 3
         assert 0 < acme["retryDelayMean"] < 60
         assert acme["refused"] == 0
+        # ord_8's and ord_9's payments wait for orders that never come.
+        assert acme["parked"] == 2
+        assert 0 < acme["parkedOldestSeconds"] < 600
         # Nothing was sent since the page opened: every rate is zero.
         assert acme["ratesPerSecond"] == dict.fromkeys(OUTCOMES, 0)
         assert acme["duplicateRatioLastMinute"] is None
@@ -277,6 +280,12 @@ def test_the_page_holds_the_exact_numbers_and_follows_new_traffic(
     # What a person sees: the table's numbers, and the charts drawn.
     table = page.locator("section[data-source=acme] table.source-table").inner_text()
     assert "26.7%" in table, table
+    assert acme["parked"] == 2, "creating ord_6 and ord_7 released nothing"
+    shown = page.locator("section[data-source=acme] table.source-table")
+    assert shown.locator("td.parked-waiting").inner_text() == "2"
+    oldest = shown.locator("td.parked-oldest").inner_text()
+    assert oldest.endswith((" ms", " s", " min")), oldest
+    assert shown.locator("td.parked-oldest.failed").count() == 0, "not late yet"
     assert page.locator("canvas").count() == 4
     page.evaluate("() => new Promise((done) => setTimeout(done, 2500))")
     screenshot = tmp_path / "dashboard.png"

@@ -99,6 +99,8 @@ def test_a_known_mix_of_deliveries_gives_exact_counters(
         assert found == count, outcome
     assert value(samples, "idemsync_retries_total", source="acme") == 3
     assert value(samples, "idemsync_retry_delay_seconds_count", source="acme") == 3
+    # ord_2's payment still waits for its order.
+    assert value(samples, "idemsync_parked_deliveries", source="acme") == 1
     for outcome, count in expected.items():
         if outcome == "duplicate":
             continue
@@ -172,6 +174,36 @@ def test_projection_lag_and_position_are_read_from_the_store(
         assert value(samples, "idemsync_projection_lag_events", projection=name) == 0
         assert value(samples, "idemsync_projection_position", projection=name) > 0
         assert value(samples, "idemsync_projection_failed", projection=name) == 0
+
+
+def test_parked_backlog_is_read_from_the_store_until_the_object_is_created(
+    client: TestClient, partner: Partner
+) -> None:
+    samples = scrape(client)
+    assert series_of(samples, "idemsync_parked_deliveries") == [{"source": "acme"}]
+    assert value(samples, "idemsync_parked_deliveries", source="acme") == 0
+    assert value(samples, "idemsync_parked_oldest_seconds", source="acme") == 0
+
+    paid = partner.event("order.paid", order_id="ord_1", amount_cents=100)
+    shipped = partner.event(
+        "order.shipped", order_id="ord_1", carrier="DHL", tracking_number="T1"
+    )
+    outcomes = [post(client, request)[1]["outcome"] for request in (paid, shipped)]
+    assert outcomes == ["parked", "parked"]
+    # A retry of a parked delivery is no second one waiting.
+    assert post(client, paid)[1]["outcome"] == "duplicate"
+    samples = scrape(client)
+    assert value(samples, "idemsync_parked_deliveries", source="acme") == 2
+    oldest = value(samples, "idemsync_parked_oldest_seconds", source="acme")
+    assert 0 < oldest < 60, "since the first of them was received"
+    later = value(scrape(client), "idemsync_parked_oldest_seconds", source="acme")
+    assert later >= oldest, "the oldest only ages while it waits"
+
+    # Its creating event releases both: nothing is waiting any more.
+    assert post(client, partner.order_created("ord_1"))[1]["outcome"] == "applied"
+    samples = scrape(client)
+    assert value(samples, "idemsync_parked_deliveries", source="acme") == 0
+    assert value(samples, "idemsync_parked_oldest_seconds", source="acme") == 0
 
 
 @pytest.fixture

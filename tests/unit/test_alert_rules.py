@@ -31,10 +31,13 @@ COUNTERS = (
     "idemsync_version_conflicts_total",
 )
 HISTOGRAMS = ("idemsync_retry_delay_seconds", "idemsync_processing_seconds")
+# Read from the store at each scrape: every instance reports the same value.
 GAUGES = (
     "idemsync_projection_lag_events",
     "idemsync_projection_position",
     "idemsync_projection_failed",
+    "idemsync_parked_deliveries",
+    "idemsync_parked_oldest_seconds",
 )
 # Every series name /metrics exports: a histogram is its three series.
 SERIES = frozenset(
@@ -75,6 +78,16 @@ def run_promtool(*args: str | Path) -> subprocess.CompletedProcess[str]:
 
 def series_names(expr: str) -> set[str]:
     return set(SERIES_NAME.findall(expr))
+
+
+def summed_gauges(expr: str) -> list[str]:
+    """The gauges ``expr`` sums: each instance reports the store's value, so
+    a sum over instances counts it once per instance (max is the value)."""
+    return [
+        gauge
+        for gauge in GAUGES
+        if re.search(rf"\bsum\s*(?:by\s*\([^)]*\)\s*)?\(\s*{gauge}\b", expr)
+    ]
 
 
 def alert_rules() -> list[dict[str, Any]]:
@@ -128,6 +141,11 @@ def test_rule_aggregates_to_bounded_labels(rule: dict[str, Any]) -> None:
 
 
 @pytest.mark.parametrize("rule", alert_rules(), ids=rule_id)
+def test_rule_never_sums_a_gauge_over_instances(rule: dict[str, Any]) -> None:
+    assert not summed_gauges(rule["expr"])
+
+
+@pytest.mark.parametrize("rule", alert_rules(), ids=rule_id)
 def test_rule_has_for_severity_and_a_runbook(rule: dict[str, Any]) -> None:
     assert re.fullmatch(r"\d+[smh]", rule["for"])
     assert rule["labels"]["severity"] in {"warning", "critical"}
@@ -177,10 +195,10 @@ def test_series_and_label_values_are_those_metrics_exports() -> None:
     samples aside: multiprocess mode has none), and the unit tests' series
     use its outcomes and refusal reasons."""
     from domain.delivery import Outcome
-    from infrastructure.metrics import REFUSAL_REASONS, Metrics, ProjectionGauges
+    from infrastructure.metrics import REFUSAL_REASONS, Metrics, StoreGauges
 
     families = [*Metrics(["acme"]).registry.collect()]
-    families += ProjectionGauges(lambda: []).collect()
+    families += StoreGauges(lambda: [], lambda: {}, ["acme"]).collect()
     exported = {sample.name for family in families for sample in family.samples}
     exported |= {family.name for family in families if family.type == "gauge"}
     assert {name for name in exported if not name.endswith("_created")} == SERIES

@@ -24,6 +24,7 @@ from tests.unit.test_alert_rules import (
     SERIES,
     run_promtool,
     series_names,
+    summed_gauges,
 )
 
 DASHBOARD = (
@@ -104,6 +105,11 @@ def test_query_names_only_exported_series(expr: str) -> None:
     assert names <= SERIES, f"not exported by /metrics: {sorted(names - SERIES)}"
     used = set(re.findall(r"\$\{?(\w+)", expr))
     assert used <= set(variables()) | GLOBAL_VARIABLES, used
+
+
+@pytest.mark.parametrize("expr", expressions())
+def test_query_never_sums_a_gauge_over_instances(expr: str) -> None:
+    assert not summed_gauges(expr)
 
 
 def test_every_series_family_is_on_the_dashboard() -> None:

@@ -17,6 +17,9 @@
  *                      duplicates: Δsum / Δcount of the histogram
  *                      idemsync_retry_delay_seconds, over the last minute and
  *                      since the server started;
+ *     parked backlog   in the table: idemsync_parked_deliveries (parked,
+ *                      not released yet) and idemsync_parked_oldest_seconds
+ *                      (the oldest one's wait), as scraped;
  *   per projection
  *     lag              idemsync_projection_lag_events, as scraped.
  *
@@ -48,6 +51,8 @@
   const CHART_HEIGHT = 220;
   const TIME_STEPS = [1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200];
   const TOKEN_KEY = "idemsync.dashboard.token";
+  /** A parked delivery older than this is late (IdemsyncParkedBacklog's threshold). */
+  const PARKED_LATE_SECONDS = 15 * 60;
   const requested = Number(new URLSearchParams(location.search).get("interval"));
   const INTERVAL_SECONDS = requested >= 0.25 ? requested : 2;
 
@@ -123,6 +128,8 @@
         retries: 0,
         retryDelaySum: 0,
         retryDelayCount: 0,
+        parked: null, // null: the store did not answer this scrape
+        parkedOldestSeconds: null,
       });
     const projection = (name) => (projections[name] ??= { lag: null, position: null, failed: false });
     for (const { name, labels, value } of samples) {
@@ -142,6 +149,12 @@
           break;
         case "idemsync_retry_delay_seconds_count":
           source(labels.source).retryDelayCount = value;
+          break;
+        case "idemsync_parked_deliveries":
+          source(labels.source).parked = value;
+          break;
+        case "idemsync_parked_oldest_seconds":
+          source(labels.source).parkedOldestSeconds = value;
           break;
         case "idemsync_projection_lag_events":
           projection(labels.projection).lag = value;
@@ -179,6 +192,8 @@
       retries: current.retries,
       retryDelayMean: ratio(current.retryDelaySum, current.retryDelayCount),
       refused: current.refused,
+      parked: current.parked,
+      parkedOldestSeconds: current.parkedOldestSeconds,
       ratesPerSecond: null,
       duplicateRatioLastMinute: null,
       retryDelayMeanLastMinute: null,
@@ -349,6 +364,11 @@
     return `${trim(value / 3600)} h`;
   }
 
+  /** The oldest parked delivery's wait; "–" when none is waiting. */
+  function formatAge(waiting, seconds) {
+    return waiting ? formatSeconds(seconds) : "–";
+  }
+
   function formatCount(value) {
     return value == null ? "–" : String(Math.round(value));
   }
@@ -402,9 +422,19 @@
   function drawTables(view) {
     for (const [name, row] of Object.entries(view.sources)) {
       const rates = row.ratesPerSecond;
+      const late = row.parkedOldestSeconds !== null && row.parkedOldestSeconds > PARKED_LATE_SECONDS;
       fillTable(
         sourceSection(name).table,
-        ["", ...OUTCOMES, "all 2xx", "duplicate ratio", "mean retry delay", "refused (4xx/5xx)"],
+        [
+          "",
+          ...OUTCOMES,
+          "all 2xx",
+          "duplicate ratio",
+          "mean retry delay",
+          "refused (4xx/5xx)",
+          "still parked",
+          "oldest parked",
+        ],
         [
           [
             "since start",
@@ -413,6 +443,8 @@
             formatPercent(row.duplicateRatio),
             formatSeconds(row.retryDelayMean),
             formatCount(row.refused),
+            "",
+            "",
           ],
           [
             "now (per second / last minute)",
@@ -421,6 +453,8 @@
             formatPercent(row.duplicateRatioLastMinute),
             formatSeconds(row.retryDelayMeanLastMinute),
             "",
+            [formatCount(row.parked), "parked-waiting"],
+            [formatAge(row.parked, row.parkedOldestSeconds), late ? "parked-oldest failed" : "parked-oldest"],
           ],
         ],
       );
