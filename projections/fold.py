@@ -1,12 +1,10 @@
 """Folding a batch of events into the rows it touches, in memory.
 
 A projection's ``process_batch`` reads the rows its events touch once
-(``Rows``: one ``SELECT … WHERE key IN (…)`` per ``CHUNK`` keys), applies every
-event to them in Python, in log order, and writes each changed row once: one
-``executemany`` UPDATE of the rows that were stored, one ``executemany``
-INSERT of the new ones. The statements are built once per table
-(``statements``), so SQLAlchemy compiles them once and only binds values
-after that.
+(``Rows``: one ``SELECT`` of their keys), applies every event to them in
+Python, in log order, and writes each changed row once: one statement
+UPDATEs the rows that were stored, one INSERTs the new ones. The statements
+are made once per table (``statements``).
 
 The rows written are the rows that applying the events one at a time would
 leave: each event is applied to the row as the previous events left it,
@@ -16,40 +14,62 @@ whether they were in this batch (in memory) or an earlier one (read back).
 from __future__ import annotations
 
 import weakref
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from operator import itemgetter
 from typing import Any
 
 from sqlalchemy import (
     BindParameter,
     Column,
     Connection,
-    Insert,
+    Dialect,
     Select,
     Table,
-    Update,
+    any_,
     bindparam,
-    insert,
     select,
     tuple_,
-    update,
 )
+from sqlalchemy.dialects.postgresql import ARRAY
 
 CHUNK = 500
-"""Keys per ``SELECT … IN``: far below SQLite's bound-parameter limit."""
+"""Keys per ``SELECT … IN (…)`` on SQLite: far below its bound-parameter
+limit. PostgreSQL takes them all as one array (``= ANY(…)``)."""
 
 Row = dict[str, Any]
+Processor = Callable[[Any], Any] | None
 
 
 @dataclass(frozen=True)
 class Statements:
-    """A table's prebuilt statements: load by keys, update by key, insert."""
+    """A table's statements for one dialect.
 
+    ``load`` is a SQLAlchemy ``SELECT`` (values come back as the column types
+    say: SQLite's time text as ``datetime``). Writes are driver SQL run once
+    per batch, with values passed through the columns' SQLAlchemy bind
+    processors, so they are stored exactly as a SQLAlchemy statement would
+    store them:
+
+    * SQLite: ``INSERT … VALUES (?, …)`` and ``UPDATE … SET c = ? … WHERE
+      key = ?`` through the driver's ``executemany`` (in process: no round
+      trips);
+    * PostgreSQL: ``COPY … FROM STDIN`` for the new rows, and one ``UPDATE …
+      FROM unnest(<one array per column>)`` for the stored ones: a round trip
+      each, whatever the number of rows.
+    """
+
+    postgres: bool
     key: tuple[str, ...]
+    columns: tuple[str, ...]
     load: Select[Any]
-    update: Update
-    insert: Insert
+    chunk: int
+    insert_sql: str
+    update_sql: str
+    update_order: tuple[int, ...]
+    """Column indexes in the order of the UPDATE's parameters."""
+    processors: tuple[Processor, ...]
 
     def key_of(self, row: Any) -> Any:
         """A row's key: its primary key value, or a tuple of them."""
@@ -57,28 +77,105 @@ class Statements:
             return row[self.key[0]]
         return tuple(row[name] for name in self.key)
 
+    def insert(self, conn: Connection, rows: Sequence[Row]) -> None:
+        columns = self._columns(rows)
+        if self.postgres:
+            cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+            with cursor.copy(self.insert_sql) as copy:
+                for values in zip(*columns, strict=True):
+                    copy.write_row(values)
+            return
+        conn.exec_driver_sql(self.insert_sql, list(zip(*columns, strict=True)))
 
-_statements: weakref.WeakKeyDictionary[Table, Statements] = weakref.WeakKeyDictionary()
+    def update(self, conn: Connection, rows: Sequence[Row]) -> None:
+        columns = self._columns(rows)
+        ordered = [columns[index] for index in self.update_order]
+        if self.postgres:
+            conn.exec_driver_sql(self.update_sql, tuple(map(list, ordered)))
+            return
+        conn.exec_driver_sql(self.update_sql, list(zip(*ordered, strict=True)))
 
-
-def statements(table: Table) -> Statements:
-    """The prebuilt statements of ``table`` (made on first use)."""
-    found = _statements.get(table)
-    if found is None:
-        key: list[Column[Any]] = list(table.primary_key.columns)
-        keys: BindParameter[Any] = bindparam("keys", expanding=True)
-        wanted = key[0].in_(keys) if len(key) == 1 else tuple_(*key).in_(keys)
-        found = Statements(
-            key=tuple(column.name for column in key),
-            load=select(table).where(wanted),
-            # SET takes the columns named in the parameters (all but the key).
-            update=update(table).where(
-                *(column == bindparam(f"key_{column.name}") for column in key)
-            ),
-            insert=insert(table),
+    def _columns(self, rows: Sequence[Row]) -> list[Sequence[Any]]:
+        """The rows' values, one sequence per column, bind-processed."""
+        columns: list[Sequence[Any]] = list(
+            zip(*map(itemgetter(*self.columns), rows), strict=True)
         )
-        _statements[table] = found
+        for index, process in enumerate(self.processors):
+            if process is not None:
+                columns[index] = list(map(process, columns[index]))
+        return columns
+
+
+_statements: weakref.WeakKeyDictionary[Table, dict[str, Statements]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def statements(table: Table, dialect: Dialect) -> Statements:
+    """The statements of ``table`` for ``dialect`` (made on first use)."""
+    by_dialect = _statements.setdefault(table, {})
+    found = by_dialect.get(dialect.name)
+    if found is None:
+        found = by_dialect[dialect.name] = _make(table, dialect)
     return found
+
+
+def _make(table: Table, dialect: Dialect) -> Statements:
+    postgres = dialect.name == "postgresql"
+    quote = dialect.identifier_preparer.quote
+    name = dialect.identifier_preparer.format_table(table)
+    key_columns: list[Column[Any]] = list(table.primary_key.columns)
+    columns = tuple(str(column.name) for column in table.columns)
+    key = tuple(str(column.name) for column in key_columns)
+    rest = tuple(column for column in columns if column not in key)
+    listed = ", ".join(quote(column) for column in columns)
+    keys: BindParameter[Any]
+    if postgres and len(key_columns) == 1:
+        keys = bindparam("keys", type_=ARRAY(key_columns[0].type))
+        wanted = key_columns[0] == any_(keys)
+    else:
+        keys = bindparam("keys", expanding=True)
+        wanted = (
+            key_columns[0].in_(keys)
+            if len(key_columns) == 1
+            else tuple_(*key_columns).in_(keys)
+        )
+    if postgres:
+        arrays = ", ".join(
+            f"%s::{column.type.compile(dialect=dialect)}[]" for column in table.columns
+        )
+        insert_sql = f"COPY {name} ({listed}) FROM STDIN"
+        update_sql = (
+            f"UPDATE {name} SET "
+            + ", ".join(f"{quote(c)} = v.{quote(c)}" for c in rest)
+            + f" FROM unnest({arrays}) AS v({listed}) WHERE "
+            + " AND ".join(f"{name}.{quote(k)} = v.{quote(k)}" for k in key)
+        )
+        update_names = columns
+    else:
+        marks = ", ".join("?" for _ in columns)
+        insert_sql = f"INSERT INTO {name} ({listed}) VALUES ({marks})"
+        update_sql = (
+            f"UPDATE {name} SET "
+            + ", ".join(f"{quote(c)} = ?" for c in rest)
+            + " WHERE "
+            + " AND ".join(f"{quote(k)} = ?" for k in key)
+        )
+        update_names = rest + key
+    return Statements(
+        postgres=postgres,
+        key=key,
+        columns=columns,
+        load=select(table).where(wanted),
+        chunk=10_000 if postgres else CHUNK,
+        insert_sql=insert_sql,
+        update_sql=update_sql,
+        update_order=tuple(columns.index(column) for column in update_names),
+        processors=tuple(
+            column.type.dialect_impl(dialect).bind_processor(dialect)
+            for column in table.columns
+        ),
+    )
 
 
 class Rows:
@@ -88,12 +185,13 @@ class Rows:
     def __init__(self, conn: Connection, table: Table, keys: Iterable[Any]) -> None:
         self.conn = conn
         self.table = table
-        self.statements = statements(table)
+        self.statements = statements(table, conn.dialect)
         self._rows: dict[Any, Row] = {}
         self._changed: dict[Any, None] = {}  # ordered: rows are written in order
         wanted = list(dict.fromkeys(keys))
-        for start in range(0, len(wanted), CHUNK):
-            chunk = {"keys": wanted[start : start + CHUNK]}
+        size = self.statements.chunk
+        for start in range(0, len(wanted), size):
+            chunk = {"keys": wanted[start : start + size]}
             for row in conn.execute(self.statements.load, chunk).mappings():
                 self._rows[self.statements.key_of(row)] = dict(row)
         self._stored = set(self._rows)
@@ -110,20 +208,15 @@ class Rows:
 
     def write(self) -> None:
         """Write every changed row once: UPDATE those that were stored,
-        INSERT the others (each an ``executemany``)."""
-        names = self.statements.key
-        updates, inserts = [], []
+        INSERT the others (one statement each)."""
+        updates: list[Row] = []
+        inserts: list[Row] = []
         for key in self._changed:
-            row = self._rows[key]
-            if key in self._stored:
-                values = {k: v for k, v in row.items() if k not in names}
-                updates.append(values | {f"key_{name}": row[name] for name in names})
-            else:
-                inserts.append(row)
+            (updates if key in self._stored else inserts).append(self._rows[key])
         if updates:
-            self.conn.execute(self.statements.update, updates)
+            self.statements.update(self.conn, updates)
         if inserts:
-            self.conn.execute(self.statements.insert, inserts)
+            self.statements.insert(self.conn, inserts)
         self._stored.update(self._changed)
         self._changed.clear()
 
