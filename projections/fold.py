@@ -13,6 +13,7 @@ whether they were in this batch (in memory) or an earlier one (read back).
 
 from __future__ import annotations
 
+import json
 import weakref
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -56,8 +57,9 @@ class Statements:
       key = ?`` through the driver's ``executemany`` (in process: no round
       trips);
     * PostgreSQL: ``COPY … FROM STDIN`` for the new rows, and one ``UPDATE …
-      FROM unnest(<one array per column>)`` for the stored ones: a round trip
-      each, whatever the number of rows.
+      FROM json_populate_recordset(NULL::<table>, <the rows as JSON>)`` for
+      the stored ones (psycopg dumps an array element by element in Python;
+      ``json.dumps`` is C): a round trip each, whatever the number of rows.
     """
 
     postgres: bool
@@ -88,11 +90,11 @@ class Statements:
         conn.exec_driver_sql(self.insert_sql, list(zip(*columns, strict=True)))
 
     def update(self, conn: Connection, rows: Sequence[Row]) -> None:
+        if self.postgres:
+            conn.exec_driver_sql(self.update_sql, (json.dumps(rows, default=_json),))
+            return
         columns = self._columns(rows)
         ordered = [columns[index] for index in self.update_order]
-        if self.postgres:
-            conn.exec_driver_sql(self.update_sql, tuple(map(list, ordered)))
-            return
         conn.exec_driver_sql(self.update_sql, list(zip(*ordered, strict=True)))
 
     def _columns(self, rows: Sequence[Row]) -> list[Sequence[Any]]:
@@ -141,14 +143,11 @@ def _make(table: Table, dialect: Dialect) -> Statements:
             else tuple_(*key_columns).in_(keys)
         )
     if postgres:
-        arrays = ", ".join(
-            f"%s::{column.type.compile(dialect=dialect)}[]" for column in table.columns
-        )
         insert_sql = f"COPY {name} ({listed}) FROM STDIN"
         update_sql = (
             f"UPDATE {name} SET "
             + ", ".join(f"{quote(c)} = v.{quote(c)}" for c in rest)
-            + f" FROM unnest({arrays}) AS v({listed}) WHERE "
+            + f" FROM json_populate_recordset(NULL::{name}, %s) AS v WHERE "
             + " AND ".join(f"{name}.{quote(k)} = v.{quote(k)}" for k in key)
         )
         update_names = columns
@@ -192,8 +191,11 @@ class Rows:
         size = self.statements.chunk
         for start in range(0, len(wanted), size):
             chunk = {"keys": wanted[start : start + size]}
-            for row in conn.execute(self.statements.load, chunk).mappings():
-                self._rows[self.statements.key_of(row)] = dict(row)
+            result = conn.execute(self.statements.load, chunk)
+            names = tuple(result.keys())
+            for values in result:
+                row = dict(zip(names, values, strict=True))
+                self._rows[self.statements.key_of(row)] = row
         self._stored = set(self._rows)
 
     def get(self, key: Any) -> Row | None:
@@ -219,6 +221,14 @@ class Rows:
             self.statements.insert(self.conn, inserts)
         self._stored.update(self._changed)
         self._changed.clear()
+
+
+def _json(value: Any) -> Any:
+    """Times as ISO 8601 with their offset, which PostgreSQL reads back as
+    the same instant; anything else JSON cannot take is a mistake."""
+    if isinstance(value, datetime):
+        return value.isoformat()
+    raise TypeError(f"{type(value).__name__} in a projection row: {value!r}")
 
 
 def utc(moment: datetime) -> datetime:

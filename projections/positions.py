@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 
 from sqlalchemy import (
     BigInteger,
+    BindParameter,
     Column,
     Connection,
     DateTime,
@@ -20,6 +21,7 @@ from sqlalchemy import (
     MetaData,
     Table,
     Text,
+    bindparam,
     select,
     update,
 )
@@ -49,33 +51,46 @@ class Position:
     failures: int
 
 
+_name: BindParameter[str] = bindparam("position_name")
+_LOCK = (
+    update(positions)
+    .where(positions.c.name == _name)
+    .values(name=positions.c.name)
+    .returning(positions.c.position)
+)
+_ADVANCE = (
+    update(positions)
+    .where(positions.c.name == _name)
+    .values(
+        position=bindparam("new_position"),
+        state="running",
+        error=None,
+        failures=0,
+        updated_at=bindparam("now"),
+    )
+)
+_READ = select(positions).where(positions.c.name == _name)
+"""Statements made once (``lock`` and ``advance`` run in every batch)."""
+
+
 def lock(conn: Connection, name: str) -> int:
-    """Take the projection's row lock for this transaction; its position."""
-    conn.execute(
-        insert(conn, positions)
-        .values(name=name, position=0, state="running", failures=0)
-        .on_conflict_do_nothing(index_elements=["name"])
-    )
-    conn.execute(
-        update(positions).where(positions.c.name == name).values(name=positions.c.name)
-    )
-    value = conn.execute(
-        select(positions.c.position).where(positions.c.name == name)
-    ).scalar_one()
+    """Take the projection's row lock for this transaction (an UPDATE,
+    making the row at 0 first when it is new); its position."""
+    value = conn.execute(_LOCK, {"position_name": name}).scalar()
+    if value is None:
+        conn.execute(
+            insert(conn, positions)
+            .values(name=name, position=0, state="running", failures=0)
+            .on_conflict_do_nothing(index_elements=["name"])
+        )
+        value = conn.execute(_LOCK, {"position_name": name}).scalar_one()
     return int(value)
 
 
 def advance(conn: Connection, name: str, position: int) -> None:
     conn.execute(
-        update(positions)
-        .where(positions.c.name == name)
-        .values(
-            position=position,
-            state="running",
-            error=None,
-            failures=0,
-            updated_at=datetime.now(UTC),
-        )
+        _ADVANCE,
+        {"position_name": name, "new_position": position, "now": datetime.now(UTC)},
     )
 
 
@@ -99,7 +114,7 @@ def set_state(
 
 
 def read(conn: Connection, name: str) -> Position | None:
-    row = conn.execute(select(positions).where(positions.c.name == name)).first()
+    row = conn.execute(_READ, {"position_name": name}).first()
     if row is None:
         return None
     return Position(row.name, int(row.position), row.state, row.error, row.failures)

@@ -102,24 +102,25 @@ class ProjectionRunner:
         position_name = position_name or name
         limit = batch_size or self._limits.get(position_name, MIN_BATCH)
         head = self.head() if up_to is None else up_to
-        with self.engine.connect() as conn:
+        with self.engine.connect() as conn:  # one connection for the batch
             row = positions.read(conn, position_name)
-        position = row.position if row is not None else 0
-        if position >= head:
-            return 0, False
-        # Read and decode before taking the lock: on SQLite the lock is the
-        # database's write lock, so it is held only while rows are written.
-        notifications = self.service.recorder.select_notifications(
-            start=position + 1, limit=limit, stop=head, topics=projection.topics
-        )
-        events = [self.service.mapper.to_domain_event(n) for n in notifications]
-        reached = notifications[-1].id if len(notifications) == limit else head
-        started = time.monotonic()
-        with self.engine.begin() as conn:
-            if positions.lock(conn, position_name) != position:
-                return 0, True  # another runner moved it meanwhile: read again
-            projection.process_batch(conn, tables, events)
-            positions.advance(conn, position_name, reached)
+            conn.rollback()  # no transaction open while the events are read
+            position = row.position if row is not None else 0
+            if position >= head:
+                return 0, False
+            # Read and decode before taking the lock: on SQLite the lock is the
+            # database's write lock, so it is held only while rows are written.
+            notifications = self.service.recorder.select_notifications(
+                start=position + 1, limit=limit, stop=head, topics=projection.topics
+            )
+            events = [self.service.mapper.to_domain_event(n) for n in notifications]
+            reached = notifications[-1].id if len(notifications) == limit else head
+            started = time.monotonic()
+            with conn.begin():
+                if positions.lock(conn, position_name) != position:
+                    return 0, True  # another runner moved it meanwhile: read again
+                projection.process_batch(conn, tables, events)
+                positions.advance(conn, position_name, reached)
         if batch_size is None:
             self._adapt(position_name, limit, time.monotonic() - started)
         return len(events), reached < head
