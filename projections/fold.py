@@ -48,18 +48,18 @@ class Statements:
     """A table's statements for one dialect.
 
     ``load`` is a SQLAlchemy ``SELECT`` (values come back as the column types
-    say: SQLite's time text as ``datetime``). Writes are driver SQL run once
-    per batch, with values passed through the columns' SQLAlchemy bind
-    processors, so they are stored exactly as a SQLAlchemy statement would
-    store them:
+    say: SQLite's time text as ``datetime``). Writes are driver SQL, run once
+    per batch whatever the number of rows:
 
     * SQLite: ``INSERT … VALUES (?, …)`` and ``UPDATE … SET c = ? … WHERE
       key = ?`` through the driver's ``executemany`` (in process: no round
-      trips);
+      trips), with values passed through the columns' SQLAlchemy bind
+      processors, so they are stored exactly as a SQLAlchemy statement would
+      store them (times as its text);
     * PostgreSQL: ``COPY … FROM STDIN`` for the new rows, and one ``UPDATE …
       FROM json_populate_recordset(NULL::<table>, <the rows as JSON>)`` for
-      the stored ones (psycopg dumps an array element by element in Python;
-      ``json.dumps`` is C): a round trip each, whatever the number of rows.
+      the stored ones (psycopg dumps an array element by element in Python,
+      ``json.dumps`` is C); the server types the values by the columns.
     """
 
     postgres: bool
@@ -70,7 +70,7 @@ class Statements:
     insert_sql: str
     update_sql: str
     update_order: tuple[int, ...]
-    """Column indexes in the order of the UPDATE's parameters."""
+    """SQLite: column indexes in the order of the UPDATE's parameters."""
     processors: tuple[Processor, ...]
 
     def key_of(self, row: Any) -> Any:
@@ -90,6 +90,8 @@ class Statements:
         conn.exec_driver_sql(self.insert_sql, list(zip(*columns, strict=True)))
 
     def update(self, conn: Connection, rows: Sequence[Row]) -> None:
+        if len(self.columns) == len(self.key):
+            return  # a row of its key only: nothing to change
         if self.postgres:
             conn.exec_driver_sql(self.update_sql, (json.dumps(rows, default=_json),))
             return
@@ -99,9 +101,12 @@ class Statements:
 
     def _columns(self, rows: Sequence[Row]) -> list[Sequence[Any]]:
         """The rows' values, one sequence per column, bind-processed."""
-        columns: list[Sequence[Any]] = list(
-            zip(*map(itemgetter(*self.columns), rows), strict=True)
-        )
+        columns: list[Sequence[Any]]
+        if len(self.columns) == 1:  # itemgetter of one name gives no tuple
+            columns = [[row[self.columns[0]] for row in rows]]
+        else:
+            values = map(itemgetter(*self.columns), rows)
+            columns = list(zip(*values, strict=True))
         for index, process in enumerate(self.processors):
             if process is not None:
                 columns[index] = list(map(process, columns[index]))
