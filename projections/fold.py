@@ -82,8 +82,9 @@ class Statements:
     def insert(self, conn: Connection, rows: Sequence[Row]) -> None:
         columns = self._columns(rows)
         if self.postgres:
-            cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
-            with cursor.copy(self.insert_sql) as copy:
+            # psycopg's own connection, in this transaction.
+            driver: Any = conn.connection.driver_connection
+            with driver.cursor() as cursor, cursor.copy(self.insert_sql) as copy:
                 for values in zip(*columns, strict=True):
                     copy.write_row(values)
             return
