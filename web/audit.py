@@ -24,7 +24,8 @@ from starlette.routing import BaseRoute, Route
 
 from domain.delivery import Outcome
 from infrastructure.access import Role
-from infrastructure.audit.trail import AuditTrail, DeliveryFilter, UnknownAggregate
+from infrastructure.audit.records import DeliveryFilter
+from infrastructure.audit.trail import AuditTrail, UnknownAggregate
 from web import params
 from web.access import requires
 from web.params import BadParameter

@@ -1,7 +1,8 @@
 """What auditors ask (contract section 7), answered from the store alone.
 
 The audit trail reads the event log joined with its ledger
-(``infrastructure/persistence/ledger.py``) and the delivery log. The web
+(``infrastructure/persistence/ledger.py``) and the delivery log
+(``records``). The web
 routes under ``/audit`` and the CLI (``idemsync history``, ``deliveries
 show``, ``audit export``) both use it, so they give the same answers.
 
@@ -15,11 +16,8 @@ recorded at or before ``T``, which is what idemsync could have answered at
 
 from __future__ import annotations
 
-import base64
-import json
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
@@ -30,8 +28,8 @@ from sqlalchemy import Engine, text
 from domain.application import AGGREGATES, SyncService
 from domain.objects import SyncedObject
 from domain.receipt import Receipt
-from infrastructure.persistence.deliveries import moment
-from infrastructure.persistence.ledger import iso, parse_time
+from infrastructure.audit import records
+from infrastructure.persistence.ledger import iso
 
 EVENT_BOOKKEEPING = frozenset(
     {"originator_id", "originator_version", "timestamp", "source", "key"}
@@ -47,46 +45,10 @@ EVENTS_SELECT = (
     "ON e.originator_id = a.originator_id "
     "AND e.originator_version = a.originator_version "
 )
-DELIVERY_COLUMNS = (
-    "source, idempotency_key, received_at, outcome, reason, aggregate_type, "
-    "aggregate_id, aggregate_version, answer, resolution, resolution_reason, "
-    "resolved_at, attempts, last_seen_at"
-)
 
 
 class UnknownAggregate(Exception):
     """An aggregate type idemsync does not keep."""
-
-
-@dataclass(frozen=True)
-class DeliveryFilter:
-    """``GET /audit/deliveries`` parameters; times are inclusive bounds on
-    ``received_at``."""
-
-    source: str | None = None
-    outcome: str | None = None
-    since: datetime | None = None
-    until: datetime | None = None
-
-
-def _time(value: datetime | str | None) -> str | None:
-    return None if value is None else iso(parse_time(value))
-
-
-def _last_seen(received_at: datetime | str, last_seen_at: datetime | str | None) -> str:
-    """When the delivery was last received: NULL means once; a racing first
-    copy may have been seen a moment before the one that won."""
-    first = parse_time(received_at)
-    latest = first if last_seen_at is None else parse_time(last_seen_at)
-    return iso(max(first, latest))
-
-
-def _payload(raw: bytes) -> tuple[str, str]:
-    """The raw body as text when it is UTF-8, else base64, and which."""
-    try:
-        return raw.decode("utf-8"), "utf-8"
-    except UnicodeDecodeError:
-        return base64.b64encode(raw).decode("ascii"), "base64"
 
 
 class AuditTrail:
@@ -141,7 +103,7 @@ class AuditTrail:
             },
             "type": row.topic.rpartition(".")[2],
             "occurred_at": row.occurred_at,
-            "recorded_at": _time(row.recorded_at),
+            "recorded_at": records.time_text(row.recorded_at),
             "delivery": delivery,
             "data": data,
             "hash": row.hash,
@@ -235,7 +197,7 @@ class AuditTrail:
                 ),
                 {"id": self._id(originator_id), "version": version},
             ).scalar()
-        return _time(found)
+        return records.time_text(found)
 
     def log(self, after: int = 0, limit: int | None = None) -> Iterator[dict[str, Any]]:
         """The global log after position ``after``, in order, read in pages
@@ -288,13 +250,7 @@ class AuditTrail:
         """One delivery: its record (while retention keeps it), its first
         answer and what became of it, and the events it caused."""
         with self.engine.connect() as conn:
-            row = conn.execute(
-                text(
-                    f"SELECT {DELIVERY_COLUMNS}, payload, headers FROM deliveries "
-                    "WHERE source = :source AND idempotency_key = :key"
-                ),
-                {"source": source, "key": key},
-            ).first()
+            row = records.find(conn, source, key)
             events = conn.execute(
                 text(
                     EVENTS_SELECT + "WHERE a.source = :source "
@@ -302,18 +258,7 @@ class AuditTrail:
                 ),
                 {"source": source, "key": key},
             ).all()
-        found: dict[str, Any] | None
-        if row is not None:
-            found = self._delivery(row)
-            payload, encoding = _payload(bytes(row.payload))
-            found.update(
-                payload=payload,
-                payload_encoding=encoding,
-                headers=json.loads(row.headers),
-                pruned=False,
-            )
-        else:
-            found = self._receipt(source, key)
+        found = records.full(row) if row is not None else self._receipt(source, key)
         if found is None:
             return None
         found["events"] = [self.event(event) for event in events]
@@ -322,94 +267,18 @@ class AuditTrail:
     def _receipt(self, source: str, key: str) -> dict[str, Any] | None:
         """A delivery whose record was pruned, from its receipt in the log."""
         try:
-            receipt = cast(
-                Receipt, self.service.repository.get(Receipt.create_id(source, key))
+            receipt: Receipt = self.service.repository.get(
+                Receipt.create_id(source, key)
             )
         except AggregateNotFoundError:
             return None
-        return {
-            "source": source,
-            "key": key,
-            "received_at": _time(receipt.received_at),
-            "outcome": receipt.outcome,
-            "reason": receipt.reason,
-            "answer": receipt.answer,
-            "resolution": receipt.resolution,
-            "attempts": None,
-            "last_seen_at": None,
-            "payload": None,
-            "payload_encoding": None,
-            "headers": None,
-            "pruned": True,
-        }
-
-    @staticmethod
-    def _delivery(row: Any) -> dict[str, Any]:
-        received_at = _time(row.received_at)
-        return {
-            "source": row.source,
-            "key": row.idempotency_key,
-            "received_at": received_at,
-            "outcome": row.outcome,
-            "reason": row.reason,
-            "aggregate": None
-            if row.aggregate_type is None
-            else {
-                "type": row.aggregate_type,
-                "id": row.aggregate_id,
-                "version": row.aggregate_version,
-            },
-            "answer": json.loads(row.answer),
-            "resolution": row.resolution,
-            "resolution_reason": row.resolution_reason,
-            "resolved_at": _time(row.resolved_at),
-            "attempts": row.attempts,
-            "last_seen_at": _last_seen(row.received_at, row.last_seen_at),
-        }
+        return records.pruned(receipt)
 
     def deliveries(
         self,
-        where: DeliveryFilter,
+        where: records.DeliveryFilter,
         after: tuple[str, str, str] | None = None,
         limit: int = 50,
     ) -> dict[str, Any]:
-        """A page of delivery records by (received_at, source, key);
-        ``after`` is the last one of the previous page."""
-        clauses, params = self._delivery_clauses(where)
-        if after is not None:
-            clauses.append("(received_at, source, idempotency_key) > (:t, :s, :k)")
-            params.update(
-                t=moment(self.engine, parse_time(after[0])), s=after[1], k=after[2]
-            )
-        sql = f"SELECT {DELIVERY_COLUMNS} FROM deliveries"
-        if clauses:
-            sql += " WHERE " + " AND ".join(clauses)
-        sql += " ORDER BY received_at, source, idempotency_key LIMIT :limit"
-        params["limit"] = limit + 1
-        with self.engine.connect() as conn:
-            rows = conn.execute(text(sql), params).all()
-        items = [self._delivery(row) for row in rows[:limit]]
-        last = items[-1] if len(rows) > limit else None
-        after_last = (
-            None if last is None else [last["received_at"], last["source"], last["key"]]
-        )
-        return {"items": items, "next": after_last}
-
-    def _delivery_clauses(
-        self, where: DeliveryFilter
-    ) -> tuple[list[str], dict[str, Any]]:
-        clauses: list[str] = []
-        params: dict[str, Any] = {}
-        if where.source is not None:
-            clauses.append("source = :source")
-            params["source"] = where.source
-        if where.outcome is not None:
-            clauses.append("outcome = :outcome")
-            params["outcome"] = where.outcome
-        if where.since is not None:
-            clauses.append("received_at >= :since")
-            params["since"] = moment(self.engine, where.since)
-        if where.until is not None:
-            clauses.append("received_at <= :until")
-            params["until"] = moment(self.engine, where.until)
-        return clauses, params
+        """A page of delivery records (see ``records.page``)."""
+        return records.page(self.engine, where, after, limit)
