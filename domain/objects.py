@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from typing import Any, ClassVar, cast
 
 from eventsourcing.domain import Aggregate, event
+from eventsourcing.domain import Snapshot as AggregateSnapshot
 
 from domain.commands import Command
 from domain.delivery import Outcome, Resolution
@@ -61,6 +62,19 @@ class SyncedObject(Aggregate):
 
         def apply(self, aggregate: Aggregate) -> None:
             cast(SyncedObject, aggregate)._apply(self.changes, self.position)
+
+    class Snapshot(AggregateSnapshot):
+        """The object's state at a version (``SyncService`` takes one every
+        ``snapshotting_intervals`` events). It is stored as JSON, which turns
+        the position tuples into lists: made tuples again here, as replaying
+        the events would (a list never compares with a new command's tuple)."""
+
+        def mutate(self, _: None) -> SyncedObject:
+            obj = cast(SyncedObject, super().mutate(_))
+            obj.positions = {
+                name: position_of(at) for name, at in obj.positions.items()
+            }
+            return obj
 
     def provenance(self, event: object) -> Provenance:
         """The object and the delivery behind ``event`` (every event of a

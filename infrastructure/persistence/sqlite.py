@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from eventsourcing.persistence import StoredEvent
+from eventsourcing.persistence import AggregateRecorder, StoredEvent
 from eventsourcing.sqlite import (
     SQLiteApplicationRecorder,
     SQLiteCursor,
@@ -28,6 +28,7 @@ from infrastructure.persistence.rows import (
 )
 
 EVENTS_TABLE = "idemsync_events"
+TABLE_PREFIX = "idemsync_"
 
 
 def _text_times(row: Sequence[Any]) -> tuple[Any, ...]:
@@ -83,3 +84,15 @@ class IdemsyncSQLiteFactory(SQLiteFactory):
     """eventsourcing's SQLite factory with the delivery-log recorder."""
 
     application_recorder_class = SQLiteDeliveryRecorder
+
+    def aggregate_recorder(self, purpose: str = "events") -> AggregateRecorder:
+        """The library's aggregate recorder (snapshots: ``purpose="snapshots"``)
+        on ``idemsync_<purpose>``, named like the event table: the library's
+        SQLite names (``stored_<purpose>``) are not prefixed by the
+        application's, unlike its PostgreSQL names."""
+        recorder = self.aggregate_recorder_class(
+            datastore=self.datastore, events_table_name=TABLE_PREFIX + purpose
+        )
+        if self.env_create_table():
+            recorder.create_table()
+        return recorder

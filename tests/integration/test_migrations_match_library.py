@@ -1,4 +1,5 @@
-"""Alembic's 0001 creates eventsourcing's tables exactly as eventsourcing would.
+"""Alembic's 0001 and 0004 create eventsourcing's tables exactly as
+eventsourcing would (the event table; the snapshot table).
 
 The application runs with ``CREATE_TABLE=n``, so these tests are what stands
 between a library upgrade and a schema the library cannot use.
@@ -61,6 +62,13 @@ class IdemsyncApp(Application):
     """An application with the name idemsync runs under."""
 
     name = "idemsync"
+
+
+class SnapshottingApp(IdemsyncApp):
+    """The same, with a snapshot store (as ``SyncService`` has)."""
+
+    name = "idemsync"
+    is_snapshotting_enabled = True
 
 
 class IdemsyncSQLiteRecorder(SQLiteApplicationRecorder):
@@ -170,10 +178,10 @@ PG_CATALOG_QUERIES = {
 }
 
 
-def pg_catalog(dbname: str) -> dict[str, list[Any]]:
+def pg_catalog(dbname: str, table: str = "idemsync_events") -> dict[str, list[Any]]:
     with pg_connect(dbname) as conn:
         return {
-            name: conn.execute(query, {"t": "idemsync_events"}).fetchall()
+            name: conn.execute(query, {"t": table}).fetchall()
             for name, query in PG_CATALOG_QUERIES.items()
         }
 
@@ -225,11 +233,14 @@ def test_the_postgresql_deliveries_table_has_the_contract_columns(
     assert [row[0] for row in rows] == DELIVERY_COLUMNS
 
 
-def sqlite_schema(path: Path) -> list[tuple[str, str, str | None]]:
+def sqlite_schema(
+    path: Path, table: str = "idemsync_events"
+) -> list[tuple[str, str, str | None]]:
     with sqlite3.connect(path) as conn:
         rows = conn.execute(
             "SELECT type, name, sql FROM sqlite_master "
-            "WHERE tbl_name = 'idemsync_events' ORDER BY name"
+            "WHERE tbl_name = ? ORDER BY name",
+            (table,),
         ).fetchall()
     conn.close()
     return rows
@@ -270,3 +281,80 @@ def test_the_sqlite_downgrade_removes_every_table(tmp_path: Path) -> None:
         names = conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
         assert [row[0] for row in names] == ["alembic_version"]
     conn.close()
+
+
+def save_snapshot_and_read_back(env: dict[str, str]) -> None:
+    app = SnapshottingApp(env=env)
+    try:
+        thing = Thing("first")
+        thing.relabel("second")
+        app.save(thing)
+        app.take_snapshot(thing.id, version=1)
+        assert app.snapshots is not None
+        (snapshot,) = app.snapshots.get(thing.id)
+        assert snapshot.originator_version == 1
+        assert app.repository.get(thing.id).label == "second"
+        assert app.repository.get(thing.id, version=1).label == "first"
+        notifications = app.recorder.select_notifications(start=1, limit=10)
+        assert [n.id for n in notifications] == [1, 2]
+    finally:
+        app.close()
+
+
+@pytest.mark.postgres
+def test_the_postgresql_snapshot_table_is_the_one_eventsourcing_creates(
+    empty_postgres: str,
+) -> None:
+    migrate(pg_url(empty_postgres))
+    migrated = pg_catalog(empty_postgres, "idemsync_snapshots")
+    migrate(pg_url(empty_postgres), "base")
+    assert pg_tables(empty_postgres) == ["alembic_version"]
+    SnapshottingApp(env=pg_env(empty_postgres, create_table="y")).close()
+    assert "idemsync_snapshots" in pg_tables(empty_postgres)
+    assert migrated == pg_catalog(empty_postgres, "idemsync_snapshots")
+    assert migrated["columns"]
+
+
+@pytest.mark.postgres
+def test_eventsourcing_takes_and_reads_snapshots_on_the_migrated_postgresql_database(
+    empty_postgres: str,
+) -> None:
+    migrate(pg_url(empty_postgres))
+    save_snapshot_and_read_back(pg_env(empty_postgres, create_table="n"))
+
+
+def idemsync_sqlite_env(path: Path, create_table: str) -> dict[str, str]:
+    return {
+        "PERSISTENCE_MODULE": "infrastructure.persistence.sqlite:IdemsyncSQLiteFactory",
+        "SQLITE_DBNAME": str(path),
+        "CREATE_TABLE": create_table,
+    }
+
+
+def test_the_sqlite_snapshot_table_is_the_one_eventsourcing_creates_named_like_the_event_table(  # noqa: E501
+    tmp_path: Path,
+) -> None:
+    migrated, created = tmp_path / "migrated.db", tmp_path / "created.db"
+    migrate(f"sqlite:///{migrated}")
+    schema = sqlite_schema(migrated, "idemsync_snapshots")
+    assert schema
+    # The library's own SQLite name is not prefixed by the application's.
+    SnapshottingApp(env=sqlite_env(created, create_table="y")).close()
+    library = sqlite_schema(created, "stored_snapshots")
+    renamed = [
+        tuple((v or "").replace("stored_snapshots", "idemsync_snapshots") for v in row)
+        for row in library
+    ]
+    assert renamed == schema
+    # idemsync's factory makes the library's table under the idemsync name.
+    ours = tmp_path / "ours.db"
+    SnapshottingApp(env=idemsync_sqlite_env(ours, create_table="y")).close()
+    assert sqlite_schema(ours, "idemsync_snapshots") == schema
+
+
+def test_eventsourcing_takes_and_reads_snapshots_on_the_migrated_sqlite_database(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "var" / "idemsync.db"
+    migrate(f"sqlite:///{path}")
+    save_snapshot_and_read_back(idemsync_sqlite_env(path, create_table="n"))
