@@ -49,6 +49,8 @@ class Settings:
     lock_timeout_seconds: float = 5.0
     pool_size: int = 10
     retry_after_seconds: int = 2
+    body_timeout_seconds: float = 10.0
+    """A webhook body must have arrived whole within this, else 408 ([server])."""
     metrics_require_token: bool = False
     """``/metrics`` needs a token of the role reader ([server])."""
     tokens: Mapping[str, Token] = field(default_factory=lambda: MappingProxyType({}))
@@ -94,7 +96,11 @@ def load_settings(
             "server.admin_enabled: no longer used: /admin is always served, to "
             "tokens with the admin role ([tokens.NAME], `idemsync tokens add`)"
         )
-    check_keys(server, "server", ("retry_after_seconds", "metrics_require_token"))
+    check_keys(
+        server,
+        "server",
+        ("retry_after_seconds", "metrics_require_token", "body_timeout_seconds"),
+    )
     projections = as_table(document.get("projections", {}), "projections")
     check_keys(projections, "projections", ("in_serve", "batch_size", "poll_seconds"))
     sources = as_table(document.get("sources", {}), "sources")
@@ -115,6 +121,9 @@ def load_settings(
         pool_size=read_positive_int(database, "database", "pool_size", 10),
         retry_after_seconds=read_positive_int(
             server, "server", "retry_after_seconds", 2
+        ),
+        body_timeout_seconds=read_positive_number(
+            server, "server", "body_timeout_seconds", 10.0
         ),
         metrics_require_token=read_bool(
             server, "server", "metrics_require_token", False

@@ -239,14 +239,22 @@ def webhooks() -> dict[str, Schema]:
                 answered,
             ),
             "202": json_body("`parked`: stored until its object exists", ref("Answer")),
-            "400": error("`invalid_payload` (`path` names the field) or `missing_key`"),
+            "400": error(
+                "`invalid_payload` (`path` names the field; also a body that "
+                "is not UTF-8 or repeats a key in an object) or `missing_key`"
+            ),
             "401": error(
                 "`unauthorized`: signature missing or wrong, or timestamp outside "
                 "tolerance (the reason is only logged)"
             ),
             "404": error("`unknown_source`: no source of that name"),
+            "408": error(
+                "`body_timeout`: the body did not arrive whole within "
+                "`[server] body_timeout_seconds`; the connection is closed"
+            ),
             "413": error(
-                "`payload_too_large`: body over the source's `max_body_bytes`"
+                "`payload_too_large`: body over the source's `max_body_bytes`; "
+                "the connection is closed"
             ),
             "503": json_body(
                 "`store_unavailable` or `overloaded`: nothing stored; retry after "

@@ -80,6 +80,6 @@ def cursor(params: Mapping[str, str]) -> Any:
         if "\x00" in raw or "\\u0000" in raw:
             raise ValueError(raw)
         value = json.loads(raw)
-    except (binascii.Error, ValueError):  # a JSON error is a ValueError
+    except (binascii.Error, ValueError, RecursionError):  # JSON errors: ValueError
         raise BadParameter("cursor is not one this server gave") from None
     return value

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from datetime import UTC, datetime
 
 from starlette.concurrency import run_in_threadpool
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
 from domain.delivery import Answer, Outcome
@@ -19,18 +20,35 @@ from web.responses import json_response, retry_later
 log = logging.getLogger("idemsync.webhooks")
 
 
-async def read_body(request: Request, limit: int) -> bytes:
+CLOSE = {"Connection": "close"}
+"""On a 408 or 413 the rest of the body is not wanted: uvicorn closes the
+connection after the answer instead of reading on to the next request."""
+
+
+async def read_body(request: Request, limit: int, seconds: float) -> bytes:
     """The raw body, refused with 413 as soon as it passes ``limit`` bytes
-    (before reading it whole when Content-Length already says so)."""
+    (before reading it whole when Content-Length already says so), and with
+    408 unless it has all arrived within ``seconds`` (uvicorn has no such
+    deadline: a client sending a byte now and then would hold on for ever)."""
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > limit:
         raise Refused(413, "payload_too_large", f"body over {limit} bytes")
     chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise Refused(413, "payload_too_large", f"body over {limit} bytes")
-        chunks.append(chunk)
+    try:
+        async with asyncio.timeout(seconds):
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > limit:
+                    raise Refused(413, "payload_too_large", f"body over {limit} bytes")
+                chunks.append(chunk)
+    except TimeoutError:
+        raise Refused(
+            408, "body_timeout", f"body not received within {seconds:g} s"
+        ) from None
+    except ClientDisconnect:
+        raise Refused(
+            400, "client_disconnected", "connection closed before the whole body"
+        ) from None
     return b"".join(chunks)
 
 
@@ -49,7 +67,11 @@ async def receive_webhook(request: Request) -> Response:
     started = time.perf_counter()
     try:
         source = intake.source(name)
-        body = await read_body(request, source.settings.max_body_bytes)
+        body = await read_body(
+            request,
+            source.settings.max_body_bytes,
+            request.app.state.settings.body_timeout_seconds,
+        )
         answer = await run_in_threadpool(intake.receive, name, request.headers, body)
     except Refused as refused:
         metrics.refusal(name, refused.error)
@@ -69,7 +91,8 @@ async def receive_webhook(request: Request) -> Response:
         )
         if refused.status == 503:
             return retry_later(request, refused.to_json())
-        return json_response(refused.to_json(), refused.status)
+        close = CLOSE if refused.status in (408, 413) else None
+        return json_response(refused.to_json(), refused.status, close)
     except Exception:
         # A bug, not the partner's fault: nothing was stored (the transaction
         # rolled back), so ask for a retry instead of answering 500.

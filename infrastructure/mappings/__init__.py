@@ -60,15 +60,19 @@ def decoding() -> Iterator[None]:
 
 
 def load_mapping(name: str) -> PayloadMapping:
-    """The built-in mapping ``name``, or the function ``package.module:function``."""
+    """The built-in mapping ``name``, or the function ``package.module:function``;
+    either first refuses a body that is not UTF-8 or repeats a JSON key
+    (``infrastructure.mappings.strict_json``)."""
+    from infrastructure.mappings.strict_json import strict
+
     if name == "standard":
         from infrastructure.mappings.standard import map_standard
 
-        return map_standard
+        return strict(map_standard)
     if name == "stripe":
         from infrastructure.mappings.stripe import map_stripe
 
-        return map_stripe
+        return strict(map_stripe)
     module_name, _, function_name = name.partition(":")
     if not function_name:
         raise ValueError(
@@ -77,4 +81,4 @@ def load_mapping(name: str) -> PayloadMapping:
     function: PayloadMapping = getattr(
         importlib.import_module(module_name), function_name
     )
-    return function
+    return strict(function)

@@ -65,6 +65,6 @@ class KeyFinder:
         if key is None and self.hash_body:
             digest = hashlib.sha256(self.source.encode() + b"\0" + body).hexdigest()
             key = f"sha256:{digest}"
-        if key is not None and len(key) > MAX_KEY_LENGTH:
-            return None
+        if key is not None and (len(key) > MAX_KEY_LENGTH or "\x00" in key):
+            return None  # unusable (PostgreSQL text cannot hold NUL): no key
         return key

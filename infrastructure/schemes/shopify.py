@@ -26,7 +26,7 @@ class Shopify:
         value = required(headers, "x-shopify-hmac-sha256")
         try:
             signature = base64.b64decode(value, validate=True)
-        except binascii.Error:
+        except (binascii.Error, ValueError):  # ValueError: not ASCII
             raise Unauthorized("malformed signature header") from None
         check_signatures(self._keys, body, [signature])
 

@@ -17,6 +17,7 @@ from infrastructure.schemes.signing import (
     check_signatures,
     check_timestamp,
     digest,
+    header,
     required,
 )
 
@@ -67,8 +68,9 @@ class StandardWebhooks:
         check_signatures(self._keys, signed, candidates)
 
     def key(self, headers: Mapping[str, str], body: bytes) -> str | None:
-        """The ``webhook-id`` (or ``svix-id``): the same across retries."""
-        return headers.get("webhook-id") or headers.get("svix-id") or None
+        """The ``webhook-id`` (or ``svix-id``): the same across retries, and
+        exactly the id that ``verify`` checked the signature of."""
+        return header(headers, "webhook-id", "svix-id")
 
 
 def _v1_signatures(header: str) -> list[bytes]:
@@ -81,7 +83,7 @@ def _v1_signatures(header: str) -> list[bytes]:
             continue
         try:
             signatures.append(base64.b64decode(encoded, validate=True))
-        except binascii.Error:
+        except (binascii.Error, ValueError):  # ValueError: not ASCII
             raise Unauthorized("malformed signature header") from None
     return signatures
 
