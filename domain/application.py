@@ -18,7 +18,7 @@ import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, cast
+from typing import Any, Protocol, cast
 
 from eventsourcing.application import (
     AggregateNotFoundError,
@@ -64,17 +64,41 @@ class TooMuchContention(Exception):
 
 @dataclass(frozen=True)
 class Decision:
-    """A decided delivery, not yet committed: its answer, the aggregates with
-    pending events (objects and receipts), and what became of the parked
-    deliveries it released."""
+    """A decided delivery, not yet committed: its record (with the answer),
+    the new events of the objects and receipts it changed, where each event
+    came from, and what became of the parked deliveries it released.
+
+    The events are taken out of their aggregates when deciding, so that a
+    commit that fails can be tried again with the same events (group commit
+    retries part of a batch); the aggregates stay for snapshots."""
 
     record: DeliveryRecord
-    aggregates: tuple[Aggregate, ...]
+    events: tuple[DomainEventProtocol[uuid.UUID], ...]
+    provenance: Mapping[tuple[uuid.UUID, int], Provenance]
     resolutions: tuple[Resolution, ...]
+    aggregates: tuple[Aggregate, ...]
 
     @property
     def answer(self) -> Answer:
         return self.record.answer
+
+    @property
+    def aggregate_ids(self) -> frozenset[uuid.UUID]:
+        """Every aggregate it appends to: two decisions that share one cannot
+        commit together."""
+        return frozenset(event.originator_id for event in self.events)
+
+    @property
+    def kinds(self) -> list[str]:
+        """The types of the partner's objects it changes."""
+        return [a.kind for a in self.aggregates if isinstance(a, SyncedObject)]
+
+
+class Committer(Protocol):
+    """Commits one decision, maybe together with others (group commit);
+    raises ``IntegrityError`` when a concurrent writer got there first."""
+
+    def submit(self, decision: Decision) -> None: ...
 
 
 class SyncService(Application[uuid.UUID]):
@@ -108,6 +132,9 @@ class SyncService(Application[uuid.UUID]):
         self.deliveries = cast(DeliveryLog, self.recorder)
         self.conflicts = 0
         self.on_conflict = on_conflict
+        self.committer: Committer | None = None
+        """Set by the server to commit deliveries together; None commits
+        each delivery in its own transaction."""
 
     def receive(
         self,
@@ -127,9 +154,12 @@ class SyncService(Application[uuid.UUID]):
                     return Answer.duplicate(delivery.source, delivery.key, first)
             decision = self.decide(delivery, mapped)
             try:
-                self.commit([decision])
+                if self.committer is None:
+                    self.commit([decision])
+                else:
+                    self.committer.submit(decision)
             except IntegrityError:
-                self._conflicted(attempt, decision.aggregates)
+                self._conflicted(attempt, decision.kinds)
                 continue
             return decision.answer
         raise self._too_much_contention(delivery)
@@ -172,16 +202,15 @@ class SyncService(Application[uuid.UUID]):
                     resolutions=[own, *resolutions],
                 )
             except IntegrityError:
-                self._conflicted(attempt, changed)
+                self._conflicted(attempt, [obj.kind for obj in changed])
                 continue
             return answer
         raise self._too_much_contention(delivery)
 
-    def _conflicted(self, attempt: int, aggregates: Sequence[Aggregate]) -> None:
+    def _conflicted(self, attempt: int, kinds: Sequence[str]) -> None:
         """Count a lost race and back off (jittered) before deciding again."""
         self.conflicts += 1
         if self.on_conflict is not None:
-            kinds = [a.kind for a in aggregates if isinstance(a, SyncedObject)]
             self.on_conflict(kinds[0] if kinds else "delivery")
         time.sleep(random.uniform(0, min(0.05, 0.001 * 2**attempt)))
 
@@ -220,11 +249,37 @@ class SyncService(Application[uuid.UUID]):
             answer=answer.to_json(),
             received_at=delivery.received_at.isoformat(),
         )
+        aggregates: tuple[SyncedObject | Receipt, ...] = (
+            *changed,
+            receipt,
+            *self._resolved_receipts(resolutions),
+        )
+        events, provenance = self._take_events(aggregates)
         return Decision(
             DeliveryRecord(delivery, answer),
-            (*changed, receipt, *self._resolved_receipts(resolutions)),
+            events,
+            provenance,
             resolutions,
+            aggregates,
         )
+
+    @staticmethod
+    def _take_events(
+        aggregates: Sequence[SyncedObject | Receipt],
+    ) -> tuple[
+        tuple[DomainEventProtocol[uuid.UUID], ...],
+        dict[tuple[uuid.UUID, int], Provenance],
+    ]:
+        """The pending events of ``aggregates``, taken out of them, and where
+        each came from."""
+        events: list[DomainEventProtocol[uuid.UUID]] = []
+        provenance: dict[tuple[uuid.UUID, int], Provenance] = {}
+        for aggregate in aggregates:
+            for pending in aggregate.collect_events():
+                events.append(pending)
+                at = (pending.originator_id, pending.originator_version)
+                provenance[at] = aggregate.provenance(pending)
+        return tuple(events), provenance
 
     def _decide(
         self, delivery: Delivery, mapped: Sequence[Command] | Ignored
@@ -281,12 +336,20 @@ class SyncService(Application[uuid.UUID]):
         """The unit of work: every decided delivery's record, its new events
         and its resolutions of parked deliveries, in one transaction.
 
-        Group commit is this method called with many decisions at once.
+        Group commit is this method called with many decisions at once; it
+        may be called again with some of the same decisions after a failure.
+        The aggregates go along (their events already taken) for the
+        library's snapshots.
         """
+        provenance: dict[tuple[uuid.UUID, int], Provenance] = {}
+        for decision in decisions:
+            provenance.update(decision.provenance)
         self.save(
+            *(event for decision in decisions for event in decision.events),
             *(agg for decision in decisions for agg in decision.aggregates),
             deliveries=[decision.record for decision in decisions],
             resolutions=[r for decision in decisions for r in decision.resolutions],
+            provenance=provenance,
         )
 
     def save(
@@ -298,8 +361,11 @@ class SyncService(Application[uuid.UUID]):
     ) -> list[Recording[uuid.UUID]]:
         """The library's save, telling the recorder where each new event came
         from (``provenance``: the object and the delivery), which it keeps
-        beside the event in the audit ledger, hash-chained."""
-        provenance: dict[tuple[uuid.UUID, int], Provenance] = {}
+        beside the event in the audit ledger, hash-chained. Events passed
+        as events bring theirs in ``provenance``."""
+        provenance: dict[tuple[uuid.UUID, int], Provenance] = dict(
+            kwargs.pop("provenance", {})
+        )
         for obj in objs:
             if isinstance(obj, SyncedObject | Receipt):
                 for pending in obj.pending_events:

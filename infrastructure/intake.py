@@ -20,6 +20,7 @@ from eventsourcing.persistence import PersistenceError
 from domain.application import SyncService, TooMuchContention
 from domain.commands import Command, Ignored
 from domain.delivery import Answer, Delivery, Outcome
+from infrastructure.group_commit import Overloaded
 from infrastructure.mappings import InvalidPayload, PayloadMapping, load_mapping
 from infrastructure.schemes import Scheme, Unauthorized, build_scheme
 from infrastructure.schemes.keys import KeyFinder
@@ -158,6 +159,13 @@ class Intake:
         except TooMuchContention as busy:
             raise Refused(
                 503, "overloaded", "too many concurrent changes; retry"
+            ) from busy
+        except Overloaded as busy:
+            raise Refused(
+                503,
+                "overloaded",
+                "too many deliveries waiting; retry",
+                detail=str(busy),
             ) from busy
         except (PersistenceError, sqlite3.Error, psycopg.Error) as down:
             raise Refused(

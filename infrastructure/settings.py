@@ -53,6 +53,15 @@ class Settings:
     """A webhook body must have arrived whole within this, else 408 ([server])."""
     metrics_require_token: bool = False
     """``/metrics`` needs a token of the role reader ([server])."""
+    commit_wait_seconds: float = 5.0
+    """How long a decided delivery may wait to be committed before it is
+    answered 503 ([server]; see infrastructure/group_commit.py)."""
+    max_waiting_commits: int = 2000
+    """Deliveries waiting to commit, per process, beyond which new ones are
+    answered 503 at once ([server])."""
+    max_in_flight: int = 512
+    """Webhook requests being handled at once, per process, beyond which new
+    ones are answered 503 at once ([server])."""
     tokens: Mapping[str, Token] = field(default_factory=lambda: MappingProxyType({}))
     """Bearer tokens by name, ``[tokens.NAME]`` (hashes only; contract §8)."""
     projections_in_serve: bool = True
@@ -99,7 +108,14 @@ def load_settings(
     check_keys(
         server,
         "server",
-        ("retry_after_seconds", "metrics_require_token", "body_timeout_seconds"),
+        (
+            "retry_after_seconds",
+            "metrics_require_token",
+            "commit_wait_seconds",
+            "max_waiting_commits",
+            "max_in_flight",
+            "body_timeout_seconds",
+        ),
     )
     projections = as_table(document.get("projections", {}), "projections")
     check_keys(projections, "projections", ("in_serve", "batch_size", "poll_seconds"))
@@ -128,6 +144,13 @@ def load_settings(
         metrics_require_token=read_bool(
             server, "server", "metrics_require_token", False
         ),
+        commit_wait_seconds=read_positive_number(
+            server, "server", "commit_wait_seconds", 5.0
+        ),
+        max_waiting_commits=read_positive_int(
+            server, "server", "max_waiting_commits", 2000
+        ),
+        max_in_flight=read_positive_int(server, "server", "max_in_flight", 512),
         projections_in_serve=read_bool(projections, "projections", "in_serve", True),
         projection_batch_size=read_positive_int(
             projections, "projections", "batch_size", 500

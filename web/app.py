@@ -15,6 +15,7 @@ from domain.application import SyncService
 from infrastructure.access import Access
 from infrastructure.audit.checkpoints import PeriodicCheckpoint
 from infrastructure.audit.trail import AuditTrail
+from infrastructure.group_commit import GroupCommit
 from infrastructure.intake import Intake
 from infrastructure.metrics import Metrics, StoreGauges
 from infrastructure.persistence.database import Database
@@ -28,7 +29,7 @@ from web.health import healthz, readyz
 from web.http_errors import http_error
 from web.metrics import metrics_route
 from web.openapi import build_document, openapi_json
-from web.webhooks import receive_webhook
+from web.webhooks import Admission, receive_webhook
 
 log = logging.getLogger("idemsync")
 
@@ -50,6 +51,12 @@ def create_app(
     service = SyncService(
         env=database.eventsourcing_env(), on_conflict=metrics.conflict
     )
+    committing = GroupCommit(
+        service.commit,
+        max_waiting=settings.max_waiting_commits,
+        wait_seconds=settings.commit_wait_seconds,
+    )
+    service.committer = committing
     runner = runner_for(service, database.engine(), settings)
     pruning = PeriodicPrune(database.engine(), settings.sources, prune_interval_seconds)
     sightings = Sightings(database.engine())
@@ -62,12 +69,14 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        committing.start()
         if settings.projections_in_serve:
             projecting.start()
         pruning.start()
         flushing.start()
         checkpointing.start()
         yield
+        committing.close()
         checkpointing.stop()
         flushing.stop()
         pruning.stop()
@@ -95,6 +104,7 @@ def create_app(
     app.state.settings = settings
     app.state.access = Access(settings.tokens)
     app.state.database = database
+    app.state.admission = Admission(settings.max_in_flight)
     app.state.intake = Intake(settings, service, sightings=sightings)
     app.state.sightings = sightings
     app.state.runner = runner

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 
 from starlette.concurrency import run_in_threadpool
@@ -60,9 +62,33 @@ def answer_response(answer: Answer) -> Response:
     return json_response(answer.to_json(), status, headers)
 
 
+class Admission:
+    """Counts the deliveries being decided and committed by this process and
+    refuses one more than ``limit`` with a 503 at once, so that a slow store
+    makes partners retry later instead of queueing requests without bound.
+    A body is read before it is admitted: a client trickling bytes holds no
+    place (``body_timeout_seconds`` bounds it). The event loop is one
+    thread: the count needs no lock."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.current = 0
+
+    @contextmanager
+    def admit(self) -> Iterator[None]:
+        if self.current >= self.limit:
+            raise Refused(503, "overloaded", "too many requests in progress; retry")
+        self.current += 1
+        try:
+            yield
+        finally:
+            self.current -= 1
+
+
 async def receive_webhook(request: Request) -> Response:
     intake: Intake = request.app.state.intake
     metrics: Metrics = request.app.state.metrics
+    admission: Admission = request.app.state.admission
     name = request.path_params["source"]
     started = time.perf_counter()
     try:
@@ -72,7 +98,10 @@ async def receive_webhook(request: Request) -> Response:
             source.settings.max_body_bytes,
             request.app.state.settings.body_timeout_seconds,
         )
-        answer = await run_in_threadpool(intake.receive, name, request.headers, body)
+        with admission.admit():
+            answer = await run_in_threadpool(
+                intake.receive, name, request.headers, body
+            )
     except Refused as refused:
         metrics.refusal(name, refused.error)
         log.warning(
