@@ -38,6 +38,12 @@ database's write lock, so incoming deliveries wait at most about this long:
 batches grow (up to ``batch_size``) while they are faster and shrink when
 slower."""
 MIN_BATCH = 10
+READ_WINDOW = 10_000
+"""A batch reads at most ``max(READ_WINDOW, 8 * its size)`` notification ids.
+PostgreSQL without statistics on the event table (autovacuum off, or just
+after a bulk load) reads a projection's topics by sorting every matching row
+from the position to the head, for each batch: a rebuild would take time
+quadratic in the log. The window bounds each read whatever the plan."""
 
 
 @dataclass(frozen=True)
@@ -110,11 +116,12 @@ class ProjectionRunner:
                 return 0, False
             # Read and decode before taking the lock: on SQLite the lock is the
             # database's write lock, so it is held only while rows are written.
+            stop = min(head, position + max(READ_WINDOW, 8 * limit))
             notifications = self.service.recorder.select_notifications(
-                start=position + 1, limit=limit, stop=head, topics=projection.topics
+                start=position + 1, limit=limit, stop=stop, topics=projection.topics
             )
             events = [self.service.mapper.to_domain_event(n) for n in notifications]
-            reached = notifications[-1].id if len(notifications) == limit else head
+            reached = notifications[-1].id if len(notifications) == limit else stop
             started = time.monotonic()
             with conn.begin():
                 if positions.lock(conn, position_name) != position:

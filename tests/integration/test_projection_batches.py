@@ -31,9 +31,12 @@ from domain.application import SyncService
 from domain.delivery import Delivery
 from infrastructure.mappings.standard import map_standard
 from infrastructure.persistence.database import Database
+from projections import positions
+from projections import runner as runner_module
 from projections.base import Projection, Tables
 from projections.catalog import all_projections
 from projections.fold import CHUNK
+from projections.runner import ProjectionRunner
 from tests.histories import MEMORY_ENV, START, history, schedule
 
 SOURCES = ("acme", "globex")
@@ -46,17 +49,23 @@ def engine(database_url: str) -> Iterator[Engine]:
     database.close()
 
 
+def deliver(service: SyncService, seed: int, orders: int, customers: int) -> None:
+    """A random history's shuffled delivery, with retries, from two sources
+    at random receive times."""
+    rng = random.Random(seed)
+    events = schedule(history(seed, orders, customers), seed, duplicate_ratio=0.3)
+    for event in events:
+        moment = START + timedelta(seconds=rng.randint(0, 86_400))
+        delivery = Delivery(rng.choice(SOURCES), event.key, moment, event.body)
+        service.receive(delivery, map_standard(event.body, {}))
+
+
 def decoded_log(seed: int, orders: int, customers: int) -> list[tuple[str, Any]]:
     """Every event of a random history's shuffled delivery, decoded, with its
     topic, in log order."""
-    rng = random.Random(seed)
-    events = schedule(history(seed, orders, customers), seed, duplicate_ratio=0.3)
     service = SyncService(env=MEMORY_ENV)
     try:
-        for event in events:
-            moment = START + timedelta(seconds=rng.randint(0, 86_400))
-            delivery = Delivery(rng.choice(SOURCES), event.key, moment, event.body)
-            service.receive(delivery, map_standard(event.body, {}))
+        deliver(service, seed, orders, customers)
         notifications = service.recorder.select_notifications(1, limit=100_000)
         return [(n.topic, service.mapper.to_domain_event(n)) for n in notifications]
     finally:
@@ -141,3 +150,42 @@ def test_a_batch_touching_more_rows_than_one_select_loads_is_still_exact(
         expected = build(engine, projection, events, None)
         batched = build(engine, projection, events, [half, len(events)])
         assert batched == expected, name
+
+
+def test_a_runner_reading_through_narrow_windows_reaches_the_same_rows(
+    database_url: str, engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With a read window of a few notification ids (``runner.READ_WINDOW``),
+    most batches stop at the window's end, many with none of the
+    projection's events: the runner still ends at the head with the rows of
+    one batch of everything."""
+    service = SyncService(env=Database(database_url).eventsourcing_env())
+    try:
+        deliver(service, 5, orders=12, customers=4)
+        runner = ProjectionRunner(service, engine, all_projections(), batch_size=4)
+        head = runner.head()
+        log = [
+            (n.topic, service.mapper.to_domain_event(n))
+            for n in service.recorder.select_notifications(1, limit=100_000)
+        ]
+        monkeypatch.setattr(runner_module, "READ_WINDOW", 3)
+        for name, projection in runner.projections.items():
+            events = [event for topic, event in log if topic in projection.topics]
+            metadata = MetaData()
+            tables = projection.define(metadata, "__w")
+            metadata.create_all(engine)
+            steps, applied, more = 0, 0, True
+            while more:
+                count, more = runner.step(
+                    name, tables=tables, position_name=f"{name}__w", batch_size=4
+                )
+                steps, applied = steps + 1, applied + count
+            with engine.connect() as conn:
+                position = positions.read(conn, f"{name}__w")
+            assert position is not None and position.position == head, name
+            assert applied == len(events), name
+            assert steps >= head // 32, name  # windows of 32 ids (8 * 4)
+            assert rows(engine, tables) == build(engine, projection, events, [10**6])
+            metadata.drop_all(engine)
+    finally:
+        service.close()
