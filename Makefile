@@ -1,9 +1,10 @@
 VENV ?= .venv
 PY = $(VENV)/bin/python
 PYTEST_ARGS ?=
+DURATION ?= 120
 
 .DEFAULT_GOAL := help
-.PHONY: help install lint typecheck test run format clean bench
+.PHONY: help install lint typecheck test run format clean bench chaos
 
 help:
 	@echo "make install    create $(VENV) and install idemsync with the dev extra"
@@ -14,6 +15,8 @@ help:
 	@echo "make format     ruff format and ruff check --fix"
 	@echo "make bench      install, then the rebuild benchmark (BENCH_ARGS=--events N ...)"
 	@echo "               and the audit benchmark on 1M events (AUDIT_ARGS=--keep ...)"
+	@echo "make chaos      install, then the long chaos run on PostgreSQL and SQLite:"
+	@echo "               DURATION seconds of traffic each (default 120; CHAOS_ARGS=--keep ...)"
 	@echo "make clean      remove caches and build output (keeps var/)"
 
 install: $(VENV)/.installed
@@ -41,6 +44,9 @@ run: install
 bench: install
 	$(PY) bench/rebuild.py $(BENCH_ARGS)
 	$(PY) bench/audit.py $(AUDIT_ARGS)
+
+chaos: install
+	$(PY) -m tests.chaos --duration $(DURATION) $(CHAOS_ARGS)
 
 format: install
 	$(VENV)/bin/ruff format .
