@@ -19,7 +19,7 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from sqlalchemy import Engine, MetaData
+from sqlalchemy import Connection, Engine, MetaData
 
 from domain.application import SyncService
 from projections import positions
@@ -85,6 +85,8 @@ class ProjectionRunner:
         self._failures: dict[str, int] = {}
         self._limits: dict[str, int] = {}
         self._not_before: dict[str, float] = {}
+        self._positions: dict[str, int] = {}  # where this runner's last batch left each
+        self._heads: dict[str, int] = {}  # the head each position's last batch saw
 
     def head(self) -> int:
         return int(self.service.recorder.max_notification_id() or 0)
@@ -102,16 +104,19 @@ class ProjectionRunner:
 
         ``tables`` and ``position_name`` point a rebuild at shadow tables;
         ``up_to`` stops at that notification id instead of the head.
+
+        While it is catching up, a runner does not read again what it already
+        knows: the position its last batch left (the lock checks it: a
+        position moved meanwhile by another runner or a rebuild is read
+        afresh, as it is whenever there seems to be nothing to do) and the
+        head its last batch saw (every id up to it is committed).
         """
         projection = self.projections[name]
         tables = tables if tables is not None else self.tables[name]
         position_name = position_name or name
         limit = batch_size or self._limits.get(position_name, MIN_BATCH)
-        head = self.head() if up_to is None else up_to
         with self.engine.connect() as conn:  # one connection for the batch
-            row = positions.read(conn, position_name)
-            conn.rollback()  # no transaction open while the events are read
-            position = row.position if row is not None else 0
+            position, head = self._bounds(conn, position_name, up_to)
             if position >= head:
                 return 0, False
             # Read and decode before taking the lock: on SQLite the lock is the
@@ -128,9 +133,41 @@ class ProjectionRunner:
                     return 0, True  # another runner moved it meanwhile: read again
                 projection.process_batch(conn, tables, events)
                 positions.advance(conn, position_name, reached)
+            self._positions[position_name] = reached
         if batch_size is None:
             self._adapt(position_name, limit, time.monotonic() - started)
-        return len(events), reached < head
+        if up_to is not None:
+            return len(events), reached < up_to
+        return len(events), self._head(position_name, reached) > reached
+
+    def _bounds(
+        self, conn: Connection, position_name: str, up_to: int | None
+    ) -> tuple[int, int]:
+        """The position and the head to read up to."""
+        known = self._positions.pop(position_name, None)  # back once committed
+        position = self._stored(conn, position_name) if known is None else known
+        head = up_to if up_to is not None else self._head(position_name, position)
+        if known is not None and position >= head:
+            # Done, as far as this runner knows: check the stored position.
+            position = self._stored(conn, position_name)
+            head = up_to if up_to is not None else self._head(position_name, position)
+        return position, head
+
+    @staticmethod
+    def _stored(conn: Connection, position_name: str) -> int:
+        """The stored position, read outside any transaction."""
+        row = positions.read(conn, position_name)
+        conn.rollback()  # no transaction open while the events are read
+        return row.position if row is not None else 0
+
+    def _head(self, position_name: str, position: int) -> int:
+        """The head the last batch saw while it is ahead of ``position``,
+        else the current head."""
+        seen = self._heads.get(position_name, 0)
+        if seen > position:
+            return seen
+        head = self._heads[position_name] = self.head()
+        return head
 
     def _adapt(self, position_name: str, limit: int, held: float) -> None:
         if held > LOCK_BUDGET_SECONDS:

@@ -189,3 +189,40 @@ def test_a_runner_reading_through_narrow_windows_reaches_the_same_rows(
             metadata.drop_all(engine)
     finally:
         service.close()
+
+
+def test_a_runner_notices_its_position_reset_behind_its_back(
+    database_url: str, engine: Engine
+) -> None:
+    """A runner remembers where its last batch left a position; when that
+    position is reset (tables emptied, position row removed) it replays
+    from the start instead of believing it is done."""
+    service = SyncService(env=Database(database_url).eventsourcing_env())
+    try:
+        deliver(service, 9, orders=6, customers=2)
+        runner = ProjectionRunner(service, engine, all_projections(), batch_size=5)
+        projection = runner.projections["orders"]
+        metadata = MetaData()
+        tables = projection.define(metadata, "__x")
+        metadata.create_all(engine)
+
+        def drain() -> int:
+            total, more = 0, True
+            while more:
+                count, more = runner.step(
+                    "orders", tables=tables, position_name="orders__x"
+                )
+                total += count
+            return total
+
+        applied = drain()
+        first = rows(engine, tables)
+        with engine.begin() as conn:
+            conn.execute(tables["orders"].delete())
+            positions.remove(conn, "orders__x")
+        again = drain()
+        assert again == applied > 0
+        assert rows(engine, tables) == first
+        metadata.drop_all(engine)
+    finally:
+        service.close()
