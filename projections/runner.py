@@ -39,11 +39,13 @@ batches grow (up to ``batch_size``) while they are faster and shrink when
 slower."""
 MIN_BATCH = 10
 READ_WINDOW = 10_000
-"""A batch reads at most ``max(READ_WINDOW, 8 * its size)`` notification ids.
-PostgreSQL without statistics on the event table (autovacuum off, or just
-after a bulk load) reads a projection's topics by sorting every matching row
-from the position to the head, for each batch: a rebuild would take time
-quadratic in the log. The window bounds each read whatever the plan."""
+"""A batch of ``limit`` events reads at most ``max(READ_WINDOW, 8 * limit)``
+notification ids, and about as many as the last batch needed for that many
+of its events (``ProjectionRunner._window``). PostgreSQL without statistics
+on the event table (autovacuum off, or just after a bulk load) reads a
+projection's topics by sorting every matching row of the ids it is given,
+on disk once they pass ``work_mem``: unbounded, a rebuild would take time
+quadratic in the log; bounded loosely, each batch would spill its sort."""
 
 
 @dataclass(frozen=True)
@@ -87,6 +89,7 @@ class ProjectionRunner:
         self._not_before: dict[str, float] = {}
         self._positions: dict[str, int] = {}  # where this runner's last batch left each
         self._heads: dict[str, int] = {}  # the head each position's last batch saw
+        self._spreads: dict[str, float] = {}  # ids per event in its last batch
 
     def head(self) -> int:
         return int(self.service.recorder.max_notification_id() or 0)
@@ -121,7 +124,7 @@ class ProjectionRunner:
                 return 0, False
             # Read and decode before taking the lock: on SQLite the lock is the
             # database's write lock, so it is held only while rows are written.
-            stop = min(head, position + max(READ_WINDOW, 8 * limit))
+            stop = min(head, position + self._window(position_name, limit))
             notifications = self.service.recorder.select_notifications(
                 start=position + 1, limit=limit, stop=stop, topics=projection.topics
             )
@@ -134,6 +137,7 @@ class ProjectionRunner:
                 projection.process_batch(conn, tables, events)
                 positions.advance(conn, position_name, reached)
             self._positions[position_name] = reached
+            self._spreads[position_name] = (reached - position) / max(len(events), 1)
         if batch_size is None:
             self._adapt(position_name, limit, time.monotonic() - started)
         if up_to is not None:
@@ -159,6 +163,14 @@ class ProjectionRunner:
         row = positions.read(conn, position_name)
         conn.rollback()  # no transaction open while the events are read
         return row.position if row is not None else 0
+
+    def _window(self, position_name: str, limit: int) -> int:
+        """How many notification ids a batch of ``limit`` events reads at
+        most: a quarter more than the last batch needed per event (two per
+        event at first), at least ``limit``, at most ``max(READ_WINDOW, 8 *
+        limit)``."""
+        wanted = limit * self._spreads.get(position_name, 2.0) * 1.25
+        return int(min(max(wanted, limit), max(READ_WINDOW, 8 * limit)))
 
     def _head(self, position_name: str, position: int) -> int:
         """The head the last batch saw while it is ahead of ``position``,
