@@ -131,6 +131,11 @@ async def receive_webhook(request: Request) -> Response:
             request, {"error": "internal_error", "message": "not stored; retry"}
         )
     seconds = time.perf_counter() - started
-    metrics.answered(answer, seconds, datetime.now(UTC))
-    log_decision(answer, seconds)
+    try:
+        metrics.answered(answer, seconds, datetime.now(UTC))
+        log_decision(answer, seconds)
+    except Exception:
+        # The delivery is committed: its answer goes out whatever happens to
+        # the counting.
+        log.exception("counting delivery source=%r failed", name[:100])
     return answer_response(answer)
