@@ -13,8 +13,10 @@ help:
 	@echo "make lint       ruff check and ruff format --check"
 	@echo "make typecheck  mypy"
 	@echo "make format     ruff format and ruff check --fix"
-	@echo "make bench      install, then the rebuild benchmark (BENCH_ARGS=--events N ...)"
-	@echo "               and the audit benchmark on 1M events (AUDIT_ARGS=--keep ...)"
+	@echo "make bench      install, then every benchmark in one run (bench/run.py): ingest"
+	@echo "               over HTTP with wrk vs the raw database ceiling, rebuild, audit on"
+	@echo "               1M events; table + bench/results/latest.json (BENCH_ARGS=--duration 10"
+	@echo "               --stored-events N ..., AUDIT_ARGS=--keep ...; needs wrk: apt-get install wrk)"
 	@echo "make chaos      install, then the long chaos run on PostgreSQL and SQLite:"
 	@echo "               DURATION seconds of traffic each (default 120; CHAOS_ARGS=--keep ...)"
 	@echo "make clean      remove caches and build output (keeps var/)"
@@ -42,8 +44,7 @@ run: install
 	set -a; . var/demo.env; set +a; $(VENV)/bin/idemsync db upgrade && $(VENV)/bin/idemsync demo-request --url http://127.0.0.1:8000 && exec $(VENV)/bin/idemsync serve --host 127.0.0.1 --port 8000
 
 bench: install
-	$(PY) bench/rebuild.py $(BENCH_ARGS)
-	$(PY) bench/audit.py $(AUDIT_ARGS)
+	$(PY) bench/run.py $(BENCH_ARGS) --audit-args="$(AUDIT_ARGS)"
 
 chaos: install
 	$(PY) -m tests.chaos --duration $(DURATION) $(CHAOS_ARGS)

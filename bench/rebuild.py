@@ -16,10 +16,11 @@ then measures:
 
 The ratio replay / read+decode (target at least 0.3) says how much of a
 rebuild's time the projections' own writes take. A table goes to stdout and
-the figures to ``bench/results/latest.json`` (untracked: ``.gitignore``).
+the figures to ``bench/results/rebuild-latest.json`` (untracked:
+``.gitignore``; ``bench/run.py`` merges it into ``latest.json``).
 
     python bench/rebuild.py [--events 20000] [--backends sqlite,postgres]
-                            [--output bench/results/latest.json]
+                            [--output bench/results/rebuild-latest.json]
 """
 
 from __future__ import annotations
@@ -52,7 +53,7 @@ from projections import positions
 from projections.catalog import all_projections
 from projections.runner import ProjectionRunner
 
-RESULTS = Path(__file__).resolve().parent / "results" / "latest.json"
+RESULTS = Path(__file__).resolve().parent / "results" / "rebuild-latest.json"
 PAGE = 5000
 TARGET_RATIO = 0.3
 DECISIONS_PER_COMMIT = 500
