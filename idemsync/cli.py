@@ -35,6 +35,7 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     import uvicorn
 
     from infrastructure.logs import log_config
+    from web.transport import NoDelayH11Protocol
 
     build_sources(settings)
     database = Database.of(settings)
@@ -56,6 +57,7 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
             workers=args.workers,
             log_level=args.log_level,
             log_config=log_config(args.log_format, args.log_level),
+            http=NoDelayH11Protocol,
         )
     return 0
 
