@@ -16,6 +16,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from sqlalchemy.exc import DBAPIError
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
@@ -25,7 +26,7 @@ from infrastructure.access import Role
 from projections.rebuild import Progress, RebuildReport, rebuild
 from projections.runner import ProjectionRunner
 from web.access import requires
-from web.responses import json_response
+from web.responses import json_response, retry_later
 
 TRUE = ("1", "true", "yes", "on")
 
@@ -125,7 +126,11 @@ def _unknown(rebuilds: Rebuilds, name: str) -> Response | None:
 @requires(Role.ADMIN)
 async def projection_status(request: Request) -> Response:
     rebuilds = _rebuilds(request)
-    statuses = await run_in_threadpool(rebuilds.runner.status)
+    try:
+        statuses = await run_in_threadpool(rebuilds.runner.status)
+    except DBAPIError:
+        down = {"error": "store_unavailable", "message": "the store is unavailable"}
+        return retry_later(request, down)
     jobs = rebuilds.jobs
     return json_response(
         {

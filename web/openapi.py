@@ -389,7 +389,10 @@ def admin(projections: Sequence[str]) -> dict[str, Schema]:
                 "listProjections",
                 "Each projection's position, head, lag and state",
                 "admin",
-                {"200": json_body("every projection", ref("ProjectionStatusList"))},
+                {
+                    "200": json_body("every projection", ref("ProjectionStatusList")),
+                    "503": unavailable(),
+                },
                 role=Role.ADMIN,
             )
         },
