@@ -275,10 +275,9 @@ class SyncService(Application[uuid.UUID]):
         events: list[DomainEventProtocol[uuid.UUID]] = []
         provenance: dict[tuple[uuid.UUID, int], Provenance] = {}
         for aggregate in aggregates:
-            for pending in aggregate.collect_events():
-                events.append(pending)
-                at = (pending.originator_id, pending.originator_version)
-                provenance[at] = aggregate.provenance(pending)
+            taken = aggregate.collect_events()
+            events += taken
+            provenance.update(_provenance(aggregate, taken))
         return tuple(events), provenance
 
     def _decide(
@@ -368,9 +367,7 @@ class SyncService(Application[uuid.UUID]):
         )
         for obj in objs:
             if isinstance(obj, SyncedObject | Receipt):
-                for pending in obj.pending_events:
-                    at = (pending.originator_id, pending.originator_version)
-                    provenance[at] = obj.provenance(pending)
+                provenance.update(_provenance(obj, obj.pending_events))
         return super().save(*objs, provenance=provenance, **kwargs)
 
     def load(
@@ -394,3 +391,13 @@ class SyncService(Application[uuid.UUID]):
     def state_of(self, kind: str, object_id: str) -> dict[str, Any] | None:
         obj = self.find(kind, object_id)
         return None if obj is None else obj.state()
+
+
+def _provenance(
+    aggregate: SyncedObject | Receipt, events: Sequence[Any]
+) -> dict[tuple[uuid.UUID, int], Provenance]:
+    """Where each of ``aggregate``'s ``events`` came from, by event key."""
+    return {
+        (event.originator_id, event.originator_version): aggregate.provenance(event)
+        for event in events
+    }
