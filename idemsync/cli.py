@@ -35,7 +35,7 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     import uvicorn
 
     from infrastructure.logs import log_config
-    from web.transport import NoDelayH11Protocol
+    from web.transport import http_protocol
 
     build_sources(settings)
     database = Database.of(settings)
@@ -57,7 +57,7 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
             workers=args.workers,
             log_level=args.log_level,
             log_config=log_config(args.log_format, args.log_level),
-            http=NoDelayH11Protocol,
+            http=http_protocol(),
         )
     return 0
 
