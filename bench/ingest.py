@@ -86,6 +86,7 @@ from importlib.metadata import version
 from pathlib import Path
 from typing import IO, Any
 
+import bulk_store
 import psycopg
 from psycopg.types.composite import CompositeInfo, register_composite
 from rebuild import (
@@ -95,11 +96,13 @@ from rebuild import (
     postgres_database,
     sqlite_database,
 )
+from sqlalchemy import text
 
 from infrastructure.persistence.database import Database
 from infrastructure.persistence.ledger import LEDGER_COLUMNS, LedgerWriter, iso
 from infrastructure.persistence.rows import DELIVERY_COLUMNS, insert_deliveries_sql
 from infrastructure.schemes.standard_webhooks import sign
+from projections.catalog import all_projections
 
 RESULTS = Path(__file__).resolve().parent / "results" / "ingest-latest.json"
 SOURCE = "bench"
@@ -1250,7 +1253,7 @@ def prefill_worker(
             for batch in batches:
                 decisions = []
                 for body in batch:
-                    key = f"pre_{worker}_{deliveries:09d}"
+                    key = f"key_pre{worker}_{deliveries:09d}"
                     delivery = Delivery(SOURCE, key, datetime.now(UTC), body)
                     decisions.append(service.decide(delivery, map_standard(body, {})))
                     deliveries += 1
@@ -1307,7 +1310,7 @@ def prefill(database: Database, events: int, processes: int) -> dict[str, Any]:
         "how": f"waves of {group} new orders (customer upserts, then created, "
         "paid, shipped+delivered or cancelled+refunded) through "
         f"SyncService.decide and SyncService.commit, up to {group} deliveries "
-        f"per commit, from {processes} processes, on the measured database",
+        f"per commit, from {processes} processes",
     }
 
 
@@ -1348,6 +1351,7 @@ class Options:
     duplicates: int = 5000
     stored_events: int = 0
     prefill_processes: int = 3
+    template_events: int = 20_000
     at_80_runs: int = 4
     postgres: str = DEFAULT_PG
 
@@ -1383,6 +1387,31 @@ class Bench:
     def tag(self, kind: str) -> str:
         self.tags += 1
         return f"{self.backend[:2]}{kind}{self.tags:03d}"
+
+    def settle(self, run: Run | None = None, timeout: float = 300.0) -> None:
+        """Wait until the server's projections and checkpoints have caught up
+        with the log, so that one run's backlog is not the next run's load;
+        how long that took goes into ``run`` (a run whose backlog takes long
+        was faster than the server can sustain)."""
+        began = time.monotonic()
+        engine = self.database.engine()
+        names = list(all_projections())
+        marks = ", ".join(f":n{i}" for i in range(len(names)))
+        positions = text(
+            "SELECT (SELECT coalesce(max(notification_id), 0) FROM event_audit), "
+            "(SELECT coalesce(min(position), 0) FROM projection_positions "
+            f"WHERE name IN ({marks})), "
+            "(SELECT coalesce(max(last_notification_id), 0) FROM checkpoints)"
+        )
+        params = {f"n{i}": name for i, name in enumerate(names)}
+        while time.monotonic() - began < timeout:
+            with engine.connect() as conn:
+                head, projected, checkpointed = conn.execute(positions, params).one()
+            if min(projected, checkpointed) >= head:
+                break
+            time.sleep(0.1)
+        if run is not None:
+            run.extra["caught_up_after_s"] = round(time.monotonic() - began, 1)
 
     def wrk(
         self, batch: Batch, connections: int, duration: float, delay_ms: float = 0.0
@@ -1454,6 +1483,7 @@ class Bench:
                 ],
             )
             send_all(self.server.port, self.server.host, seed.bodies)
+            self.settle()
             for connections in options.connections:
                 print(
                     f"  {self.backend}: unique, {connections} connections",
@@ -1462,8 +1492,10 @@ class Bench:
                 )
                 found = self.unique(connections, options.duration)
                 result.unique.append(as_run("unique", self.backend, connections, found))
+                self.settle(result.unique[-1])
                 self.rate_guess = max(self.rate_guess, found.requests / found.seconds)
             result.at_80 = self.at_80()
+            self.settle(result.at_80)
             retries = retry_batch(
                 self.directory, self.server.host, seed, options.threads
             )
@@ -1550,23 +1582,33 @@ class Bench:
         return min(runs, key=lambda pair: pair[1])[0]
 
     def with_stored_events(self) -> None:
-        """Fill the store, restart the server, unique ingest again."""
+        """Fill the store (``bench/bulk_store.py``: a template written by the
+        engine, cloned by ``COPY``), restart the server, unique ingest again."""
         options, result = self.options, self.result
         best = Backend.best(result.unique)
         assert best is not None
         self.server.stop()
         print(
-            f"  {self.backend}: filling the store to {options.stored_events:,} events",
+            f"  {self.backend}: template of {options.template_events:,} events "
+            "through SyncService",
             file=sys.stderr,
         )
-        result.prefill = prefill(
-            self.database, options.stored_events, options.prefill_processes
+        with postgres_database(options.postgres) as scratch:
+            scratch.upgrade()
+            made = prefill(scratch, options.template_events, options.prefill_processes)
+            template = bulk_store.read_template(scratch.url)
+        print(
+            f"  {self.backend}: cloning it to {options.stored_events:,} more events",
+            file=sys.stderr,
         )
-        result.stored_events = result.prefill["events"]
-        with psycopg.connect(self.database.url, autocommit=True) as conn:
-            conn.execute("VACUUM ANALYZE")
+        filled = bulk_store.fill(
+            self.database, options.stored_events, template, options.prefill_processes
+        )
+        result.prefill = {"template": made, **filled, "how": bulk_store.HOW}
+        result.stored_events = store_counts(self.database)["events"]
         self.server.start()
         self.unique(best.connections, max(1.0, options.duration / 4))  # warm up
+        self.settle()
         found = self.unique(best.connections, options.duration)
         result.stored = as_run(
             f"unique, {result.stored_events:,} events stored",
@@ -1575,6 +1617,7 @@ class Bench:
             found,
             stored_events=result.stored_events,
         )
+        self.settle(result.stored)
 
     def ceiling(self) -> None:
         """Raw writes of what one of this server's deliveries wrote, into a
@@ -1894,6 +1937,8 @@ def cpu_note(run: dict[str, Any]) -> str:
     names = {"server": "srv", "postgres": "pg", "client": "raw"}
     parts = [f"{names.get(k, k)} {v:.2f}" for k, v in usage["cpu_cores"].items()]
     note = " ".join(parts) + f" busy {usage['machine_busy_fraction']:.0%}"
+    if run.get("caught_up_after_s") is not None:
+        note += f"; read models caught up {run['caught_up_after_s']:.1f} s after"
     if run.get("errors"):
         note += f"; {run['errors']:,} ERRORS (not counted)"
     return note
@@ -2101,6 +2146,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--prefill-processes", type=int, default=3)
     parser.add_argument(
+        "--template-events",
+        type=int,
+        default=20_000,
+        help="events written through SyncService, then cloned (--stored-events)",
+    )
+    parser.add_argument(
         "--at-80-runs",
         type=int,
         default=4,
@@ -2128,6 +2179,7 @@ def options_of(args: argparse.Namespace) -> Options:
         duplicates=args.duplicates,
         stored_events=args.stored_events,
         prefill_processes=args.prefill_processes,
+        template_events=args.template_events,
         at_80_runs=max(1, args.at_80_runs),
         postgres=args.postgres,
     )

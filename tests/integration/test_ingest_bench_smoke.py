@@ -96,6 +96,8 @@ def test_make_bench_prints_every_row_and_writes_the_merged_json(
             "1000",
             "--prefill-processes",
             "1",
+            "--template-events",
+            "300",
             "--rebuild-events",
             "300",
             "--audit-events",
