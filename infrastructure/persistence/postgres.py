@@ -19,6 +19,7 @@ from psycopg_pool import ConnectionPool
 
 from domain.delivery import DeliveryRecord, FirstAnswer, Resolution
 from domain.provenance import Provenance
+from infrastructure.persistence.database import CUSTOM_PLANS
 from infrastructure.persistence.ledger import LedgerWriter
 from infrastructure.persistence.rows import (
     SELECT_ANSWER_SQL,
@@ -133,7 +134,8 @@ class IdemsyncPostgresFactory(PostgresFactory):
         connect_kwargs = self.datastore.pool.kwargs
         assert isinstance(connect_kwargs, dict)
         connect_kwargs["options"] = (
-            f"-c lock_timeout={lock_ms} -c statement_timeout={STATEMENT_TIMEOUT_MS}"
+            f"-c lock_timeout={lock_ms} -c statement_timeout={STATEMENT_TIMEOUT_MS} "
+            + CUSTOM_PLANS
         )
         pool = self.datastore.pool
         if pool._check is not None:  # POSTGRES_PRE_PING: psycopg-pool takes the
