@@ -22,6 +22,7 @@ from domain.commands import Command, Ignored
 from domain.delivery import Answer, Delivery, Outcome
 from infrastructure.group_commit import Overloaded
 from infrastructure.mappings import InvalidPayload, PayloadMapping, load_mapping
+from infrastructure.recent_answers import RecentAnswers
 from infrastructure.schemes import Scheme, Unauthorized, build_scheme
 from infrastructure.schemes.keys import KeyFinder
 from infrastructure.settings import ConfigError, Settings, SourceSettings
@@ -114,6 +115,11 @@ def _has_nul(value: object) -> bool:
 class Intake:
     """Turns one raw request into an answer, or a ``Refused``.
 
+    ``receive`` is ``admit`` (signature and key), ``recall`` (a retry whose
+    first answer this process has read already: no I/O) and ``decide`` (the
+    store: look up, decode, decide, record). The web route calls the first
+    two on the event loop and ``decide`` in a worker thread.
+
     Each duplicate answer is counted in ``sightings`` (written later, by its
     flush: the duplicate path itself writes nothing); without it, not at all.
     """
@@ -124,10 +130,12 @@ class Intake:
         service: SyncService,
         clock: Callable[[], float] = time.time,
         sightings: Sightings | None = None,
+        recent: RecentAnswers | None = None,
     ) -> None:
         self.service = service
         self.clock = clock
         self.sightings = sightings
+        self.recent = RecentAnswers() if recent is None else recent
         self.sources = {
             name: Source.build(source) for name, source in settings.sources.items()
         }
@@ -139,6 +147,17 @@ class Intake:
             raise Refused(404, "unknown_source", f"no source named {name!r}") from None
 
     def receive(self, name: str, headers: Mapping[str, str], body: bytes) -> Answer:
+        source, key = self.admit(name, headers, body)
+        recalled = self.recall(source, key)
+        if recalled is not None:
+            return recalled
+        return self.decide(source, key, headers, body)
+
+    def admit(
+        self, name: str, headers: Mapping[str, str], body: bytes
+    ) -> tuple[Source, str]:
+        """The source and idempotency key of a delivery whose signature holds
+        (CPU only, no I/O); ``Refused`` otherwise."""
         source = self.source(name)
         if len(body) > source.settings.max_body_bytes:
             raise Refused(413, "payload_too_large", "body over max_body_bytes")
@@ -154,6 +173,23 @@ class Intake:
         key = source.key(headers, body)
         if not key:
             raise Refused(400, "missing_key", "the delivery has no idempotency key")
+        return source, key
+
+    def recall(self, source: Source, key: str) -> Answer | None:
+        """The duplicate answer of an admitted delivery whose first answer
+        this process has read before (no I/O); None: ``decide`` it."""
+        first = self.recent.get(source.name, key)
+        if first is None:
+            return None
+        self._sighted(source.name, key, datetime.now(UTC))
+        return Answer.duplicate(source.name, key, first)
+
+    def decide(
+        self, source: Source, key: str, headers: Mapping[str, str], body: bytes
+    ) -> Answer:
+        """The answer of an admitted delivery from the store: its first
+        answer if it has one, else decided and recorded now. A store that
+        fails or is overloaded is a ``Refused`` 503."""
         try:
             return self._answer(source, key, headers, body)
         except TooMuchContention as busy:
@@ -181,6 +217,7 @@ class Intake:
         received_at = datetime.now(UTC)
         first = self.service.first_answer(source.name, key)
         if first is not None:
+            self.recent.put(source.name, key, first)
             self._sighted(source.name, key, received_at)
             return Answer.duplicate(source.name, key, first)
         try:

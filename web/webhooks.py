@@ -99,9 +99,14 @@ async def receive_webhook(request: Request) -> Response:
             request.app.state.settings.body_timeout_seconds,
         )
         with admission.admit():
-            answer = await run_in_threadpool(
-                intake.receive, name, request.headers, body
-            )
+            source, key = intake.admit(name, request.headers, body)
+            recalled = intake.recall(source, key)  # a retry answered from memory
+            if recalled is not None:
+                answer = recalled
+            else:
+                answer = await run_in_threadpool(
+                    intake.decide, source, key, request.headers, body
+                )
     except Refused as refused:
         metrics.refusal(name, refused.error)
         log.warning(
