@@ -47,6 +47,25 @@ class JsonFormatter(logging.Formatter):
 TEXT_FORMAT = "%(levelname)s %(name)s: %(message)s"
 
 
+class WebhookAccessFilter(logging.Filter):
+    """Drops uvicorn's access line of a webhook answered 2xx: that request
+    has its decision line already (``log_decision``), which says more, and
+    a second line per delivery costs about a tenth of a duplicate's CPU.
+    Refusals and every other route keep their access line."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args
+        if not isinstance(args, tuple) or len(args) != 5:
+            return True
+        _, method, path, _, status = args
+        return not (
+            method == "POST"
+            and str(path).startswith("/webhooks/")
+            and isinstance(status, int)
+            and 200 <= status < 300
+        )
+
+
 def log_config(log_format: str, level: str = "info") -> dict[str, Any]:
     """A ``logging.config.dictConfig`` for idemsync and uvicorn alike
     (``log_format``: ``json`` or ``text``)."""
@@ -54,16 +73,19 @@ def log_config(log_format: str, level: str = "info") -> dict[str, Any]:
         {"()": JsonFormatter} if log_format == "json" else {"format": TEXT_FORMAT}
     )
     handler = {"class": "logging.StreamHandler", "formatter": "main"}
+    loggers: dict[str, Any] = {
+        name: {"handlers": [], "propagate": True}
+        for name in ("uvicorn", "uvicorn.error", "uvicorn.access")
+    }
+    loggers["uvicorn.access"]["filters"] = ["decided_webhooks"]
     return {
         "version": 1,
         "disable_existing_loggers": False,
         "formatters": {"main": formatter},
+        "filters": {"decided_webhooks": {"()": WebhookAccessFilter}},
         "handlers": {"main": handler},
         "root": {"handlers": ["main"], "level": level.upper()},
-        "loggers": {
-            name: {"handlers": [], "propagate": True}
-            for name in ("uvicorn", "uvicorn.error", "uvicorn.access")
-        },
+        "loggers": loggers,
     }
 
 
