@@ -20,9 +20,9 @@ at ``COPY`` speed without inventing anything the engine would not write:
    template's). Events, ledger rows and delivery records go in by
    ``COPY``, one transaction per clone, from several processes;
 3. the store is then brought to what a server that wrote them would leave:
-   global checkpoints over the new ledger rows (``Checkpointer.catch_up``),
-   every projection caught up (``ProjectionRunner.catch_up``), ``VACUUM
-   ANALYZE``.
+   global checkpoints over the new ledger rows (``Checkpointer.catch_up``)
+   and every projection caught up (``ProjectionRunner.catch_up``), each in
+   its own process at once, then ``VACUUM ANALYZE``.
 
 The indexes stay in place while copying, so every index is as deep as a
 real store of that size. ``tests/integration/test_bulk_store.py`` checks a
@@ -32,10 +32,11 @@ small clone with ``audit verify`` and by loading its aggregates.
 from __future__ import annotations
 
 import multiprocessing
+import queue
 import sys
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -223,6 +224,19 @@ def clone_worker(
             done.put(len(events))
 
 
+def results(done: Any, workers: Sequence[Any], count: int) -> Iterator[Any]:
+    """``count`` results from ``done``, put there by ``workers``; fails if
+    they have all exited with results still missing (one crashed)."""
+    for _ in range(count):
+        while True:
+            try:
+                yield done.get(timeout=5)
+                break
+            except queue.Empty:
+                if not any(worker.is_alive() for worker in workers):
+                    raise RuntimeError("a worker process died") from None
+
+
 def clone_into(
     url: str,
     template: Template,
@@ -247,14 +261,8 @@ def clone_into(
         worker.start()
     written = 0
     try:
-        for _ in range(copies):
-            while True:
-                try:
-                    written += done.get(timeout=5)
-                    break
-                except Exception:
-                    if not any(worker.is_alive() for worker in workers):
-                        raise RuntimeError("a clone writer died") from None
+        for count in results(done, workers, copies):
+            written += count
             if progress:
                 progress(written)
     finally:
@@ -268,29 +276,60 @@ def clone_into(
     return written
 
 
-def settle(database: Database, batch_size: int = 5000) -> dict[str, float]:
-    """What a server leaves behind: checkpoints over the whole ledger, every
-    projection at the head, fresh planner statistics. Seconds per step."""
+def settle_job(url: str, job: str, batch_size: int, done: Any) -> None:
+    """One step of ``settle`` in its own process: ``checkpoints`` or the
+    name of a projection to catch up; puts (job, seconds, error)."""
     from domain.application import SyncService
     from infrastructure.audit.checkpoints import Checkpointer
     from projections.catalog import all_projections
     from projections.runner import ProjectionRunner
 
-    seconds: dict[str, float] = {}
     began = time.monotonic()
-    Checkpointer(database.engine()).catch_up()
-    seconds["checkpoints"] = time.monotonic() - began
-    service = SyncService(env=database.eventsourcing_env())
+    database = Database(url, pool_size=2)
     try:
-        runner = ProjectionRunner(
-            service, database.engine(), all_projections(), batch_size=batch_size
-        )
-        for name in runner.projections:
-            began = time.monotonic()
-            runner.catch_up(name)
-            seconds[f"projection {name}"] = time.monotonic() - began
+        if job == "checkpoints":
+            Checkpointer(database.engine()).catch_up()
+        else:
+            service = SyncService(env=database.eventsourcing_env())
+            try:
+                projections = {job: all_projections()[job]}
+                ProjectionRunner(
+                    service, database.engine(), projections, batch_size=batch_size
+                ).catch_up(job)
+            finally:
+                service.close()
+        done.put((job, time.monotonic() - began, None))
+    except Exception as error:
+        done.put((job, time.monotonic() - began, f"{type(error).__name__}: {error}"))
     finally:
-        service.close()
+        database.close()
+
+
+def settle(database: Database, batch_size: int = 5000) -> dict[str, float]:
+    """What a server leaves behind: checkpoints over the whole ledger, every
+    projection at the head (one process each, at once), then fresh planner
+    statistics. Seconds per step."""
+    from projections.catalog import all_projections
+
+    jobs = ["checkpoints", *all_projections()]
+    context = multiprocessing.get_context("fork")
+    done = context.Queue()
+    workers = [
+        context.Process(target=settle_job, args=(database.url, job, batch_size, done))
+        for job in jobs
+    ]
+    for worker in workers:
+        worker.start()
+    seconds: dict[str, float] = {}
+    problems = []
+    for job, took, problem in results(done, workers, len(jobs)):
+        seconds[job if job == "checkpoints" else f"projection {job}"] = took
+        if problem:
+            problems.append(f"{job}: {problem}")
+    for worker in workers:
+        worker.join(timeout=60)
+    if problems:
+        raise RuntimeError("; ".join(problems))
     began = time.monotonic()
     with psycopg.connect(database.url, autocommit=True) as conn:
         conn.execute("VACUUM ANALYZE")
