@@ -23,7 +23,8 @@ table was nearly empty (a sequential scan) for the life of the connection,
 until statistics change. Without autoanalyze (autovacuum off, or a fast
 growing table) that plan stays: finding one delivery took 1-2 ms after a few
 thousand deliveries instead of 0.05 ms. A custom plan is made on each
-execution, for the table as it is (a few microseconds for these queries)."""
+execution, for the table as it is: about 0.08 ms of database CPU per query
+here, the price of never keeping a plan the data has outgrown."""
 
 ROOT = Path(__file__).resolve().parents[2]
 ALEMBIC_INI = ROOT / "alembic.ini"

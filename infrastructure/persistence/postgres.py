@@ -114,9 +114,18 @@ def ping_if_readable(conn: psycopg.Connection[Any]) -> None:
     every time: four round trips per delivery."""
     if conn.closed or conn.broken:
         raise psycopg.OperationalError("the connection is closed")
-    readable, _, _ = select.select([conn.fileno()], [], [], 0)
-    if readable:
+    if readable(conn.fileno()):
         ConnectionPool.check_connection(conn)
+
+
+def readable(fd: int) -> bool:
+    """Whether ``fd`` has something to read, without waiting (``poll``: a
+    server process has more than ``select``'s 1024 descriptors)."""
+    if not hasattr(select, "poll"):  # Windows
+        return bool(select.select([fd], [], [], 0)[0])
+    poller = select.poll()
+    poller.register(fd, select.POLLIN)
+    return bool(poller.poll(0))
 
 
 class IdemsyncPostgresFactory(PostgresFactory):
