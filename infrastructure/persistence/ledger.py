@@ -159,6 +159,8 @@ class Cursor(Protocol):
 
     def fetchone(self) -> Any: ...
 
+    def fetchall(self) -> Any: ...
+
 
 class LedgerWriter:
     """Appends ledger rows inside a recorder's transaction. ``placeholder``
@@ -171,11 +173,7 @@ class LedgerWriter:
         self.insert_sql = (
             f"INSERT INTO event_audit ({', '.join(LEDGER_COLUMNS)}) VALUES ({marks})"
         )
-        self.previous_sql = (
-            "SELECT hash, recorded_at FROM event_audit "
-            f"WHERE originator_id = {placeholder} "
-            f"AND originator_version = {placeholder}"
-        )
+        self.placeholder = placeholder
 
     def append(
         self,
@@ -184,18 +182,15 @@ class LedgerWriter:
         notification_ids: Sequence[int],
         provenance: Mapping[tuple[uuid.UUID, int], Provenance],
     ) -> None:
-        previous: dict[uuid.UUID, tuple[bytes, datetime | None]] = {}
+        firsts: dict[uuid.UUID, int] = {}
         for stored in stored_events:
             originator_id = uuid.UUID(str(stored.originator_id))
-            if originator_id not in previous:
-                previous[originator_id] = self._previous(
-                    cursor, originator_id, stored.originator_version - 1
-                )
+            firsts.setdefault(originator_id, stored.originator_version)
         entries = chain(
             stored_events,
             notification_ids,
             provenance,
-            previous,
+            self._previous(cursor, firsts),
             datetime.now(UTC),
         )
         cursor.executemany(
@@ -203,21 +198,35 @@ class LedgerWriter:
         )
 
     def _previous(
-        self, cursor: Cursor, originator_id: uuid.UUID, version: int
-    ) -> tuple[bytes, datetime | None]:
-        if version < 1:
-            return GENESIS, None
-        cursor.execute(self.previous_sql, (self._id(originator_id), version))
-        row = cursor.fetchone()
-        if row is None:
-            log.error(
-                "the ledger has no row for %s version %d: chaining from the "
-                "start; run `idemsync audit verify`",
-                originator_id,
-                version,
+        self, cursor: Cursor, firsts: Mapping[uuid.UUID, int]
+    ) -> dict[uuid.UUID, tuple[bytes, datetime | None]]:
+        """The hash and recorded time of the event before each aggregate's
+        first new one (``firsts``: its version), in one query for the batch."""
+        wanted = {oid: version - 1 for oid, version in firsts.items() if version > 1}
+        found: dict[uuid.UUID, tuple[bytes, datetime | None]] = {}
+        if wanted:
+            p = self.placeholder
+            rows = ", ".join([f"({p}, {p})"] * len(wanted))
+            cursor.execute(
+                "SELECT originator_id, hash, recorded_at FROM event_audit "
+                f"WHERE (originator_id, originator_version) IN (VALUES {rows})",
+                [v for oid, n in wanted.items() for v in (self._id(oid), n)],
             )
-            return GENESIS, None
-        return bytes.fromhex(row["hash"]), parse_time(row["recorded_at"])
+            for row in cursor.fetchall():
+                originator_id = uuid.UUID(str(row["originator_id"]))
+                found[originator_id] = (
+                    bytes.fromhex(row["hash"]),
+                    parse_time(row["recorded_at"]),
+                )
+        for originator_id, version in wanted.items():
+            if originator_id not in found:
+                log.error(
+                    "the ledger has no row for %s version %d: chaining from the "
+                    "start; run `idemsync audit verify`",
+                    originator_id,
+                    version,
+                )
+        return found
 
     def _id(self, originator_id: uuid.UUID) -> uuid.UUID | str:
         return originator_id.hex if self.text_types else originator_id
