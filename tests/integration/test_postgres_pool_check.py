@@ -22,12 +22,14 @@ from tests.partner import Partner
 pytestmark = pytest.mark.postgres
 
 
-def backend_pids(service: SyncService) -> set[int]:
-    pool = service.recorder.datastore.pool  # type: ignore[attr-defined]
-    pids = set()
-    with pool.connection() as conn:
-        pids.add(conn.info.backend_pid)
-    return pids
+def backend_pids(url: str) -> set[int]:
+    """Every session of ``url``'s database."""
+    dbname = url.rsplit("/", 1)[1]
+    with psycopg.connect(url.rsplit("/", 1)[0] + "/postgres") as admin:
+        rows = admin.execute(
+            "SELECT pid FROM pg_stat_activity WHERE datname = %s", (dbname,)
+        ).fetchall()
+    return {pid for (pid,) in rows}
 
 
 def terminate(url: str, pids: set[int]) -> None:
@@ -88,7 +90,9 @@ def test_deliveries_go_on_after_the_server_drops_every_pooled_connection(
     service = SyncService(env=Database(postgres_url, pool_size=2).eventsourcing_env())
     try:
         assert receive(service, "k1", "ord_1") is Outcome.APPLIED
-        terminate(postgres_url, backend_pids(service))
+        pids = backend_pids(postgres_url)
+        assert pids  # the service's pooled sessions
+        terminate(postgres_url, pids)
         assert receive(service, "k2", "ord_2") is Outcome.APPLIED
         assert receive(service, "k1", "ord_1") is Outcome.DUPLICATE
     finally:
