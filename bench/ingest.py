@@ -2145,7 +2145,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--stored-events",
         type=int,
         default=0,
-        help="PostgreSQL: also measure unique ingest with the store filled to N events",
+        help="PostgreSQL: also measure unique ingest after adding N events",
     )
     parser.add_argument("--prefill-processes", type=int, default=3)
     parser.add_argument(
