@@ -1835,101 +1835,64 @@ def targets(
             "verdict": verdict,
         }
 
-    rows = []
+    missing: tuple[str, float | None] = ("-", None)
+    against_ceiling = missing
     if unique and ceiling:
-        rows.append(
-            row(
-                "unique ingest / raw psycopg ceiling",
-                f"{unique['per_second']:,.0f} / {ceiling['per_second']:,.0f} per s",
-                unique["per_second"] / ceiling["per_second"],
-                TARGETS["unique_vs_ceiling"],
-                True,
-            )
+        against_ceiling = (
+            f"{unique['per_second']:,.0f} / {ceiling['per_second']:,.0f} per s",
+            unique["per_second"] / ceiling["per_second"],
         )
-    else:
-        rows.append(
-            row(
-                "unique ingest / raw psycopg ceiling",
-                "-",
-                None,
-                TARGETS["unique_vs_ceiling"],
-                True,
-            )
-        )
+    against_unique = missing
     if unique and duplicate:
-        rows.append(
-            row(
-                "duplicate / unique ingest",
-                f"{duplicate['per_second']:,.0f} / {unique['per_second']:,.0f} per s",
-                duplicate["per_second"] / unique["per_second"],
-                TARGETS["duplicate_vs_unique"],
-                True,
-            )
+        against_unique = (
+            f"{duplicate['per_second']:,.0f} / {unique['per_second']:,.0f} per s",
+            duplicate["per_second"] / unique["per_second"],
         )
-    else:
-        rows.append(
-            row(
-                "duplicate / unique ingest",
-                "-",
-                None,
-                TARGETS["duplicate_vs_unique"],
-                True,
-            )
-        )
+    loaded = missing
     if at_80:
-        rows.append(
-            row(
-                "p99 at 80% of max throughput (ms)",
-                f"{at_80['per_second']:,.0f} per s = {at_80['fraction_of_max']:.0%} "
-                f"of max, p99 {at_80['p99_ms']:.1f} ms",
-                at_80["p99_ms"],
-                TARGETS["p99_at_80_ms"],
-                False,
-            )
+        loaded = (
+            f"{at_80['per_second']:,.0f} per s = {at_80['fraction_of_max']:.0%} "
+            f"of max, p99 {at_80['p99_ms']:.1f} ms",
+            at_80["p99_ms"],
         )
-    else:
-        rows.append(
-            row(
-                "p99 at 80% of max throughput (ms)",
-                "-",
-                None,
-                TARGETS["p99_at_80_ms"],
-                False,
-            )
-        )
-    rows.append(
-        row(
-            "rebuild / read+decode",
-            "-" if rebuild_ratio is None else "bench/rebuild.py, postgres",
-            rebuild_ratio,
-            0.3,
-            True,
-        )
+    rebuilt = (
+        "-" if rebuild_ratio is None else "bench/rebuild.py, postgres",
+        rebuild_ratio,
     )
+    stored_name = "ingest with 10M events stored / empty (--stored-events N)"
+    against_empty = missing
     if stored and unique:
         same = [
             r for r in pg["unique"]["runs"] if r["connections"] == stored["connections"]
         ]
         empty = same[0] if same else unique
-        rows.append(
-            row(
-                f"ingest with {stored['stored_events']:,} events stored / empty",
-                f"{stored['per_second']:,.0f} / {empty['per_second']:,.0f} per s",
-                stored["per_second"] / empty["per_second"],
-                TARGETS["stored_vs_empty"],
-                True,
-            )
+        stored_name = f"ingest with {stored['stored_events']:,} events stored / empty"
+        against_empty = (
+            f"{stored['per_second']:,.0f} / {empty['per_second']:,.0f} per s",
+            stored["per_second"] / empty["per_second"],
         )
-    else:
-        rows.append(
-            row(
-                "ingest with 10M events stored / empty (--stored-events N)",
-                "-",
-                None,
-                TARGETS["stored_vs_empty"],
-                True,
-            )
-        )
+    rows = [
+        row(
+            "unique ingest / raw psycopg ceiling",
+            *against_ceiling,
+            TARGETS["unique_vs_ceiling"],
+            True,
+        ),
+        row(
+            "duplicate / unique ingest",
+            *against_unique,
+            TARGETS["duplicate_vs_unique"],
+            True,
+        ),
+        row(
+            "p99 at 80% of max throughput (ms)",
+            *loaded,
+            TARGETS["p99_at_80_ms"],
+            False,
+        ),
+        row("rebuild / read+decode", *rebuilt, 0.3, True),
+        row(stored_name, *against_empty, TARGETS["stored_vs_empty"], True),
+    ]
     return rows
 
 
