@@ -11,6 +11,8 @@ those (see ``domain.rules``).
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -44,12 +46,24 @@ class Command:
         """The object's fields this command states, by field name."""
         raise NotImplementedError
 
-    def position(self, key: str) -> Position:
-        """Where this command sits in its object's history (see domain.rules)."""
+    def position(self) -> Position:
+        """Where this command sits in its object's history (see domain.rules):
+        the same for every delivery that says the same thing, whatever its key."""
         value = (
             self.sequence if self.sequence is not None else _micros(self.occurred_at)
         )
-        return (value, RANK[self.type], self.progress, key)
+        return (value, RANK[self.type], self.progress, self.digest())
+
+    def digest(self) -> str:
+        """A digest of what the command says about its object: its type and
+        the values it states (not its key, nor when it was sent)."""
+        content = json.dumps(
+            [self.type, self.values()],
+            sort_keys=True,
+            separators=(",", ":"),
+            ensure_ascii=False,
+        )
+        return hashlib.sha256(content.encode()).hexdigest()[:32]
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready form, for parking the command inside an event."""

@@ -20,15 +20,21 @@ from domain.errors import (
     NotYetCreated,
 )
 from domain.provenance import Provenance
-from domain.rules import Position, Verdict
+from domain.rules import RECORDED_BEFORE_DIGESTS, Position, Verdict
 
 NAMESPACE = uuid.UUID("6f0c1e0a-6f4b-4c1e-9a38-1d2d0b1d5e57")
 """Namespace of the aggregate ids: ``uuid5(NAMESPACE, "order/<order_id>")``."""
 
 
 def position_of(stored: list[Any] | tuple[Any, ...]) -> Position:
-    value, rank, progress, key = stored
-    return (int(value), int(rank), int(progress), str(key))
+    value, rank, progress, content = stored
+    return (int(value), int(rank), int(progress), str(content))
+
+
+def _before_digests(stored: list[Any]) -> list[Any]:
+    """A position recorded with the delivery's key as its tie-breaker, with
+    ``RECORDED_BEFORE_DIGESTS`` instead (see domain.rules)."""
+    return [*stored[:3], RECORDED_BEFORE_DIGESTS]
 
 
 class SyncedObject(Aggregate):
@@ -47,11 +53,28 @@ class SyncedObject(Aggregate):
     eventsourcing replaces the nested classes once the aggregate class is
     made, so a class captured in the class body would be a stale copy."""
 
+    class_version = 2
+    """Version 2: positions end with a content digest, not the delivery's key
+    (snapshots taken before are upcast by ``upcast_v1_v2``)."""
+
+    @staticmethod
+    def upcast_v1_v2(state: dict[str, Any]) -> None:
+        state["positions"] = {
+            name: _before_digests(at) for name, at in state["positions"].items()
+        }
+
     class Changed(Aggregate.Event):
         """A command took effect on the partner's object ``object_id``:
         ``changes`` holds the fields it took (with ``status`` when the status
         moved), all at ``position``. ``source``, ``key`` and ``occurred_at``
-        (the source's time) say which delivery."""
+        (the source's time) say which delivery.
+
+        Version 2: ``position`` ends with the content digest of the command;
+        events stored before end with the delivery's key, upcast on load to
+        ``RECORDED_BEFORE_DIGESTS`` (the stored bytes, which the audit chain
+        hashes, are never rewritten)."""
+
+        class_version = 2
 
         object_id: str
         changes: dict[str, Any]
@@ -59,6 +82,10 @@ class SyncedObject(Aggregate):
         source: str
         key: str
         occurred_at: str
+
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            state["position"] = _before_digests(state["position"])
 
         def apply(self, aggregate: Aggregate) -> None:
             cast(SyncedObject, aggregate)._apply(self.changes, self.position)
@@ -117,7 +144,7 @@ class SyncedObject(Aggregate):
         Returns what became of the parked commands when this one created the
         object.
         """
-        position = command.position(key)
+        position = command.position()
         verdict = self.check_exists(command)
         changes = self.check_changes(command, verdict, position)
         self.record(command, changes, position, source, key)
@@ -209,7 +236,7 @@ class SyncedObject(Aggregate):
             return []
         waiting = sorted(
             self.parked,
-            key=lambda p: Command.from_dict(p["command"]).position(p["key"]),
+            key=lambda p: Command.from_dict(p["command"]).position(),
         )
         self._released(keys=[p["key"] for p in waiting], source=source, key=key)
         resolutions = []

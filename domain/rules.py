@@ -4,14 +4,20 @@ This module is the one place that says what a status event does to an object.
 It is data, not code, so that an auditor can read it and a test can check it
 cell by cell.
 
-Every event has a *position*: ``(value, rank, progress, key)``, compared as a
-tuple. ``value`` is the source's ``sequence`` when it has one, else the time
-the event occurred in microseconds since the epoch; ``rank`` is the event
+Every event has a *position*: ``(value, rank, progress, content)``, compared
+as a tuple. ``value`` is the source's ``sequence`` when it has one, else the
+time the event occurred in microseconds since the epoch; ``rank`` is the event
 type's lifecycle rank; ``progress`` is a counter from the object's own state
-that only grows (0 unless a mapping knows one, e.g. Stripe's
-``amount_refunded``: Stripe's clock counts whole seconds); ``key`` is the
-delivery's idempotency key, so that the order is total and the same in every
-process.
+that only grows (0 unless a mapping knows one: a paid or refunded total, or
+Stripe's ``amount_refunded``, since Stripe's clock counts whole seconds);
+``content`` is a digest of what the event says about the object (its type and
+values), so that the order is total and the same in every process.
+
+Nothing a sender chooses per delivery takes part: not the idempotency key,
+nor the time of sending when a sequence orders the object. The same event
+re-sent under any key therefore has the same position, is not newer than
+itself, and is ``stale``: a captured body replayed under a fresh key cannot
+move an object back or count money twice.
 """
 
 from __future__ import annotations
@@ -44,7 +50,14 @@ C, P, A, S, R = (
 )
 
 Position = tuple[int, int, int, str]
-"""(sequence or time in microseconds, lifecycle rank, progress, idempotency key)."""
+"""(sequence or time in microseconds, lifecycle rank, progress, content digest)."""
+
+RECORDED_BEFORE_DIGESTS: Final = "~"
+"""The tie-breaker of a position recorded before positions had a content
+digest (their fourth element was the delivery's key). It sorts after every
+digest (hex digits), so an event that ties such a position on value, rank
+and progress is not newer than it: re-sending an event recorded before the
+upgrade under a fresh key is ``stale`` too."""
 
 ORDER_EVENTS: Final = (
     "order.created",

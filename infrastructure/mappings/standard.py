@@ -2,7 +2,9 @@
 
 Each event type is a msgspec Struct tagged by ``type``; one decoder for the
 union is built once. ``data.sequence``, where present, orders an object's
-events; otherwise the envelope ``timestamp`` does. Unknown fields are ignored
+events; otherwise the envelope ``timestamp`` does. A paid or refunded total
+only grows, so it is the progress that orders two such events at one
+position value (``amount_cents``). Unknown fields are ignored
 and new fields get defaults, so partners can add to their payloads.
 """
 
@@ -138,6 +140,7 @@ def to_command(event: Event) -> c.Command:
                 amount_cents=d.amount_cents,
                 occurred_at=at,
                 sequence=seq,
+                progress=d.amount_cents,
             )
         case OrderShipped(data=d):
             return c.MarkShipped(
@@ -159,6 +162,7 @@ def to_command(event: Event) -> c.Command:
                 amount_cents=d.amount_cents,
                 occurred_at=at,
                 sequence=seq,
+                progress=d.amount_cents,
             )
         case CustomerUpserted(data=d):
             sent = {

@@ -108,7 +108,7 @@ REFUSALS: dict[Verdict, type[DomainError]] = {
 
 def assert_fields_won(obj: SyncedObject, command: Command) -> None:
     """Every field of ``command`` holds its value, at its position."""
-    position = command.position(key_of(command))
+    position = command.position()
     for name, value in command.values().items():
         assert obj.values[name] == value
         assert obj.positions[name] == position
@@ -135,7 +135,7 @@ def assert_cell_is_done(
     assert obj.status == status
     before = obj.state()
     pending_before = len(obj.pending_events)
-    position = command.position(key_of(command))
+    position = command.position()
 
     refusal = REFUSALS.get(verdict)
     if refusal is not None:

@@ -125,7 +125,7 @@ def test_deleting_a_customer_clears_email_name_phone_and_address() -> None:
     assert customer.status == "deleted"
     assert customer.values == dict.fromkeys(CUSTOMER_FIELDS)
     for name in CUSTOMER_FIELDS:
-        assert customer.positions[name] == deletion.position(key_of(deletion))
+        assert customer.positions[name] == deletion.position()
 
 
 def test_after_deletion_a_newer_upsert_is_rejected() -> None:
@@ -187,9 +187,9 @@ def test_upsert_fields_are_last_write_wins_per_field() -> None:
     older = upsert(3, email="old@example.com", name="Ada")
     execute(customer, older)
     assert customer.values == {"email": "new@example.com", "name": "Ada"}
-    assert customer.positions["email"] == newer.position(key_of(newer))
-    assert customer.positions["name"] == older.position(key_of(older))
-    assert customer.positions["status"] == newer.position(key_of(newer))
+    assert customer.positions["email"] == newer.position()
+    assert customer.positions["name"] == older.position()
+    assert customer.positions["status"] == newer.position()
 
 
 def test_an_older_upsert_whose_fields_were_all_set_later_is_stale() -> None:

@@ -34,7 +34,6 @@ from tests.unit.cells import (
     at,
     execute,
     expected_verdict,
-    key_of,
     shortest_path,
 )
 
@@ -228,14 +227,9 @@ def test_a_late_payment_after_shipping_records_paid_cents_but_keeps_the_status()
     late = order_command("order.paid", 2, amount_cents=4200)
     execute(order, late)
     assert order.status == "shipped"
-    assert order.positions["status"] == (
-        3,
-        2,
-        0,
-        key_of(order_command("order.shipped", 3)),
-    )
+    assert order.positions["status"] == order_command("order.shipped", 3).position()
     assert order.values["paid_cents"] == 4200
-    assert order.positions["paid_cents"] == late.position(key_of(late))
+    assert order.positions["paid_cents"] == late.position()
 
 
 def test_an_older_shipment_after_cancelling_is_not_rejected_and_keeps_its_fields() -> (
@@ -289,18 +283,33 @@ def test_the_same_command_executed_again_with_the_same_key_is_stale(
     assert len(order.pending_events) == pending
 
 
-def test_ties_in_sequence_are_broken_by_rank_then_by_key() -> None:
+def test_ties_in_sequence_are_broken_by_rank_then_by_content_never_by_key() -> None:
     order = Order(ORDER_ID)
     order.execute(order_command("order.created", 7), SOURCE, "b")
-    # Same sequence, higher rank: newer.
-    order.execute(order_command("order.paid", 7, amount_cents=1), SOURCE, "a")
+    # Same sequence and rank: the content digest decides, whichever key
+    # carries each, and whichever arrives first.
+    two = order_command("order.paid", 7, amount_cents=2)
+    three = order_command("order.paid", 7, amount_cents=3)
+    newer, older = sorted((two, three), key=lambda c: c.position(), reverse=True)
+    # Same sequence, higher rank than the creation: newer.
+    order.execute(newer, SOURCE, "a-smaller-key")
     assert order.status == "paid"
-    # Same sequence and rank: the greater key is newer, the smaller one older.
-    order.execute(order_command("order.paid", 7, amount_cents=2), SOURCE, "c")
-    assert order.values["paid_cents"] == 2
     with pytest.raises(NothingNewer):
-        order.execute(order_command("order.paid", 7, amount_cents=3), SOURCE, "b")
-    assert order.values["paid_cents"] == 2
+        order.execute(older, SOURCE, "z-greater-key")
+    assert order.values["paid_cents"] == newer.amount_cents
+
+
+def test_the_same_event_under_a_fresh_key_is_stale_and_appends_nothing() -> None:
+    order = Order(ORDER_ID)
+    order.execute(order_command("order.created", 1), SOURCE, "k-1")
+    paid = order_command("order.paid", 2, amount_cents=500)
+    order.execute(paid, SOURCE, "k-2")
+    order.collect_events()
+    for fresh in ("k-0", "k-2-again", "zzzz"):
+        with pytest.raises(NothingNewer):
+            order.execute(paid, SOURCE, fresh)
+    assert order.pending_events == []
+    assert order.positions["paid_cents"] == paid.position()
 
 
 def test_without_a_sequence_the_timestamp_orders_the_events() -> None:

@@ -65,7 +65,7 @@ CASES: list[tuple[str, dict[str, Any], Command]] = [
     (
         "order.paid",
         {"order_id": "o1", "amount_cents": 4999},
-        MarkPaid(order_id="o1", amount_cents=4999, occurred_at=MOMENT),
+        MarkPaid(order_id="o1", amount_cents=4999, occurred_at=MOMENT, progress=4999),
     ),
     (
         "order.shipped",
@@ -87,7 +87,9 @@ CASES: list[tuple[str, dict[str, Any], Command]] = [
     (
         "order.refunded",
         {"order_id": "o1", "amount_cents": 1000},
-        RefundOrder(order_id="o1", amount_cents=1000, occurred_at=MOMENT),
+        RefundOrder(
+            order_id="o1", amount_cents=1000, occurred_at=MOMENT, progress=1000
+        ),
     ),
     (
         "customer.upserted",
@@ -127,7 +129,7 @@ def test_data_sequence_is_honoured_for_every_type(
 ) -> None:
     command = one_command(body(type_, {**data, "sequence": 42}))
     assert command.sequence == 42
-    assert command.position("k")[0] == 42
+    assert command.position()[0] == 42
 
 
 def test_the_currency_is_upper_cased() -> None:
@@ -151,7 +153,17 @@ def test_without_a_sequence_the_position_is_the_timestamp_in_microseconds() -> N
     command = one_command(
         body("order.delivered", {"order_id": "o1"}, "2024-05-01T12:30:00.000123Z")
     )
-    assert command.position("k")[0] == int(MOMENT.timestamp()) * 1_000_000 + 123
+    assert command.position()[0] == int(MOMENT.timestamp()) * 1_000_000 + 123
+
+
+@pytest.mark.parametrize("type_", ["order.paid", "order.refunded"])
+def test_a_paid_or_refunded_total_is_the_progress_that_orders_equal_times(
+    type_: str,
+) -> None:
+    smaller = one_command(body(type_, {"order_id": "o1", "amount_cents": 1000}))
+    larger = one_command(body(type_, {"order_id": "o1", "amount_cents": 3000}))
+    assert smaller.position()[:2] == larger.position()[:2]
+    assert larger.position() > smaller.position()
 
 
 def test_a_cancellation_without_a_reason_has_none() -> None:
@@ -168,7 +180,9 @@ def test_an_unknown_type_is_ignored_with_the_type_in_the_reason() -> None:
 def test_unknown_extra_fields_are_ignored() -> None:
     data = {"order_id": "o1", "amount_cents": 5, "note": {"nested": [1, 2]}, "x": None}
     command = one_command(body("order.paid", data, api_version="2024-01", id="evt_1"))
-    assert command == MarkPaid(order_id="o1", amount_cents=5, occurred_at=MOMENT)
+    assert command == MarkPaid(
+        order_id="o1", amount_cents=5, occurred_at=MOMENT, progress=5
+    )
 
 
 def test_an_upsert_tells_an_absent_field_from_a_null_one() -> None:
