@@ -84,9 +84,19 @@ class Decision:
 
     @property
     def aggregate_ids(self) -> frozenset[uuid.UUID]:
-        """Every aggregate it appends to: two decisions that share one cannot
-        commit together."""
+        """Every aggregate it appends to."""
         return frozenset(event.originator_id for event in self.events)
+
+    @property
+    def claims(self) -> frozenset[object]:
+        """What only one commit may write: its aggregates (the receipt among
+        them, named by the key) and its delivery's fingerprint. Two
+        decisions that share a claim cannot commit together."""
+        delivery = self.record.delivery
+        if delivery.fingerprint is None:
+            return self.aggregate_ids
+        fingerprint = (delivery.source, delivery.fingerprint)
+        return self.aggregate_ids | {fingerprint}
 
     @property
     def kinds(self) -> list[str]:
@@ -149,7 +159,12 @@ class SyncService(Application[uuid.UUID]):
         looks before decoding), so the first attempt does not look again."""
         for attempt in range(self.max_attempts):
             if attempt > 0 or not looked_up:
-                first = self.first_answer(delivery.source, delivery.key, attempt > 0)
+                first = self.first_answer(
+                    delivery.source,
+                    delivery.key,
+                    attempt > 0,
+                    fingerprint=delivery.fingerprint,
+                )
                 if first is not None:
                     return Answer.duplicate(delivery.source, delivery.key, first)
             decision = self.decide(delivery, mapped)
@@ -219,12 +234,18 @@ class SyncService(Application[uuid.UUID]):
         return TooMuchContention(f"{where}: {self.max_attempts} conflicting attempts")
 
     def first_answer(
-        self, source: str, key: str, in_log: bool = False
+        self,
+        source: str,
+        key: str,
+        in_log: bool = False,
+        *,
+        fingerprint: str | None = None,
     ) -> FirstAnswer | None:
-        """The first answer from the delivery log; with ``in_log``, also from
-        the receipt in the event log (after a conflict: the record may have
-        been pruned)."""
-        first = self.deliveries.find_answer(source, key)
+        """The first answer from the delivery log, by key, else by
+        ``fingerprint`` (a re-sent capture under a fresh key); with
+        ``in_log``, also from the receipt in the event log (after a conflict:
+        the record may have been pruned). Fingerprints are never pruned."""
+        first = self.deliveries.find_answer(source, key, fingerprint)
         if first is None and in_log:
             try:
                 receipt: Aggregate = self.repository.get(Receipt.create_id(source, key))

@@ -30,13 +30,20 @@ STRENGTH = {outcome: rank for rank, outcome in enumerate(Outcome)}
 
 @dataclass(frozen=True)
 class Delivery:
-    """One verified request from a partner, as received."""
+    """One verified request from a partner, as received.
+
+    ``fingerprint`` identifies its content independently of its key, for
+    partners whose key anyone may change (it is outside their signature): a
+    delivery whose fingerprint was recorded before, from the same source,
+    is a duplicate of that one whatever key it carries. None when the key
+    alone identifies the delivery."""
 
     source: str
     key: str
     received_at: datetime
     payload: bytes = field(repr=False)
     headers: Mapping[str, str] = field(default_factory=dict, repr=False)
+    fingerprint: str | None = None
 
 
 @dataclass(frozen=True)
@@ -132,6 +139,10 @@ class DeliveryRecord:
 
 
 class DeliveryLog(Protocol):
-    """Looks up the first answer to a delivery (implemented by the recorders)."""
+    """Looks up the first answer to a delivery (implemented by the recorders):
+    the one recorded under ``key``, else, given a ``fingerprint``, the one
+    recorded with that fingerprint."""
 
-    def find_answer(self, source: str, key: str) -> FirstAnswer | None: ...
+    def find_answer(
+        self, source: str, key: str, fingerprint: str | None = None
+    ) -> FirstAnswer | None: ...

@@ -9,8 +9,8 @@ for many deliveries.
 
 Per-delivery outcomes are kept:
 
-- two decisions that append to the same aggregate (or record the same key)
-  never go in one batch: the later one waits for the next;
+- two decisions that append to the same aggregate (or record the same key
+  or fingerprint) never go in one batch: the later one waits for the next;
 - when a batch fails on a conflict (another process wrote one of its
   aggregates or keys first), it is split in halves and each committed again,
   down to the decision that conflicts, which alone gets the
@@ -126,7 +126,7 @@ class GroupCommit:
         skipped: list[_Waiting] = []
         while self._queue and len(batch) < self.max_batch:
             waiting = self._queue.popleft()
-            ids = waiting.decision.aggregate_ids
+            ids = waiting.decision.claims
             if ids & claimed:
                 skipped.append(waiting)
                 continue

@@ -1,5 +1,10 @@
 """The delivery pipeline without HTTP: verify, key, duplicate, decode, decide.
 
+A delivery is a duplicate when its key was recorded before, or, for sources
+whose key the signature does not cover, when its fingerprint (a digest of the
+signed bytes) was: a captured request re-sent under a fresh key is answered
+as its first copy was.
+
 The web route and the CLI both call ``Intake.receive`` with a source name,
 the request headers and the raw body bytes, so that replaying a stored
 payload goes through exactly the code a live delivery went through.
@@ -12,7 +17,7 @@ import sqlite3
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import psycopg
 from eventsourcing.persistence import PersistenceError
@@ -28,7 +33,11 @@ from infrastructure.schemes.keys import KeyFinder
 from infrastructure.settings import ConfigError, Settings, SourceSettings
 from infrastructure.sightings import Sightings
 
-UNSTORED_HEADERS = frozenset({"authorization", "cookie", "proxy-authorization"})
+STORED_HEADERS = ("content-type", "user-agent")
+"""Headers kept with every delivery record, besides its scheme's own and
+the source's ``store_headers``."""
+MAX_STORED_HEADER_CHARS = 2048
+"""A longer value of a kept header is stored cut to this, marked as cut."""
 
 
 class Refused(Exception):
@@ -73,6 +82,36 @@ class Source:
     def name(self) -> str:
         return self.settings.name
 
+    @property
+    def kept_headers(self) -> tuple[str, ...]:
+        """The headers a delivery record keeps: what an auditor reads and a
+        re-verification or a replay needs (the scheme's, the mapping's, the
+        key's), never cookies or credentials, and nothing an attacker could
+        pad the record with."""
+        key = self.settings.key or ""
+        own = (
+            (key.removeprefix("header:").lower(),) if key.startswith("header:") else ()
+        )
+        return (
+            *STORED_HEADERS,
+            *self.scheme.stored_headers,
+            *own,
+            *self.settings.store_headers,
+        )
+
+    def stored_headers(self, headers: Mapping[str, str]) -> dict[str, str]:
+        """The part of a request's ``headers`` its record keeps, bounded."""
+        kept = {}
+        for name in self.kept_headers:
+            value = headers.get(name)
+            if value is None:
+                continue
+            if len(value) > MAX_STORED_HEADER_CHARS:
+                cut = len(value) - MAX_STORED_HEADER_CHARS
+                value = value[:MAX_STORED_HEADER_CHARS] + f"...[{cut} more cut]"
+            kept[name] = value
+        return kept
+
     @staticmethod
     def build(settings: SourceSettings) -> Source:
         """Build the scheme and load the mapping (a ConfigError or an
@@ -102,6 +141,24 @@ def refuse_nul(commands: Sequence[Command]) -> None:
                 )
 
 
+def refuse_future(
+    commands: Sequence[Command], now: datetime, skew_seconds: int
+) -> None:
+    """A partner's event time more than ``skew_seconds`` past our clock is
+    bad input (400): an object positioned by it would refuse every later
+    event until that time (a sequence, the partner's own counter, is never
+    compared with our clock)."""
+    latest = now + timedelta(seconds=skew_seconds)
+    for index, command in enumerate(commands):
+        if command.occurred_at > latest:
+            raise InvalidPayload(
+                f"{command.type} happened at {command.occurred_at.isoformat()}, "
+                f"more than {skew_seconds} s after this server's clock "
+                "(clock_skew_seconds)",
+                f"$[{index}].occurred_at",
+            )
+
+
 def _has_nul(value: object) -> bool:
     if isinstance(value, str):
         return chr(0) in value
@@ -110,6 +167,16 @@ def _has_nul(value: object) -> bool:
     if isinstance(value, list | tuple):
         return any(_has_nul(item) for item in value)
     return False
+
+
+@dataclass(frozen=True)
+class Admitted:
+    """A delivery whose signature holds: its source, idempotency key and,
+    where the key is not signed, its fingerprint (``Delivery.fingerprint``)."""
+
+    source: Source
+    key: str
+    fingerprint: str | None = None
 
 
 class Intake:
@@ -147,22 +214,20 @@ class Intake:
             raise Refused(404, "unknown_source", f"no source named {name!r}") from None
 
     def receive(self, name: str, headers: Mapping[str, str], body: bytes) -> Answer:
-        source, key = self.admit(name, headers, body)
-        recalled = self.recall(source, key)
+        admitted = self.admit(name, headers, body)
+        recalled = self.recall(admitted)
         if recalled is not None:
             return recalled
-        return self.decide(source, key, headers, body)
+        return self.decide(admitted, headers, body)
 
-    def admit(
-        self, name: str, headers: Mapping[str, str], body: bytes
-    ) -> tuple[Source, str]:
-        """The source and idempotency key of a delivery whose signature holds
-        (CPU only, no I/O); ``Refused`` otherwise."""
+    def admit(self, name: str, headers: Mapping[str, str], body: bytes) -> Admitted:
+        """The source, idempotency key and fingerprint of a delivery whose
+        signature holds (CPU only, no I/O); ``Refused`` otherwise."""
         source = self.source(name)
         if len(body) > source.settings.max_body_bytes:
             raise Refused(413, "payload_too_large", "body over max_body_bytes")
         try:
-            source.scheme.verify(headers, body, self.clock())
+            signed = source.scheme.verify(headers, body, self.clock())
         except Unauthorized as refusal:
             raise Refused(
                 401,
@@ -173,25 +238,26 @@ class Intake:
         key = source.key(headers, body)
         if not key:
             raise Refused(400, "missing_key", "the delivery has no idempotency key")
-        return source, key
+        return Admitted(source, key, source.key.fingerprint(signed))
 
-    def recall(self, source: Source, key: str) -> Answer | None:
+    def recall(self, admitted: Admitted) -> Answer | None:
         """The duplicate answer of an admitted delivery whose first answer
         this process has read before (no I/O); None: ``decide`` it."""
-        first = self.recent.get(source.name, key)
+        name, key = admitted.source.name, admitted.key
+        first = self.recent.get(name, key)
         if first is None:
             return None
-        self._sighted(source.name, key, datetime.now(UTC))
-        return Answer.duplicate(source.name, key, first)
+        return self._sighted(Answer.duplicate(name, key, first), datetime.now(UTC))
 
     def decide(
-        self, source: Source, key: str, headers: Mapping[str, str], body: bytes
+        self, admitted: Admitted, headers: Mapping[str, str], body: bytes
     ) -> Answer:
         """The answer of an admitted delivery from the store: its first
-        answer if it has one, else decided and recorded now. A store that
-        fails or is overloaded is a ``Refused`` 503."""
+        answer if it has one (by key, or by fingerprint), else decided and
+        recorded now. A store that fails or is overloaded is a ``Refused``
+        503."""
         try:
-            return self._answer(source, key, headers, body)
+            return self._answer(admitted, headers, body)
         except TooMuchContention as busy:
             raise Refused(
                 503, "overloaded", "too many concurrent changes; retry"
@@ -212,18 +278,21 @@ class Intake:
             ) from down
 
     def _answer(
-        self, source: Source, key: str, headers: Mapping[str, str], body: bytes
+        self, admitted: Admitted, headers: Mapping[str, str], body: bytes
     ) -> Answer:
+        source, key = admitted.source, admitted.key
         received_at = datetime.now(UTC)
-        first = self.service.first_answer(source.name, key)
+        first = self.service.first_answer(
+            source.name, key, fingerprint=admitted.fingerprint
+        )
         if first is not None:
             self.recent.put(source.name, key, first)
-            self._sighted(source.name, key, received_at)
-            return Answer.duplicate(source.name, key, first)
+            return self._sighted(Answer.duplicate(source.name, key, first), received_at)
         try:
             mapped = source.mapping(body, headers)
             if not isinstance(mapped, Ignored):
                 refuse_nul(mapped)
+                refuse_future(mapped, received_at, source.settings.clock_skew_seconds)
         except InvalidPayload as invalid:
             raise Refused(
                 400, "invalid_payload", invalid.message, path=invalid.path
@@ -233,15 +302,20 @@ class Intake:
             key=key,
             received_at=received_at,
             payload=body,
-            headers={
-                k: v for k, v in headers.items() if k.lower() not in UNSTORED_HEADERS
-            },
+            headers=source.stored_headers(headers),
+            fingerprint=admitted.fingerprint,
         )
         answer = self.service.receive(delivery, mapped, looked_up=True)
         if answer.outcome is Outcome.DUPLICATE:
-            self._sighted(source.name, key, received_at)
+            self._sighted(answer, received_at)
         return answer
 
-    def _sighted(self, source: str, key: str, at: datetime) -> None:
+    def _sighted(self, duplicate: Answer, at: datetime) -> Answer:
+        """Count ``duplicate`` on the delivery it repeats: the one its first
+        answer names (a capture re-sent under a fresh key is an attempt of
+        the first delivery, whose record holds the count)."""
         if self.sightings is not None:
-            self.sightings.record(source, key, at)
+            first = duplicate.first or {}
+            key = str(first.get("key", duplicate.key))
+            self.sightings.record(duplicate.source, key, at)
+        return duplicate

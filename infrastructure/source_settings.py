@@ -44,10 +44,13 @@ SOURCE_KEYS = (
     "retention_days",
     "key",
     "key_fallback",
+    "store_headers",
+    "clock_skew_seconds",
     *HMAC_KEYS,
 )
 KEY_LOCATION = re.compile(r"^(header:[A-Za-z0-9_-]+|body:\$(\.[A-Za-z0-9_-]+)+)$")
 HEADER_NAME = re.compile(r"^[A-Za-z0-9_-]+$")
+UNSTORABLE_HEADERS = frozenset({"authorization", "cookie", "proxy-authorization"})
 
 
 @dataclass(frozen=True)
@@ -66,6 +69,12 @@ class SourceSettings:
     None for the scheme's own (``webhook-id``, Stripe's ``id``, …)."""
     key_fallback: str = "none"
     """``body-hash``: a delivery without a key gets sha256(source, body)."""
+    store_headers: tuple[str, ...] = ()
+    """Headers (lower case) a delivery record keeps besides the scheme's own,
+    e.g. one a custom mapping reads, so that a replay sees it too."""
+    clock_skew_seconds: int = 86_400
+    """How far past this server's clock a partner's event time may be; an
+    event later than that is refused (400)."""
     signature_header: str | None = None
     signature_encoding: str = "hex"
     signature_prefix: str = ""
@@ -104,7 +113,34 @@ def read_source(
         mapping=mapping,
         max_body_bytes=read_positive_int(fields, where, "max_body_bytes", 1_048_576),
         retention_days=read_positive_int(fields, where, "retention_days", 30),
+        store_headers=_store_headers(fields, where),
+        clock_skew_seconds=read_positive_int(
+            fields, where, "clock_skew_seconds", 86_400
+        ),
     )
+
+
+MAX_STORE_HEADERS = 20
+
+
+def _store_headers(fields: Mapping[str, object], where: str) -> tuple[str, ...]:
+    value = fields.get("store_headers", [])
+    if not isinstance(value, list) or len(value) > MAX_STORE_HEADERS:
+        raise ConfigError(
+            f"{where}.store_headers: expected a list of at most "
+            f"{MAX_STORE_HEADERS} header names"
+        )
+    names = []
+    for index, name in enumerate(value):
+        if not isinstance(name, str) or not HEADER_NAME.match(name):
+            raise ConfigError(f"{where}.store_headers[{index}]: expected a header name")
+        if name.lower() in UNSTORABLE_HEADERS:
+            raise ConfigError(
+                f"{where}.store_headers[{index}]: {name} carries credentials; "
+                "it is never stored"
+            )
+        names.append(name.lower())
+    return tuple(names)
 
 
 def _key_options(fields: Mapping[str, object], where: str) -> dict[str, Any]:

@@ -99,13 +99,13 @@ async def receive_webhook(request: Request) -> Response:
             request.app.state.settings.body_timeout_seconds,
         )
         with admission.admit():
-            source, key = intake.admit(name, request.headers, body)
-            recalled = intake.recall(source, key)  # a retry answered from memory
+            admitted = intake.admit(name, request.headers, body)
+            recalled = intake.recall(admitted)  # a retry answered from memory
             if recalled is not None:
                 answer = recalled
             else:
                 answer = await run_in_threadpool(
-                    intake.decide, source, key, request.headers, body
+                    intake.decide, admitted, request.headers, body
                 )
     except Refused as refused:
         metrics.refusal(name, refused.error)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from eventsourcing.persistence import IntegrityError, StoredEvent
@@ -17,6 +17,7 @@ class MemoryDeliveryRecorder(POPOApplicationRecorder):
     def __init__(self) -> None:
         super().__init__()
         self.answers: dict[tuple[str, str], FirstAnswer] = {}
+        self.fingerprints: dict[tuple[str, str], FirstAnswer] = {}
         self.resolutions: dict[tuple[str, str], Resolution] = {}
 
     def _insert_events(
@@ -29,21 +30,37 @@ class MemoryDeliveryRecorder(POPOApplicationRecorder):
     ) -> Sequence[int] | None:
         with self._database_lock:
             keys = [(r.delivery.source, r.delivery.key) for r in deliveries]
-            if len(set(keys)) != len(keys) or any(k in self.answers for k in keys):
+            prints = [
+                (r.delivery.source, r.delivery.fingerprint)
+                for r in deliveries
+                if r.delivery.fingerprint is not None
+            ]
+            if _repeats(keys, self.answers) or _repeats(prints, self.fingerprints):
                 raise IntegrityError(f"delivery already recorded: {keys}")
             notification_ids = super()._insert_events(stored_events, **kwargs)
             for record in deliveries:
-                key = (record.delivery.source, record.delivery.key)
-                self.answers[key] = FirstAnswer(
-                    record.answer.to_json(), record.delivery.received_at
-                )
+                delivery = record.delivery
+                first = FirstAnswer(record.answer.to_json(), delivery.received_at)
+                self.answers[(delivery.source, delivery.key)] = first
+                if delivery.fingerprint is not None:
+                    self.fingerprints[(delivery.source, delivery.fingerprint)] = first
             for resolution in resolutions:
                 self.resolutions[(resolution.source, resolution.key)] = resolution
             return notification_ids
 
-    def find_answer(self, source: str, key: str) -> FirstAnswer | None:
+    def find_answer(
+        self, source: str, key: str, fingerprint: str | None = None
+    ) -> FirstAnswer | None:
         with self._database_lock:
-            return self.answers.get((source, key))
+            first = self.answers.get((source, key))
+            if first is None and fingerprint is not None:
+                first = self.fingerprints.get((source, fingerprint))
+            return first
+
+
+def _repeats(ids: list[tuple[str, str]], recorded: Mapping[Any, object]) -> bool:
+    """Whether ``ids`` repeat one another or one already ``recorded``."""
+    return len(set(ids)) != len(ids) or any(i in recorded for i in ids)
 
 
 class MemoryFactory(POPOFactory):

@@ -22,9 +22,11 @@ from domain.provenance import Provenance
 from infrastructure.persistence.database import CUSTOM_PLANS
 from infrastructure.persistence.ledger import LedgerWriter
 from infrastructure.persistence.rows import (
-    SELECT_ANSWER_SQL,
+    answer_query,
     delivery_row,
+    fingerprint_rows,
     insert_deliveries_sql,
+    insert_fingerprints_sql,
     parse_answer,
     resolution_rows,
     update_resolutions_sql,
@@ -34,7 +36,8 @@ STATEMENT_TIMEOUT_MS = 30_000
 
 
 class PostgresDeliveryRecorder(PostgresApplicationRecorder):
-    """Inserts delivery records, events and resolutions in one transaction.
+    """Inserts delivery records (and their fingerprints), events and
+    resolutions in one transaction.
 
     Like the library's recorder it takes ``LOCK TABLE … IN EXCLUSIVE MODE``
     before inserting events, so notification ids commit in order and a
@@ -89,15 +92,20 @@ class PostgresDeliveryRecorder(PostgresApplicationRecorder):
             if deliveries:
                 rows = [delivery_row(record) for record in deliveries]
                 curs.executemany(insert_deliveries_sql("%s"), rows)
+                fingerprints = fingerprint_rows(deliveries)
+                if fingerprints:
+                    curs.executemany(insert_fingerprints_sql("%s"), fingerprints)
             if resolutions:
                 curs.executemany(
                     update_resolutions_sql("%s"), resolution_rows(resolutions)
                 )
         return notification_ids
 
-    def find_answer(self, source: str, key: str) -> FirstAnswer | None:
+    def find_answer(
+        self, source: str, key: str, fingerprint: str | None = None
+    ) -> FirstAnswer | None:
         with self.datastore.get_connection() as conn, conn.cursor() as curs:
-            curs.execute(SELECT_ANSWER_SQL.format(p="%s"), (source, key))
+            curs.execute(*answer_query("%s", source, key, fingerprint))
             row = curs.fetchone()
         return None if row is None else parse_answer(row)
 

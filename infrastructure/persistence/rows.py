@@ -1,4 +1,7 @@
-"""The delivery log's rows, shared by every backend."""
+"""The delivery log's rows, shared by every backend: ``deliveries`` (one
+per source and key, pruned after ``retention_days``) and
+``delivery_fingerprints`` (one per source and fingerprint, for deliveries
+whose key is not signed; kept for ever, like receipts)."""
 
 from __future__ import annotations
 
@@ -45,6 +48,30 @@ def delivery_row(record: DeliveryRecord) -> tuple[Any, ...]:
     )
 
 
+FINGERPRINT_COLUMNS = ("source", "digest", "idempotency_key", "received_at", "answer")
+
+
+def fingerprint_rows(records: Sequence[DeliveryRecord]) -> list[tuple[Any, ...]]:
+    """The values of ``FINGERPRINT_COLUMNS`` of the records that have one."""
+    return [
+        (
+            record.delivery.source,
+            record.delivery.fingerprint,
+            record.delivery.key,
+            record.delivery.received_at,
+            json.dumps(record.answer.to_json(), separators=(",", ":")),
+        )
+        for record in records
+        if record.delivery.fingerprint is not None
+    ]
+
+
+def insert_fingerprints_sql(placeholder: str) -> str:
+    marks = ", ".join([placeholder] * len(FINGERPRINT_COLUMNS))
+    columns = ", ".join(FINGERPRINT_COLUMNS)
+    return f"INSERT INTO delivery_fingerprints ({columns}) VALUES ({marks})"
+
+
 def resolution_rows(
     resolutions: Sequence[Resolution], now: datetime | None = None
 ) -> list[tuple[Any, ...]]:
@@ -70,6 +97,26 @@ SELECT_ANSWER_SQL = (
     "SELECT answer, received_at FROM deliveries "
     "WHERE source = {p} AND idempotency_key = {p}"
 )
+SELECT_ANSWER_OR_FINGERPRINT_SQL = (
+    "SELECT 0 AS found_by, answer, received_at FROM deliveries "
+    "WHERE source = {p} AND idempotency_key = {p} "
+    "UNION ALL "
+    "SELECT 1 AS found_by, answer, received_at FROM delivery_fingerprints "
+    "WHERE source = {p} AND digest = {p} "
+    "ORDER BY found_by LIMIT 1"
+)
+
+
+def answer_query(
+    placeholder: str, source: str, key: str, fingerprint: str | None
+) -> tuple[str, tuple[str, ...]]:
+    """The statement and parameters that find a first answer: by key, and
+    when the delivery has a fingerprint, by fingerprint too (the key's
+    first), in one round trip."""
+    if fingerprint is None:
+        return SELECT_ANSWER_SQL.format(p=placeholder), (source, key)
+    statement = SELECT_ANSWER_OR_FINGERPRINT_SQL.format(p=placeholder)
+    return statement, (source, key, source, fingerprint)
 
 
 def parse_answer(row: Mapping[str, Any]) -> FirstAnswer:

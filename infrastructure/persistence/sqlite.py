@@ -19,9 +19,11 @@ from domain.delivery import DeliveryRecord, FirstAnswer, Resolution
 from domain.provenance import Provenance
 from infrastructure.persistence.ledger import LedgerWriter, iso
 from infrastructure.persistence.rows import (
-    SELECT_ANSWER_SQL,
+    answer_query,
     delivery_row,
+    fingerprint_rows,
     insert_deliveries_sql,
+    insert_fingerprints_sql,
     parse_answer,
     resolution_rows,
     update_resolutions_sql,
@@ -38,8 +40,8 @@ def _text_times(row: Sequence[Any]) -> tuple[Any, ...]:
 
 
 class SQLiteDeliveryRecorder(SQLiteApplicationRecorder):
-    """Inserts delivery records, events, their ledger rows and resolutions
-    in one transaction.
+    """Inserts delivery records (and their fingerprints), events, their
+    ledger rows and resolutions in one transaction.
 
     The delivery insert comes first: it takes SQLite's write lock, and a key
     that was recorded meanwhile fails it with an ``IntegrityError``.
@@ -65,6 +67,9 @@ class SQLiteDeliveryRecorder(SQLiteApplicationRecorder):
         if deliveries:
             rows = [_text_times(delivery_row(record)) for record in deliveries]
             c.executemany(insert_deliveries_sql("?"), rows)
+            fingerprints = [_text_times(row) for row in fingerprint_rows(deliveries)]
+            if fingerprints:
+                c.executemany(insert_fingerprints_sql("?"), fingerprints)
         notification_ids = super()._insert_events(c, stored_events, **kwargs)
         if stored_events and notification_ids is not None:
             self.ledger.append(c, stored_events, notification_ids, provenance or {})
@@ -73,9 +78,11 @@ class SQLiteDeliveryRecorder(SQLiteApplicationRecorder):
             c.executemany(update_resolutions_sql("?"), params)
         return notification_ids
 
-    def find_answer(self, source: str, key: str) -> FirstAnswer | None:
+    def find_answer(
+        self, source: str, key: str, fingerprint: str | None = None
+    ) -> FirstAnswer | None:
         with self.datastore.transaction(commit=False) as c:
-            c.execute(SELECT_ANSWER_SQL.format(p="?"), (source, key))
+            c.execute(*answer_query("?", source, key, fingerprint))
             row = c.fetchone()
         return None if row is None else parse_answer(row)
 

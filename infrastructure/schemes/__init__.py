@@ -24,11 +24,23 @@ class Unauthorized(Exception):
 
 
 class Scheme(Protocol):
-    """Verifies a delivery's signature and extracts its idempotency key."""
+    """Verifies a delivery's signature and extracts its idempotency key.
 
-    def verify(self, headers: Mapping[str, str], body: bytes, now: float) -> None:
-        """Return if the delivery is authentic at time ``now``, else raise
-        :class:`Unauthorized`."""
+    ``key_is_signed`` says whether the scheme's own key is covered by the
+    signature (Standard Webhooks signs ``webhook-id``; Stripe's key is in the
+    signed body). Where it is not (GitHub, Shopify, a header of the generic
+    scheme), anyone holding a captured request can re-send it under a fresh
+    key: the delivery's signed bytes then identify it too (see
+    ``infrastructure.schemes.keys.KeyFinder.fingerprint``)."""
+
+    key_is_signed: bool
+    stored_headers: tuple[str, ...]
+    """The headers (lower case) a delivery record keeps for this scheme:
+    the signature, the key and what the partner says the delivery is."""
+
+    def verify(self, headers: Mapping[str, str], body: bytes, now: float) -> bytes:
+        """Return the signed bytes if the delivery is authentic at time
+        ``now``, else raise :class:`Unauthorized`."""
         ...
 
     def key(self, headers: Mapping[str, str], body: bytes) -> str | None:

@@ -17,6 +17,7 @@ from infrastructure.schemes import Unauthorized
 from infrastructure.schemes.signing import (
     check_signatures,
     check_timestamp,
+    key_header,
     required,
     utf8_keys,
 )
@@ -25,6 +26,8 @@ from infrastructure.settings import SourceSettings
 
 class HmacSha256:
     """Verifies a configurable HMAC-SHA256 header against every secret."""
+
+    key_is_signed = False
 
     def __init__(self, source: SourceSettings) -> None:
         if source.signature_header is None:
@@ -35,8 +38,13 @@ class HmacSha256:
         self._base64 = source.signature_encoding == "base64"
         self._timestamp_header = source.timestamp_header
         self._tolerance = source.tolerance_seconds
+        self.stored_headers = tuple(
+            name
+            for name in (self._header, self._timestamp_header, "idempotency-key")
+            if name is not None
+        )
 
-    def verify(self, headers: Mapping[str, str], body: bytes, now: float) -> None:
+    def verify(self, headers: Mapping[str, str], body: bytes, now: float) -> bytes:
         value = required(headers, self._header)
         if not value.startswith(self._prefix):
             raise Unauthorized("malformed signature header")
@@ -47,9 +55,10 @@ class HmacSha256:
             check_timestamp(timestamp, now, self._tolerance)
             signed = f"{timestamp}.".encode() + body
         check_signatures(self._keys, signed, [signature])
+        return signed
 
     def key(self, headers: Mapping[str, str], body: bytes) -> str | None:
-        return headers.get("idempotency-key") or None
+        return key_header(headers, "idempotency-key")
 
     def _decode(self, encoded: str) -> bytes:
         try:

@@ -6,12 +6,17 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from infrastructure.schemes.signing import key_header
+
 
 class Unsigned:
     """Accepts every request (development only)."""
 
-    def verify(self, headers: Mapping[str, str], body: bytes, now: float) -> None:
-        return None
+    key_is_signed = False
+    stored_headers: tuple[str, ...] = ("idempotency-key",)
+
+    def verify(self, headers: Mapping[str, str], body: bytes, now: float) -> bytes:
+        return body
 
     def key(self, headers: Mapping[str, str], body: bytes) -> str | None:
-        return headers.get("idempotency-key") or None
+        return key_header(headers, "idempotency-key")

@@ -36,6 +36,28 @@ NBSP (``\xa0``) and ``\x85``, bytes h11 passes on in a value: then a signed
 ``webhook-id`` and the idempotency key read from it would differ."""
 
 
+def header_bytes(value: str) -> bytes:
+    """The bytes a header value arrived as. ASGI servers hand header values
+    to Starlette as bytes, which it decodes as latin-1: a sender that signed
+    a non-ASCII ``webhook-id`` signed its UTF-8 bytes, which ``encode("utf-8")``
+    of that text would not give back. (A value that latin-1 cannot hold came
+    from elsewhere, e.g. a dict in a test or the CLI, and is UTF-8.)"""
+    try:
+        return value.encode("latin-1")
+    except UnicodeEncodeError:
+        return value.encode()
+
+
+def header_text(value: str) -> str:
+    """A header value as the sender wrote it: its bytes read as UTF-8 where
+    they are UTF-8 (an idempotency key ``msg_é`` stays ``msg_é``), else as
+    they came."""
+    try:
+        return header_bytes(value).decode()
+    except UnicodeDecodeError:
+        return value
+
+
 def header(headers: Mapping[str, str], *names: str) -> str | None:
     """The first of ``names`` that is present and not blank, trimmed as
     HTTP trims; else None."""
@@ -44,6 +66,13 @@ def header(headers: Mapping[str, str], *names: str) -> str | None:
         if value:
             return value
     return None
+
+
+def key_header(headers: Mapping[str, str], name: str) -> str | None:
+    """An idempotency key read from header ``name``, as the sender wrote it
+    (``header_text``); None when absent or empty."""
+    value = headers.get(name)
+    return header_text(value) if value else None
 
 
 def required(headers: Mapping[str, str], *names: str) -> str:

@@ -18,6 +18,8 @@ from infrastructure.schemes.signing import (
     check_timestamp,
     digest,
     header,
+    header_bytes,
+    header_text,
     required,
 )
 
@@ -47,6 +49,16 @@ def decode_secret(secret: str, index: int = 0) -> bytes:
 class StandardWebhooks:
     """Verifies Standard Webhooks signatures against every configured secret."""
 
+    key_is_signed = True
+    stored_headers: tuple[str, ...] = (
+        "webhook-id",
+        "webhook-timestamp",
+        "webhook-signature",
+        "svix-id",
+        "svix-timestamp",
+        "svix-signature",
+    )
+
     def __init__(self, secrets: Sequence[str], tolerance_seconds: int) -> None:
         if not secrets:
             raise ValueError("standard-webhooks needs at least one secret")
@@ -55,7 +67,7 @@ class StandardWebhooks:
         )
         self._tolerance = tolerance_seconds
 
-    def verify(self, headers: Mapping[str, str], body: bytes, now: float) -> None:
+    def verify(self, headers: Mapping[str, str], body: bytes, now: float) -> bytes:
         """Raise :class:`Unauthorized` unless one v1 signature matches in time."""
         msg_id = required(headers, "webhook-id", "svix-id")
         timestamp = required(headers, "webhook-timestamp", "svix-timestamp")
@@ -64,13 +76,16 @@ class StandardWebhooks:
         candidates = _v1_signatures(signature)
         if not candidates:
             raise Unauthorized("no v1 signature")
-        signed = signed_content(msg_id, timestamp, body)
+        signed = signed_content(header_bytes(msg_id), timestamp, body)
         check_signatures(self._keys, signed, candidates)
+        return signed
 
     def key(self, headers: Mapping[str, str], body: bytes) -> str | None:
         """The ``webhook-id`` (or ``svix-id``): the same across retries, and
-        exactly the id that ``verify`` checked the signature of."""
-        return header(headers, "webhook-id", "svix-id")
+        exactly the id that ``verify`` checked the signature of (as text:
+        its bytes read as UTF-8)."""
+        msg_id = header(headers, "webhook-id", "svix-id")
+        return None if msg_id is None else header_text(msg_id)
 
 
 def _v1_signatures(header: str) -> list[bytes]:
@@ -91,9 +106,11 @@ def _v1_signatures(header: str) -> list[bytes]:
 def sign(secret: str, msg_id: str, timestamp: int, body: bytes) -> str:
     """The ``webhook-signature`` a sender would send (for demos and benchmarks;
     the tests sign with the reference library instead)."""
-    mac = digest(decode_secret(secret), signed_content(msg_id, str(timestamp), body))
+    signed = signed_content(msg_id.encode(), str(timestamp), body)
+    mac = digest(decode_secret(secret), signed)
     return "v1," + base64.b64encode(mac).decode()
 
 
-def signed_content(msg_id: str, timestamp: str, body: bytes) -> bytes:
-    return f"{msg_id}.{timestamp}.".encode() + body
+def signed_content(msg_id: bytes, timestamp: str, body: bytes) -> bytes:
+    """``{id}.{timestamp}.{body}``, where the id is the bytes it was sent as."""
+    return msg_id + f".{timestamp}.".encode() + body

@@ -23,14 +23,19 @@ from infrastructure.schemes.signing import (
 class Stripe:
     """Verifies Stripe's signature header against every configured secret."""
 
+    key_is_signed = True
+    stored_headers: tuple[str, ...] = ("stripe-signature",)
+
     def __init__(self, secrets: Sequence[str], tolerance_seconds: int) -> None:
         self._keys = utf8_keys(secrets)
         self._tolerance = tolerance_seconds
 
-    def verify(self, headers: Mapping[str, str], body: bytes, now: float) -> None:
+    def verify(self, headers: Mapping[str, str], body: bytes, now: float) -> bytes:
         timestamp, signatures = _parse(required(headers, "stripe-signature"))
         check_timestamp(timestamp, now, self._tolerance)
-        check_signatures(self._keys, f"{timestamp}.".encode() + body, signatures)
+        signed = f"{timestamp}.".encode() + body
+        check_signatures(self._keys, signed, signatures)
+        return signed
 
     def key(self, headers: Mapping[str, str], body: bytes) -> str | None:
         return body_value(body, ("id",))

@@ -6,6 +6,9 @@ Eight processes each build their own service on the same database (as eight
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
+import hmac
 import multiprocessing
 import random
 from collections import Counter
@@ -17,13 +20,23 @@ import pytest
 
 from infrastructure.intake import Intake, Refused
 from infrastructure.persistence.database import Database
+from infrastructure.settings import Settings, SourceSettings
 from tests.partner import Partner, Request, make_settings
 from tests.store import Store
 
 PROCESSES = 8
-Sent = tuple[str, bytes, dict[str, str]]
+HUB_SECRET = "gh-" + "p" * 29
+Sent = tuple[str, bytes, dict[str, str], str]
 _intakes: dict[str, Intake] = {}
-Runner = Callable[[list[Request]], tuple[list[dict[str, Any]], int]]
+Runner = Callable[..., tuple[list[dict[str, Any]], int]]
+
+
+def settings_for(url: str, secret: str) -> Settings:
+    """``acme`` (Standard Webhooks) and ``hub`` (GitHub's scheme, whose key
+    is outside the signature), both with the standard mapping."""
+    base = make_settings(url, secret)
+    hub = SourceSettings(name="hub", scheme="github", secrets=(HUB_SECRET,))
+    return dataclasses.replace(base, sources={**base.sources, "hub": hub})
 
 
 def fire(url: str, secret: str, requests: list[Sent], barrier: Any) -> tuple[Any, int]:
@@ -36,14 +49,14 @@ def fire(url: str, secret: str, requests: list[Sent], barrier: Any) -> tuple[Any
         _intakes.clear()
         database = Database(url, pool_size=2)
         service = SyncService(env=database.eventsourcing_env())
-        _intakes[url] = Intake(make_settings(url, secret), service)
+        _intakes[url] = Intake(settings_for(url, secret), service)
     intake = _intakes[url]
     conflicts_before = intake.service.conflicts
     answers: list[dict[str, Any]] = []
     barrier.wait(timeout=60)
-    for _, body, headers in requests:
+    for _, body, headers, source in requests:
         try:
-            answers.append(intake.receive("acme", headers, body).to_json())
+            answers.append(intake.receive(source, headers, body).to_json())
         except Refused as refused:
             answers.append({"outcome": f"refused {refused.status}: {refused.detail}"})
     return answers, intake.service.conflicts - conflicts_before
@@ -66,9 +79,11 @@ def run_in_processes(
 ) -> Runner:
     pool, barrier = workers
 
-    def run(requests: list[Request]) -> tuple[list[dict[str, Any]], int]:
+    def run(
+        requests: list[Request], source: str = "acme"
+    ) -> tuple[list[dict[str, Any]], int]:
         shares = [
-            [(r.key, r.body, r.headers) for r in requests[i::PROCESSES]]
+            [(r.key, r.body, r.headers, source) for r in requests[i::PROCESSES]]
             for i in range(PROCESSES)
         ]
         futures = [
@@ -92,6 +107,43 @@ def test_fifty_identical_deliveries_from_eight_processes_are_applied_exactly_onc
     (first,) = [a for a in answers if a["outcome"] == "applied"]
     assert all(a["first"] == first for a in answers if a["outcome"] == "duplicate")
     assert store.count("deliveries") == 1
+    assert store.count("idemsync_events") == 3  # Tracked, Created, Receipt.Issued
+
+
+def test_one_captured_body_under_forty_fresh_keys_from_eight_processes_counts_once(
+    run_in_processes: Runner, partner: Partner, store: Store
+) -> None:
+    """GitHub's key is outside its signature: forty copies of one signed
+    body, each under its own ``X-GitHub-Delivery``, race from eight
+    processes. One is applied; the others are its duplicates, by the
+    fingerprint of the signed bytes."""
+    body = partner.envelope(
+        "order.created",
+        order_id="ord_captured",
+        customer_id="cus_1",
+        currency="EUR",
+        total_cents=990,
+    )
+    signature = hmac.new(HUB_SECRET.encode(), body, hashlib.sha256).hexdigest()
+    copies = [
+        Request(
+            f"gh-{n}",
+            body,
+            {
+                "x-github-delivery": f"gh-{n}",
+                "x-hub-signature-256": f"sha256={signature}",
+            },
+        )
+        for n in range(40)
+    ]
+    answers, _ = run_in_processes(copies, "hub")
+
+    outcomes = Counter(answer["outcome"] for answer in answers)
+    assert outcomes == {"applied": 1, "duplicate": 39}
+    (first,) = [a for a in answers if a["outcome"] == "applied"]
+    assert all(a["first"] == first for a in answers if a["outcome"] == "duplicate")
+    assert store.count("deliveries") == 1
+    assert store.count("delivery_fingerprints") == 1
     assert store.count("idemsync_events") == 3  # Tracked, Created, Receipt.Issued
 
 

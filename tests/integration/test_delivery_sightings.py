@@ -149,12 +149,17 @@ class RacingService(SyncService):
     miss_next = False
 
     def first_answer(
-        self, source: str, key: str, in_log: bool = False
+        self,
+        source: str,
+        key: str,
+        in_log: bool = False,
+        *,
+        fingerprint: str | None = None,
     ) -> FirstAnswer | None:
         if self.miss_next:
             self.miss_next = False
             return None
-        return super().first_answer(source, key, in_log)
+        return super().first_answer(source, key, in_log, fingerprint=fingerprint)
 
 
 def test_a_duplicate_found_by_the_service_after_a_lost_race_is_counted_too(

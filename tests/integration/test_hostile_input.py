@@ -21,6 +21,7 @@ parameters and signed/unsigned webhook bodies of printable headers
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import functools
 import hashlib
@@ -47,6 +48,7 @@ from starlette.testclient import TestClient
 from starlette.types import Message
 
 from domain.receipt import Receipt
+from infrastructure.schemes.standard_webhooks import decode_secret
 from infrastructure.settings import Settings, SourceSettings
 from tests.partner import WRONG_TOKEN, Partner, auth, make_settings, post
 from tests.read_models import caught_up, snapshot
@@ -763,23 +765,46 @@ def test_a_signed_request_replayed_with_its_id_padded_is_not_a_new_delivery(
     assert_no_half_delivery(store)
 
 
-def test_a_key_header_that_is_not_utf8_is_signed_and_stored_as_latin1_text(
+def test_a_key_header_that_is_not_utf8_is_verified_over_its_bytes_and_kept_as_latin1(
     client: TestClient, secret: str, store: Store
 ) -> None:
-    """The key is the header's text (bytes read as latin-1, as Starlette
-    does); signed over that text as UTF-8, it is an ordinary key."""
+    """A sender signs the bytes it sends. A ``webhook-id`` whose bytes are
+    not UTF-8 is verified over those bytes, and its key is their latin-1
+    text (as Starlette reads them)."""
     body = envelope()
-    key = b"msg_\xff\xc3"
-    text_key = key.decode("latin-1")
+    key, at = b"msg_\xff\xc3", str(int(time.time()))
+    mac = hmac.new(
+        decode_secret(secret), key + f".{at}.".encode() + body, hashlib.sha256
+    )
     headers = [
-        (n.encode(), v.encode()) for n, v in signed(secret, body, text_key).items()
+        (b"webhook-id", key),
+        (b"webhook-timestamp", at.encode()),
+        (b"webhook-signature", b"v1," + base64.b64encode(mac.digest())),
+        (b"content-type", b"application/json"),
     ]
-    headers = [(n, key if n == b"webhook-id" else v) for n, v in headers]
     answer = raw_call(client, "POST", "/webhooks/acme", headers=headers, body=[body])
     assert answer.status == 200, answer.body
-    assert answer.json()["key"] == text_key
-    assert store.keys() == {("acme", text_key)}
+    assert answer.json()["key"] == key.decode("latin-1")
+    assert store.keys() == {("acme", key.decode("latin-1"))}
     assert_no_half_delivery(store)
+
+
+def test_a_non_ascii_webhook_id_signed_over_utf8_is_accepted_and_kept_as_sent(
+    client: TestClient, secret: str, store: Store
+) -> None:
+    """The reference library signs ``webhook-id`` as UTF-8 and sends those
+    bytes; it was a 401 when the server signed the latin-1 text again."""
+    body, key = envelope(), "msg_é_東京"
+    headers = [
+        (name.encode(), value.encode())
+        for name, value in signed(secret, body, key).items()
+    ]
+    answer = raw_call(client, "POST", "/webhooks/acme", headers=headers, body=[body])
+    assert answer.status == 200, answer.body
+    assert answer.json()["key"] == key
+    assert store.keys() == {("acme", key)}
+    again = raw_call(client, "POST", "/webhooks/acme", headers=headers, body=[body])
+    assert again.json()["outcome"] == "duplicate"
 
 
 def test_a_nul_in_the_idempotency_key_is_a_missing_key_not_a_store_error(

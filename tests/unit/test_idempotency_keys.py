@@ -22,7 +22,9 @@ BODY = json.dumps(EVENT).encode()
 
 
 class SchemeKey:
-    """A scheme whose own key is the ``x-scheme-key`` header."""
+    """A scheme whose own key is the ``x-scheme-key`` header, not signed."""
+
+    key_is_signed = False
 
     def key(self, headers: Mapping[str, str], body: bytes) -> str | None:
         return headers.get("x-scheme-key") or None
