@@ -221,3 +221,27 @@ def test_the_body_hash_covers_bodies_that_are_not_json() -> None:
     find = finder("body:$.id", fallback="body-hash")
     assert find({}, b"not json") == body_hash("acme", b"not json")
     assert find({}, b"") == body_hash("acme", b"")
+
+
+class SignedSchemeKey(SchemeKey):
+    """A scheme whose own key the signature covers (as Standard Webhooks)."""
+
+    key_is_signed = True
+
+
+def test_an_unsigned_key_gives_the_delivery_a_fingerprint_of_the_signed_bytes() -> None:
+    found = finder()
+    first = found.fingerprint(b"signed bytes")
+    assert first is not None and first.startswith("sha256:")
+    assert found.fingerprint(b"signed bytes") == first
+    assert found.fingerprint(b"other bytes") != first
+    assert finder("header:X-Request-Id").fingerprint(b"signed bytes") == first
+
+
+def test_a_signed_key_needs_no_fingerprint() -> None:
+    assert finder("body:$.id").fingerprint(b"signed bytes") is None
+    signed = KeyFinder("acme", SignedSchemeKey())
+    assert signed.fingerprint(b"signed bytes") is None
+    # Configured to read another header, the key is no longer the signed one.
+    moved = KeyFinder("acme", SignedSchemeKey(), "header:X-Request-Id")
+    assert moved.fingerprint(b"signed bytes") is not None

@@ -346,3 +346,40 @@ def test_a_standard_webhooks_secret_that_is_not_base64_names_its_index(
     message = str(refused.value)
     assert message.startswith("sources.acme.secrets[1]:")
     assert "!!not base64!!" not in message
+
+
+def test_store_headers_and_clock_skew_have_defaults(tmp_path: Path) -> None:
+    partner = source(tmp_path, 'scheme = "github"\nsecrets = ["env:GITHUB_SECRET"]')
+    assert partner.store_headers == ()
+    assert partner.clock_skew_seconds == 86_400
+
+
+def test_store_headers_are_header_names_kept_in_lower_case(tmp_path: Path) -> None:
+    partner = source(
+        tmp_path,
+        'scheme = "github"\nsecrets = ["env:GITHUB_SECRET"]\n'
+        'store_headers = ["X-Partner-Topic", "x-trace"]\nclock_skew_seconds = 600',
+    )
+    assert partner.store_headers == ("x-partner-topic", "x-trace")
+    assert partner.clock_skew_seconds == 600
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ('"x-one"', "store_headers: expected a list"),
+        ('["bad header"]', "store_headers[0]: expected a header name"),
+        ('["Cookie"]', "store_headers[0]: Cookie carries credentials"),
+        ('["authorization"]', "carries credentials"),
+        (str([f"x-{n}" for n in range(21)]).replace("'", '"'), "at most 20"),
+    ],
+)
+def test_store_headers_refuses_what_it_cannot_keep(
+    tmp_path: Path, value: str, message: str
+) -> None:
+    body = (
+        f'scheme = "github"\nsecrets = ["env:GITHUB_SECRET"]\nstore_headers = {value}'
+    )
+    error = error_for(tmp_path, body)
+    assert error.startswith("sources.partner.store_headers")
+    assert message in error
