@@ -104,7 +104,7 @@ def load_postgres(dump: str, url: str) -> None:
     """Run ``dump`` (``pg_dump --inserts`` output) in the empty database at
     ``url``, in one transaction."""
     with psycopg.connect(url) as conn:
-        conn.execute(postgres_script(dump))  # type: ignore[arg-type]
+        conn.execute(postgres_script(dump))
 
 
 def observe(url: str) -> dict[str, Any]:
@@ -176,7 +176,7 @@ def _deliveries(engine: Engine) -> dict[str, Any]:
         items += page["items"]
         if page["next"] is None:
             break
-        after = tuple(page["next"])  # type: ignore[assignment]
+        after = tuple(page["next"])
     with engine.connect() as conn:
         payloads = {
             f"{source}/{key}": hashlib.sha256(bytes(payload)).hexdigest()
