@@ -2,8 +2,8 @@
 backends: under any ASGI server (here the test client) a request over
 ``[server] max_headers`` or ``max_header_bytes`` is answered 431 before the
 app reads its body or checks its signature; nothing is stored, and the
-refusal is counted. ``tests/e2e/test_request_heads.py`` checks the same
-limits in ``idemsync serve``'s protocol layer, over a socket.
+refusal is counted. ``tests/e2e/test_hostile_transport.py`` checks the
+same limits in ``idemsync serve``'s protocol layer, over a socket.
 """
 
 from __future__ import annotations
