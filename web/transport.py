@@ -382,9 +382,14 @@ if HttpToolsProtocol is not None:
         def on_header(self, name: bytes, value: bytes) -> None:
             self.header_count += 1
             self.header_bytes += len(name) + len(value)
-            self.refusal = self.limits.excess(self.header_count, self.header_bytes)
-            if self.refusal is not None:
-                raise HeadersTooLarge(self.refusal, self.url)
+            limits = self.limits  # compared inline: this runs for every header
+            if (
+                self.header_count > limits.max_headers
+                or self.header_bytes > limits.max_header_bytes
+            ):
+                reason = limits.excess(self.header_count, self.header_bytes) or ""
+                self.refusal = reason
+                raise HeadersTooLarge(reason, self.url)
             super().on_header(name, value)
 
         def on_headers_complete(self) -> None:
