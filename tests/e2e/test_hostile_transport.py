@@ -591,18 +591,18 @@ def test_an_idle_connection_is_closed_at_the_deadline_without_an_answer(
 def test_on_a_kept_alive_connection_the_deadline_runs_from_the_last_answer(
     guarded: Server,
 ) -> None:
-    """Half a head sent half-way through the deadline still has only the
-    rest of it: a 408 one deadline after the answer, not after the bytes."""
+    """Half a head sent late in the deadline still has only the rest of it:
+    a 408 one deadline after the answer (1 s), not after the bytes (1.8 s)."""
     with connect(guarded) as sock:
         sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
         assert read_answer(sock).status == 200
         answered = time.monotonic()
-        time.sleep(HEAD_TIMEOUT / 2)
+        time.sleep(HEAD_TIMEOUT * 0.8)
         sock.sendall(HALF_A_HEAD)
         answer = read_answer(sock, timeout=HEAD_TIMEOUT + 5)
         seconds = time.monotonic() - answered
         assert_json_error(answer, 408, "header_timeout")
-        assert HEAD_TIMEOUT - 0.1 <= seconds < HEAD_TIMEOUT + 0.4, seconds
+        assert HEAD_TIMEOUT - 0.1 <= seconds < HEAD_TIMEOUT + 0.6, seconds
 
 
 def test_a_body_may_take_longer_than_the_header_deadline(
