@@ -46,6 +46,11 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
         return 2
     finally:
         database.close()
+    try:
+        protocol = http_protocol(args.http)
+    except RuntimeError as problem:
+        print(f"idemsync: cannot serve: {problem}", file=sys.stderr)
+        return 2
     if args.workers > 1 and not database.is_postgres:
         log.warning("SQLite serves one process; use PostgreSQL for several workers")
     with metrics_directory(args.workers):
@@ -57,7 +62,7 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
             workers=args.workers,
             log_level=args.log_level,
             log_config=log_config(args.log_format, args.log_level),
-            http=http_protocol(),
+            http=protocol,
         )
     return 0
 
@@ -151,6 +156,12 @@ def parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=8000)
     serve.add_argument("--workers", type=int, default=1)
     serve.add_argument("--log-level", default="info")
+    serve.add_argument(
+        "--http",
+        choices=("auto", "httptools", "h11"),
+        default="auto",
+        help="HTTP/1.1 parser: httptools (C) if installed (default), or h11",
+    )
     serve.add_argument(
         "--log-format",
         choices=("json", "text"),

@@ -40,6 +40,7 @@ RETRY_BUCKETS = (1, 5, 15, 30, 60, 300, 900, 1800, 3600, 7200, 14400, 43200, 864
 REFUSAL_REASONS = (
     "unknown_source",
     "payload_too_large",
+    "headers_too_large",
     "body_timeout",
     "client_disconnected",
     "unauthorized",

@@ -62,6 +62,15 @@ class Settings:
     max_in_flight: int = 512
     """Webhook requests being handled at once, per process, beyond which new
     ones are answered 503 at once ([server])."""
+    max_header_bytes: int = 16384
+    """A request whose header names and values add up to more bytes is
+    refused with 431 before any work ([server]; web/limits.py)."""
+    max_headers: int = 100
+    """A request with more headers is refused with 431 ([server])."""
+    header_timeout_seconds: float = 10.0
+    """A connection must deliver a request line and headers within this,
+    counted from its opening or from its previous answer, else it is closed
+    (408 if it had begun a request; [server]; web/transport.py)."""
     tokens: Mapping[str, Token] = field(default_factory=lambda: MappingProxyType({}))
     """Bearer tokens by name, ``[tokens.NAME]`` (hashes only; contract §8)."""
     projections_in_serve: bool = True
@@ -115,6 +124,9 @@ def load_settings(
             "max_waiting_commits",
             "max_in_flight",
             "body_timeout_seconds",
+            "max_header_bytes",
+            "max_headers",
+            "header_timeout_seconds",
         ),
     )
     projections = as_table(document.get("projections", {}), "projections")
@@ -151,6 +163,11 @@ def load_settings(
             server, "server", "max_waiting_commits", 2000
         ),
         max_in_flight=read_positive_int(server, "server", "max_in_flight", 512),
+        max_header_bytes=read_positive_int(server, "server", "max_header_bytes", 16384),
+        max_headers=read_positive_int(server, "server", "max_headers", 100),
+        header_timeout_seconds=read_positive_number(
+            server, "server", "header_timeout_seconds", 10.0
+        ),
         projections_in_serve=read_bool(projections, "projections", "in_serve", True),
         projection_batch_size=read_positive_int(
             projections, "projections", "batch_size", 500

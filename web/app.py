@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.routing import Route
 
 from domain.application import SyncService
@@ -27,6 +28,13 @@ from projections.catalog import runner_for
 from web import admin, audit, dashboard, views
 from web.health import healthz, readyz
 from web.http_errors import http_error
+from web.limits import (
+    HEAD_RULES,
+    HeaderLimitsMiddleware,
+    HeadLimits,
+    HeadRules,
+    refusal_counter,
+)
 from web.metrics import metrics_route
 from web.openapi import build_document, openapi_json
 from web.webhooks import Admission, receive_webhook
@@ -67,15 +75,17 @@ def create_app(
         target=runner.run, args=(stop,), name="projections", daemon=True
     )
 
+    head_rules = HeadRules(HeadLimits.of(settings), refusal_counter(metrics))
+
     @asynccontextmanager
-    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+    async def lifespan(app: Starlette) -> AsyncIterator[dict[str, HeadRules]]:
         committing.start()
         if settings.projections_in_serve:
             projecting.start()
         pruning.start()
         flushing.start()
         checkpointing.start()
-        yield
+        yield {HEAD_RULES: head_rules}  # for the server's protocol: web/limits.py
         committing.close()
         checkpointing.stop()
         flushing.stop()
@@ -99,6 +109,13 @@ def create_app(
             *audit.routes(),
         ],
         lifespan=lifespan,
+        middleware=[
+            Middleware(
+                HeaderLimitsMiddleware,
+                limits=head_rules.limits,
+                refused=head_rules.refused,
+            )
+        ],
         exception_handlers={HTTPException: http_error},
     )
     app.state.settings = settings

@@ -256,6 +256,11 @@ def webhooks() -> dict[str, Schema]:
                 "`payload_too_large`: body over the source's `max_body_bytes`; "
                 "the connection is closed"
             ),
+            "431": error(
+                "`headers_too_large`: more headers than `[server] max_headers`, "
+                "or header names and values over `max_header_bytes` bytes; "
+                "refused before the body is read, the connection is closed"
+            ),
             "503": json_body(
                 "`store_unavailable` or `overloaded`: nothing stored; retry after "
                 "`Retry-After`",

@@ -72,13 +72,20 @@ def tail(path: Path, lines: int = 40) -> str:
 
 class Server:
     """One ``idemsync serve`` on a fixed port; started again on the same port
-    and database after a crash. Each start logs to its own file."""
+    and database after a crash. Each start logs to its own file. ``http`` is
+    its ``--http`` (the HTTP/1.1 parser)."""
 
     def __init__(
-        self, directory: Path, database_url: str, secret: str, workers: int = 1
+        self,
+        directory: Path,
+        database_url: str,
+        secret: str,
+        workers: int = 1,
+        http: str = "auto",
     ) -> None:
         self.directory = directory
         self.workers = workers
+        self.http = http
         self.env = server_env(directory, database_url, secret)
         self.port = free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
@@ -98,7 +105,7 @@ class Server:
         self.log_path = self.directory / f"server-{self.starts}.log"
         self._log = self.log_path.open("wb")
         self.process = subprocess.Popen(
-            serve_command(self.port, self.workers),
+            [*serve_command(self.port, self.workers), "--http", self.http],
             env=self.env,
             cwd=self.directory,
             stdin=subprocess.DEVNULL,

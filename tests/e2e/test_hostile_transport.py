@@ -1,15 +1,15 @@
-"""Hostile input where the transport matters (issue 7, item 3), against a
-real ``idemsync serve`` (uvicorn, h11) over a socket, on both backends: a
-100 MB body, slow bodies, clients that hang up, and request lines no HTTP
-client library would send.
+"""Hostile input where the transport matters (issue 7, item 3; issue 13,
+items 3 and 4), against a real ``idemsync serve`` over a socket: a 100 MB
+body, slow bodies, clients that hang up, request lines no HTTP client
+library would send, oversized heads and heads that never end.
 
-What uvicorn does by itself, and what idemsync adds (``web/webhooks.py``):
+What uvicorn does by itself, and what idemsync adds (``web/webhooks.py``,
+``web/transport.py``):
 
-- uvicorn (h11) has no deadline for a request body, nor for the headers of a
-  connection's first request (``--timeout-keep-alive`` only runs between
-  requests); it limits the request line and headers to 16 KiB
-  (``h11_max_incomplete_event_size``: a 400 before the app), and accepts only
-  visible ASCII in the request target.
+- uvicorn has no deadline for a request body, nor for a request line and
+  headers (``--timeout-keep-alive`` only runs between requests, until the
+  first byte), nor a limit of its own on header count or size (h11 bounds
+  its buffer at 16 KiB, llhttp not at all); its own 400 is text/plain.
 - After the app answers before the body is read, uvicorn keeps reading (and
   discarding) the rest to reuse the connection, unless the answer says
   ``Connection: close``: idemsync's 408 and 413 do, so a client sending
@@ -18,12 +18,21 @@ What uvicorn does by itself, and what idemsync adds (``web/webhooks.py``):
   (at once from ``Content-Length``; chunked, at the chunk that passes the
   limit), and one that has not arrived whole within
   ``[server] body_timeout_seconds`` with 408.
+- idemsync's protocols (both parsers) refuse a head over ``[server]
+  max_headers`` or ``max_header_bytes`` with 431 as it arrives, close a
+  connection whose head is not complete within ``header_timeout_seconds``
+  (408 if it had begun one), and answer every error of their own in JSON.
 """
 
 from __future__ import annotations
 
+import base64
 import contextlib
+import dataclasses
+import json
+import os
 import select
+import shutil
 import socket
 import threading
 import time
@@ -38,6 +47,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from tests.e2e.conftest import CONFIG, Server
 from tests.partner import Partner, Request
 from tests.store import Store
+from web.limits import HeadLimits
 
 pytestmark = pytest.mark.e2e
 
@@ -262,32 +272,6 @@ def test_slow_bodies_are_answered_408_within_the_deadline_while_others_are_serve
     assert refused_total(server, "body_timeout") == len(slow)
 
 
-def test_a_client_that_never_finishes_its_headers_does_not_stop_others_being_served(
-    server: Server, partner: Partner
-) -> None:
-    """uvicorn has no deadline for a first request's headers (README: put a
-    proxy in front for that); such a connection costs a socket, not service."""
-    idle = []
-    try:
-        for _ in range(20):
-            sock = connect(server)
-            sock.sendall(b"POST /webhooks/acme HTTP/1.1\r\nHost: x\r\nX-Slow: ")
-            idle.append(sock)
-        request = partner.order_created("ord_beside")
-        started = time.monotonic()
-        response = httpx.post(
-            f"{server.base_url}/webhooks/acme",
-            content=request.body,
-            headers=request.headers,
-            timeout=5,
-        )
-        assert response.status_code == 200, response.text
-        assert time.monotonic() - started < 1.0
-    finally:
-        for sock in idle:
-            sock.close()
-
-
 # --- broken connections ----------------------------------------------------------
 
 
@@ -373,12 +357,269 @@ def test_a_request_line_with_path_tricks_is_refused_and_reaches_no_source(
     server: Server, partner: Partner, store: Store
 ) -> None:
     """Signed for ``acme``: had one been routed there, it would be applied.
-    404 from idemsync, or 400 from uvicorn (h11) for what is not HTTP."""
+    404 from idemsync, or 400 from the parser for what is not HTTP: JSON
+    either way."""
     request = partner.order_created("ord_trick")
     for target in TARGETS:
         with connect(server) as sock:
             sock.sendall(head(target, request) + request.body)
             answer = read_answer(sock)
         assert answer.status in (400, 404), (target[:60], answer.status, answer.body)
+        assert answer.headers["content-type"] == "application/json", target[:60]
     assert store.count("deliveries") == 0
     assert httpx.get(f"{server.base_url}/healthz", timeout=5).status_code == 200
+
+
+# --- request heads: limits and deadline (issue 13, items 3 and 4) -------------------
+
+HEAD_TIMEOUT = 1.0
+HEADS_SECRET = "whsec_" + base64.b64encode(os.urandom(24)).decode()
+DEFAULTS = HeadLimits()
+HALF_A_HEAD = b"POST /webhooks/acme HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: "
+
+
+@pytest.fixture(scope="module", params=["httptools", "h11"])
+def guarded(
+    request: pytest.FixtureRequest,
+    tmp_path_factory: pytest.TempPathFactory,
+    sqlite_template: Path,
+) -> Iterator[Server]:
+    """``idemsync serve --http PARSER`` with a header deadline of
+    ``HEAD_TIMEOUT`` (the body deadline 5 s, the header limits the
+    defaults), one per parser for this section's tests. On SQLite only:
+    what is tested here happens in the protocol, before the app and its
+    store (``tests/integration/test_header_limits.py`` runs the app's
+    check on both backends)."""
+    directory = tmp_path_factory.mktemp(f"heads-{request.param}")
+    database = directory / "idemsync.db"
+    shutil.copy(sqlite_template, database)
+    started = Server(
+        directory, f"sqlite:///{database}", HEADS_SECRET, http=request.param
+    )
+    Path(started.env["IDEMSYNC_CONFIG"]).write_text(
+        f"{CONFIG}\n[server]\nheader_timeout_seconds = {HEAD_TIMEOUT}\n"
+        "body_timeout_seconds = 5\n"
+    )
+    started.start()
+    yield started
+    started.stop()
+
+
+@pytest.fixture
+def heads_partner() -> Partner:
+    return Partner(HEADS_SECRET)
+
+
+def stored(server: Server) -> int:
+    store = Store(server.env["IDEMSYNC_DATABASE_URL"])
+    try:
+        return store.count("deliveries")
+    finally:
+        store.close()
+
+
+def with_headers(request: Request, extra: dict[str, str]) -> Request:
+    return dataclasses.replace(request, headers={**request.headers, **extra})
+
+
+def header_bytes(request: Request) -> int:
+    """Header names and values of ``head(..., request)``, as the limit counts."""
+    lines = head("/webhooks/acme", request).split(b"\r\n")[1:-2]
+    return sum(len(line) - 2 for line in lines)  # each line minus ": "
+
+
+def send_head(server: Server, request: Request) -> tuple[Answer, bool]:
+    """``request`` (head and body) on a new connection: the answer, and
+    whether the server then closed the connection (at once: before the
+    header deadline would)."""
+    with connect(server) as sock:
+        with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+            sock.sendall(head("/webhooks/acme", request) + request.body)
+        answer = read_answer(sock)
+        return answer, closed_by_server(sock, timeout=HEAD_TIMEOUT / 2)
+
+
+def assert_json_error(answer: Answer, status: int, error: str) -> str:
+    """``answer`` is ``status`` with a JSON ``error`` and closes the
+    connection; its message."""
+    assert answer.status == status, answer.body
+    assert answer.headers["content-type"] == "application/json"
+    assert answer.headers["connection"] == "close"
+    body = json.loads(answer.body)
+    assert body["error"] == error, body
+    message: str = body["message"]
+    return message
+
+
+def post_fast(server: Server, request: Request) -> tuple[httpx.Response, float]:
+    started = time.monotonic()
+    response = httpx.post(
+        f"{server.base_url}/webhooks/acme",
+        content=request.body,
+        headers=request.headers,
+        timeout=5,
+    )
+    return response, time.monotonic() - started
+
+
+def test_a_1_mb_header_is_refused_431_as_it_arrives_and_others_are_served(
+    guarded: Server, heads_partner: Partner
+) -> None:
+    request = heads_partner.order_created("ord_1mb")
+    before = refused_total(guarded, "headers_too_large")
+
+    answer, closed = send_head(guarded, with_headers(request, {"X-Big": "a" * MiB}))
+
+    message = assert_json_error(answer, 431, "headers_too_large")
+    # Refused on the bytes of a head still incomplete, not after the 1 MB
+    # header was parsed whole (that would be "header names and values ...").
+    assert message == f"request line and headers over {DEFAULTS.wire_bytes} bytes"
+    assert closed
+    assert refused_total(guarded, "headers_too_large") == before + 1
+    assert stored(guarded) == 0
+    response, _ = post_fast(guarded, request)
+    assert response.json()["outcome"] == "applied", response.text
+
+
+def test_3000_small_headers_are_refused_431(
+    guarded: Server, heads_partner: Partner
+) -> None:
+    request = heads_partner.order_created("ord_3000")
+    many = {f"X-H{n}": "v" for n in range(3000)}
+    before = stored(guarded)
+
+    answer, closed = send_head(guarded, with_headers(request, many))
+
+    assert_json_error(answer, 431, "headers_too_large")
+    assert closed
+    assert stored(guarded) == before
+
+
+@pytest.mark.parametrize("bound", ["bytes", "count"])
+def test_a_head_at_the_limit_is_served_and_one_more_is_refused(
+    guarded: Server, heads_partner: Partner, bound: str
+) -> None:
+    def at_limit(order_id: str, over: int) -> Request:
+        request = heads_partner.order_created(order_id)
+        if bound == "count":
+            room = DEFAULTS.max_headers - len(request.headers) - 2  # Host, C-L
+            return with_headers(request, {f"X-H{n}": "v" for n in range(room + over)})
+        padded = with_headers(request, {"X-Pad": ""})
+        room = DEFAULTS.max_header_bytes - header_bytes(padded)
+        return with_headers(request, {"X-Pad": "a" * (room + over)})
+
+    within, beyond = at_limit(f"ord_{bound}_in", 0), at_limit(f"ord_{bound}_out", 1)
+    if bound == "bytes":
+        assert header_bytes(within) == DEFAULTS.max_header_bytes
+    before = stored(guarded)
+
+    served, _ = send_head(guarded, within)
+    refused, closed = send_head(guarded, beyond)
+
+    assert served.status == 200, served.body
+    assert json.loads(served.body)["outcome"] == "applied"
+    message = assert_json_error(refused, 431, "headers_too_large")
+    expected = {"bytes": "over 16384 bytes", "count": "more than 100 headers"}
+    assert expected[bound] in message
+    assert closed
+    assert stored(guarded) == before + 1
+
+
+def test_50_half_heads_are_closed_after_the_deadline_while_others_are_served(
+    guarded: Server, heads_partner: Partner
+) -> None:
+    slow: list[tuple[socket.socket, float]] = []
+    try:
+        for _ in range(50):
+            sock = connect(guarded)
+            sock.sendall(HALF_A_HEAD)
+            slow.append((sock, time.monotonic()))
+        response, waited = post_fast(guarded, heads_partner.order_created("ord_beside"))
+        assert response.status_code == 200, response.text
+        assert waited < HEAD_TIMEOUT / 2, f"the honest client waited {waited:.2f} s"
+
+        for sock, sent_at in slow:
+            answer = read_answer(sock, timeout=HEAD_TIMEOUT + 5)
+            after = time.monotonic() - sent_at
+            assert_json_error(answer, 408, "header_timeout")
+            assert closed_by_server(sock, timeout=1)
+            assert after >= HEAD_TIMEOUT - 0.1, after
+        last = time.monotonic() - slow[-1][1]
+        assert last < HEAD_TIMEOUT + 2, f"the last closed after {last:.2f} s"
+    finally:
+        for sock, _ in slow:
+            sock.close()
+
+
+def test_a_malformed_request_line_or_header_is_a_json_400(guarded: Server) -> None:
+    for raw in (
+        b"NOT HTTP AT ALL\r\n\r\n",
+        b"GET / HTTP/1.1\r\nHost: x\r\nNo colon here\r\n\r\n",
+        b"GET / HTTP/1.1\r\nHost: x\r\nBad Name: v\r\n\r\n",
+        b"GET /\x01 HTTP/1.1\r\nHost: x\r\n\r\n",
+    ):
+        with connect(guarded) as sock:
+            sock.sendall(raw)
+            answer = read_answer(sock)
+            assert_json_error(answer, 400, "bad_request")
+            assert closed_by_server(sock), raw
+    assert httpx.get(f"{guarded.base_url}/healthz", timeout=5).status_code == 200
+
+
+def silent_close_after(sock: socket.socket, since: float) -> float:
+    """Seconds from ``since`` to the server's close, which sends nothing."""
+    sock.settimeout(HEAD_TIMEOUT + 5)
+    assert sock.recv(65536) == b"", "an idle connection was sent something"
+    return time.monotonic() - since
+
+
+def test_an_idle_connection_is_closed_at_the_deadline_without_an_answer(
+    guarded: Server,
+) -> None:
+    """Fresh, or kept alive after an answer: closed after the deadline, not
+    uvicorn's 5 s keep-alive, and sent nothing (no request to answer)."""
+    with connect(guarded) as fresh:
+        seconds = silent_close_after(fresh, time.monotonic())
+        assert HEAD_TIMEOUT - 0.1 <= seconds < HEAD_TIMEOUT + 1.5, seconds
+    with connect(guarded) as kept:
+        kept.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        assert read_answer(kept).status == 200
+        seconds = silent_close_after(kept, time.monotonic())
+        assert HEAD_TIMEOUT - 0.1 <= seconds < HEAD_TIMEOUT + 1.5, seconds
+
+
+def test_on_a_kept_alive_connection_the_deadline_runs_from_the_last_answer(
+    guarded: Server,
+) -> None:
+    """Half a head sent late in the deadline still has only the rest of it:
+    a 408 one deadline after the answer (1 s), not after the bytes (1.8 s)."""
+    with connect(guarded) as sock:
+        sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        assert read_answer(sock).status == 200
+        answered = time.monotonic()
+        time.sleep(HEAD_TIMEOUT * 0.8)
+        sock.sendall(HALF_A_HEAD)
+        answer = read_answer(sock, timeout=HEAD_TIMEOUT + 5)
+        seconds = time.monotonic() - answered
+        assert_json_error(answer, 408, "header_timeout")
+        assert HEAD_TIMEOUT - 0.1 <= seconds < HEAD_TIMEOUT + 0.6, seconds
+
+
+def test_a_body_may_take_longer_than_the_header_deadline(
+    guarded: Server, heads_partner: Partner
+) -> None:
+    """The deadline stops when the head is complete: the body has
+    ``body_timeout_seconds`` (5 s here)."""
+    request = heads_partner.order_created("ord_slow_body")
+    size = -(-len(request.body) // 4)
+    pieces = [request.body[n : n + size] for n in range(0, len(request.body), size)]
+    started = time.monotonic()
+    with connect(guarded) as sock:
+        sock.sendall(head("/webhooks/acme", request))
+        for piece in pieces:
+            time.sleep(HEAD_TIMEOUT / 2)
+            sock.sendall(piece)
+        answer = read_answer(sock)
+    assert time.monotonic() - started > HEAD_TIMEOUT * 1.5
+    assert answer.status == 200, answer.body
+    assert json.loads(answer.body)["outcome"] == "applied"

@@ -386,6 +386,18 @@ def test_a_body_over_the_limit_is_a_documented_413(
     assert_documented(document(client), "POST", "/webhooks/{source}", response)
 
 
+def test_a_request_over_the_header_limits_is_a_documented_431(
+    client: TestClient, partner: Partner
+) -> None:
+    request = partner.order_created("ord_headers")
+    many = {f"x-extra-{n}": "v" for n in range(200)}
+    response = client.post(
+        "/webhooks/acme", content=request.body, headers={**request.headers, **many}
+    )
+    assert response.status_code == 431
+    assert_documented(document(client), "POST", "/webhooks/{source}", response)
+
+
 def test_each_guarded_operation_answers_the_documented_401_and_403(
     client: TestClient,
 ) -> None:

@@ -90,6 +90,21 @@ retry_after_seconds = 7
     assert (settings.pool_size, settings.retry_after_seconds) == (4, 7)
 
 
+def test_the_request_head_bounds_default_and_are_read(tmp_path: Path) -> None:
+    defaults = load_settings(write(tmp_path, ""), {})
+    assert (defaults.max_header_bytes, defaults.max_headers) == (16384, 100)
+    assert defaults.header_timeout_seconds == 10.0
+    text = """
+[server]
+max_header_bytes = 8192
+max_headers = 50
+header_timeout_seconds = 2.5
+"""
+    settings = load_settings(write(tmp_path, text), {})
+    assert (settings.max_header_bytes, settings.max_headers) == (8192, 50)
+    assert settings.header_timeout_seconds == 2.5
+
+
 def test_the_database_url_from_the_environment_wins_over_the_file(
     tmp_path: Path,
 ) -> None:
@@ -250,6 +265,38 @@ def test_error_messages_never_contain_a_secret_value(tmp_path: Path) -> None:
             "server.retry_after_seconds: expected a positive integer",
         ),
         ("[server]\nport = 8000\n", "server.port: unknown key"),
+        (
+            "[server]\nmax_header_bytes = 0\n",
+            "server.max_header_bytes: expected a positive integer",
+        ),
+        (
+            '[server]\nmax_header_bytes = "16k"\n',
+            "server.max_header_bytes: expected a positive integer",
+        ),
+        (
+            "[server]\nmax_headers = -1\n",
+            "server.max_headers: expected a positive integer",
+        ),
+        (
+            "[server]\nmax_headers = 10.5\n",
+            "server.max_headers: expected a positive integer",
+        ),
+        (
+            "[server]\nmax_headers = true\n",
+            "server.max_headers: expected a positive integer",
+        ),
+        (
+            "[server]\nheader_timeout_seconds = 0\n",
+            "server.header_timeout_seconds: expected a positive number",
+        ),
+        (
+            "[server]\nheader_timeout_seconds = inf\n",
+            "server.header_timeout_seconds: expected a positive number",
+        ),
+        (
+            "[server]\nheader_timeout = 10\n",
+            "server.header_timeout: unknown key",
+        ),
     ],
 )
 def test_each_top_level_error_names_the_key(
