@@ -20,7 +20,12 @@ from domain.errors import (
     NotYetCreated,
 )
 from domain.provenance import Provenance
-from domain.rules import RECORDED_BEFORE_DIGESTS, Position, Verdict
+from domain.rules import (
+    RECORDED_BEFORE_DIGESTS,
+    UNKNOWN_PROGRESS,
+    Position,
+    Verdict,
+)
 
 NAMESPACE = uuid.UUID("6f0c1e0a-6f4b-4c1e-9a38-1d2d0b1d5e57")
 """Namespace of the aggregate ids: ``uuid5(NAMESPACE, "order/<order_id>")``."""
@@ -33,8 +38,10 @@ def position_of(stored: list[Any] | tuple[Any, ...]) -> Position:
 
 def _before_digests(stored: list[Any]) -> list[Any]:
     """A position recorded with the delivery's key as its tie-breaker, with
-    ``RECORDED_BEFORE_DIGESTS`` instead (see domain.rules)."""
-    return [*stored[:3], RECORDED_BEFORE_DIGESTS]
+    ``RECORDED_BEFORE_DIGESTS`` instead and, where it stated no progress,
+    ``UNKNOWN_PROGRESS`` (see domain.rules)."""
+    value, rank, progress = stored[:3]
+    return [value, rank, progress or UNKNOWN_PROGRESS, RECORDED_BEFORE_DIGESTS]
 
 
 class SyncedObject(Aggregate):

@@ -59,6 +59,13 @@ digest (hex digits), so an event that ties such a position on value, rank
 and progress is not newer than it: re-sending an event recorded before the
 upgrade under a fresh key is ``stale`` too."""
 
+UNKNOWN_PROGRESS: Final = 2**63 - 1
+"""The progress of a position recorded before a mapping stated one (0 then;
+the ``standard`` mapping's totals count only since). Unknown is taken as the
+most: an event at the same value and rank as one recorded before is not
+newer, whatever its total, since what decided between them then (the key)
+no longer exists."""
+
 ORDER_EVENTS: Final = (
     "order.created",
     "order.paid",

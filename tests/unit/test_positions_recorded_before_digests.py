@@ -18,7 +18,7 @@ from domain.application import SyncService
 from domain.commands import CreateOrder, MarkPaid
 from domain.errors import NothingNewer
 from domain.order import Order
-from domain.rules import RECORDED_BEFORE_DIGESTS
+from domain.rules import RECORDED_BEFORE_DIGESTS, UNKNOWN_PROGRESS
 
 MEMORY = {"PERSISTENCE_MODULE": "infrastructure.persistence.memory:MemoryFactory"}
 AT = datetime(2026, 11, 1, tzinfo=UTC)
@@ -79,7 +79,12 @@ def test_an_event_stored_with_its_key_loads_with_the_tie_breaker_of_before() -> 
     order = replay(order_stored_before_digests())
     assert order.status == "paid"
     assert order.values["paid_cents"] == 50
-    assert order.positions["paid_cents"] == (2, 1, 0, RECORDED_BEFORE_DIGESTS)
+    assert order.positions["paid_cents"] == (
+        2,
+        1,
+        UNKNOWN_PROGRESS,
+        RECORDED_BEFORE_DIGESTS,
+    )
     assert all(at[3] == RECORDED_BEFORE_DIGESTS for at in order.positions.values())
 
 
@@ -88,6 +93,46 @@ def test_the_same_event_re_sent_under_a_fresh_key_after_the_upgrade_is_stale() -
     with pytest.raises(NothingNewer):
         order.execute(PAID, "acme", "a-fresh-key-" + "z" * 40)
     assert order.pending_events == []
+
+
+def test_a_larger_total_at_the_same_position_recorded_before_is_stale() -> None:
+    """The standard mapping states its paid total as progress since the
+    upgrade; before, ties went by key. A payment at the same sequence as one
+    recorded before is not newer, whatever its total: a captured losing
+    payment re-sent under a fresh key cannot win after the upgrade."""
+    order = replay(order_stored_before_digests())
+    larger = MarkPaid(
+        order_id="ord_1", amount_cents=900, sequence=2, occurred_at=AT, progress=900
+    )
+    with pytest.raises(NothingNewer):
+        order.execute(larger, "acme", "zz-fresh")
+    assert order.values["paid_cents"] == 50
+
+
+def test_a_stated_progress_recorded_before_is_kept() -> None:
+    """Stripe's mapping stated progress before the upgrade (amount_refunded):
+    a larger total in the same second is still newer, an equal one is not."""
+    stored = order_stored_before_digests()
+    state = json.loads(stored[-1].state)
+    state["position"][2] = 50
+    stored[-1] = StoredEvent(
+        originator_id=stored[-1].originator_id,
+        originator_version=stored[-1].originator_version,
+        topic=stored[-1].topic,
+        state=json.dumps(state).encode(),
+    )
+    order = replay(stored)
+    assert order.positions["paid_cents"][2] == 50
+    same = MarkPaid(
+        order_id="ord_1", amount_cents=50, sequence=2, occurred_at=AT, progress=50
+    )
+    with pytest.raises(NothingNewer):
+        order.execute(same, "acme", "zz-fresh")
+    larger = MarkPaid(
+        order_id="ord_1", amount_cents=80, sequence=2, occurred_at=AT, progress=80
+    )
+    order.execute(larger, "acme", "k-4")
+    assert order.values["paid_cents"] == 80
 
 
 def test_a_newer_event_after_the_upgrade_still_applies() -> None:
