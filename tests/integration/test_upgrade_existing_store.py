@@ -151,6 +151,15 @@ def keeps_working(url: str, expected: dict[str, Any]) -> None:
         assert answer["outcome"] == "duplicate", answer
         assert answer["first"] == records[retried]["answer"], answer
 
+        re_sent = re_send_under_fresh_keys(client, partner, url, source, records)
+        found = observe(url)
+        objects = {"objects": expected["objects"]}
+        problems = differences(objects, {"objects": found["objects"]})
+        assert not problems, (
+            f"{re_sent} recorded events re-sent under fresh keys changed objects:\n"
+            + "\n".join(problems)
+        )
+
         for name in pruned:
             probe = envelope("upgrade.probe")  # any body: the key decides
             key = name.partition("/")[2]
@@ -173,7 +182,8 @@ def keeps_working(url: str, expected: dict[str, Any]) -> None:
     report = verify(database.engine(), anchor=(head["seq"], head["hash"]))
     database.close()
     assert not report.failed and not report.findings, report.findings
-    assert report.events == expected["audit"]["counts"]["events"] + 2
+    # The new payment and its receipt, and each re-send's receipt.
+    assert report.events == expected["audit"]["counts"]["events"] + 2 + re_sent
     assert report.head is not None and report.head.seq == head["seq"] + 1
     assert report.head.first_notification_id > head["last_notification_id"]
 
@@ -199,6 +209,32 @@ def keeps_working(url: str, expected: dict[str, Any]) -> None:
         for r in expected["read_models"]["source_stats"]
     }
     assert stats[(source, "applied")] == old_stats[(source, "applied")] + 1
+
+
+def re_send_under_fresh_keys(
+    client: TestClient,
+    partner: Partner,
+    url: str,
+    source: str,
+    records: dict[str, dict[str, Any]],
+) -> int:
+    """Every recorded event of ``source`` whose object exists now, re-sent as
+    a partner could, under a fresh key (its position was recorded with the
+    key as tie-breaker before the upgrade): each is ``stale``, ``rejected``
+    or ``ignored`` as before, never ``applied``. Returns how many."""
+    store = Store(url)
+    try:
+        payloads = {
+            name: store.delivery(source, name.partition("/")[2])["payload"]  # type: ignore[index]
+            for name, record in records.items()
+            if record["outcome"] != "parked" or record["resolution"] is not None
+        }
+    finally:
+        store.close()
+    for name, payload in payloads.items():
+        answer = send(client, partner.sign(payload), source).json()
+        assert answer["outcome"] in ("stale", "rejected", "ignored"), (name, answer)
+    return len(payloads)
 
 
 def standard_source(expected: dict[str, Any]) -> str:
