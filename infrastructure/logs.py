@@ -4,7 +4,9 @@
 Each delivery decision is one line of the logger ``idemsync.deliveries``
 with its fields (``source``, ``key``, ``outcome``, ``aggregate``,
 ``version``, ``duration_ms``...). Nothing that reaches a log line carries a
-secret, a token or a payload: the fields are chosen here, not dumped.
+secret, a token or a payload: the fields are chosen here, not dumped, and
+the query string of uvicorn's access line is redacted (a client may send a
+token there).
 """
 
 from __future__ import annotations
@@ -66,6 +68,51 @@ class WebhookAccessFilter(logging.Filter):
         )
 
 
+QUERY_NAMES_SHOWN = frozenset(
+    {
+        *("after", "as_of", "cursor", "customer_id", "dry_run", "limit", "outcome"),
+        *("since", "source", "status", "until", "verify", "version"),
+        *("token", "access_token", "api_key", "key"),
+    }
+)
+"""Query parameter names an access line shows: the API's own (see
+``web/openapi.py``), and the names a client puts a credential under, so
+that the mistake shows. Any other name is redacted like every value: a
+client may send anything there, a token included (``?idm_...``)."""
+REDACTED = "<redacted>"
+
+
+def redact_query(path: str) -> str:
+    """``path`` with the value of every query parameter, and every name not
+    in ``QUERY_NAMES_SHOWN``, replaced by ``<redacted>``:
+    ``/views/orders?limit=5&token=idm_x&idm_y`` gives
+    ``/views/orders?limit=<redacted>&token=<redacted>&<redacted>``."""
+    base, question, query = path.partition("?")
+    if not question:
+        return path
+    shown = []
+    for item in query.split("&"):
+        name, equals, _ = item.partition("=")
+        shown.append(
+            f"{name}={REDACTED}" if equals and name in QUERY_NAMES_SHOWN else REDACTED
+        )
+    return f"{base}?{'&'.join(shown)}"
+
+
+class QueryRedactionFilter(logging.Filter):
+    """Rewrites uvicorn's access line so that its query string is never
+    written as sent: the path stays, each value (and any name the API does not
+    use) becomes ``<redacted>``. A token belongs in ``Authorization``; one
+    sent as ``?token=`` or ``?access_token=`` is refused (401), and must not
+    then sit in the log in full."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args
+        if isinstance(args, tuple) and len(args) == 5 and isinstance(args[2], str):
+            record.args = (*args[:2], redact_query(args[2]), *args[3:])
+        return True
+
+
 def log_config(log_format: str, level: str = "info") -> dict[str, Any]:
     """A ``logging.config.dictConfig`` for idemsync and uvicorn alike
     (``log_format``: ``json`` or ``text``)."""
@@ -77,12 +124,15 @@ def log_config(log_format: str, level: str = "info") -> dict[str, Any]:
         name: {"handlers": [], "propagate": True}
         for name in ("uvicorn", "uvicorn.error", "uvicorn.access")
     }
-    loggers["uvicorn.access"]["filters"] = ["decided_webhooks"]
+    loggers["uvicorn.access"]["filters"] = ["decided_webhooks", "redacted_queries"]
     return {
         "version": 1,
         "disable_existing_loggers": False,
         "formatters": {"main": formatter},
-        "filters": {"decided_webhooks": {"()": WebhookAccessFilter}},
+        "filters": {
+            "decided_webhooks": {"()": WebhookAccessFilter},
+            "redacted_queries": {"()": QueryRedactionFilter},
+        },
         "handlers": {"main": handler},
         "root": {"handlers": ["main"], "level": level.upper()},
         "loggers": loggers,
