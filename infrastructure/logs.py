@@ -6,7 +6,8 @@ with its fields (``source``, ``key``, ``outcome``, ``aggregate``,
 ``version``, ``duration_ms``...). Nothing that reaches a log line carries a
 secret, a token or a payload: the fields are chosen here, not dumped, and
 the query string of uvicorn's access line is redacted (a client may send a
-token there).
+token there). In either format one record is one line: a partner's key or
+id cannot start a forged line.
 """
 
 from __future__ import annotations
@@ -23,6 +24,14 @@ FIELDS = "fields"
 """The ``extra`` key under which a record carries its structured fields."""
 
 decisions = logging.getLogger("idemsync.deliveries")
+
+
+LINE_BREAKS_LEFT_BY_JSON = str.maketrans(
+    {"\x85": "\\u0085", "\u2028": "\\u2028", "\u2029": "\\u2029"}
+)
+"""What msgspec writes as it is but ``str.splitlines`` (and some log viewers)
+take for a line break: NEL and the Unicode line and paragraph separators.
+They can only occur inside JSON strings, where the escape means the same."""
 
 
 class JsonFormatter(logging.Formatter):
@@ -43,10 +52,43 @@ class JsonFormatter(logging.Formatter):
         line.update(getattr(record, FIELDS, None) or {})
         if record.exc_info:
             line["exception"] = self.formatException(record.exc_info)
-        return self.encoder.encode(line).decode()
+        text = self.encoder.encode(line).decode()
+        return text if text.isascii() else text.translate(LINE_BREAKS_LEFT_BY_JSON)
 
 
 TEXT_FORMAT = "%(levelname)s %(name)s: %(message)s"
+
+BIDI_OVERRIDES = (*range(0x202A, 0x202F), *range(0x2066, 0x206A))
+CONTROLS = str.maketrans(
+    {
+        **{code: f"\\x{code:02x}" for code in (*range(0x20), *range(0x7F, 0xA0))},
+        ord("\t"): "\\t",
+        ord("\n"): "\\n",
+        ord("\r"): "\\r",
+        **{code: f"\\u{code:04x}" for code in (0x2028, 0x2029, *BIDI_OVERRIDES)},
+    }
+)
+"""C0 and C1 controls, DEL, the Unicode line separators and the bidirectional
+overrides (which make a terminal show a line's text in another order), as
+escapes."""
+
+
+def escape_controls(text: str) -> str:
+    """``text`` with no character that could end or rewrite a line."""
+    return text if text.isprintable() else text.translate(CONTROLS)
+
+
+class TextFormatter(logging.Formatter):
+    """``TEXT_FORMAT`` with every control character escaped (``\\n``,
+    ``\\x1b``...): a record is one line, so a key or a partner's id that
+    holds a line break cannot write a line that looks like another record.
+    A traceback is one line too, its line breaks written ``\\n``."""
+
+    def __init__(self) -> None:
+        super().__init__(TEXT_FORMAT)
+
+    def format(self, record: logging.LogRecord) -> str:
+        return escape_controls(super().format(record))
 
 
 class WebhookAccessFilter(logging.Filter):
@@ -116,9 +158,9 @@ class QueryRedactionFilter(logging.Filter):
 def log_config(log_format: str, level: str = "info") -> dict[str, Any]:
     """A ``logging.config.dictConfig`` for idemsync and uvicorn alike
     (``log_format``: ``json`` or ``text``)."""
-    formatter: dict[str, Any] = (
-        {"()": JsonFormatter} if log_format == "json" else {"format": TEXT_FORMAT}
-    )
+    formatter: dict[str, Any] = {
+        "()": JsonFormatter if log_format == "json" else TextFormatter
+    }
     handler = {"class": "logging.StreamHandler", "formatter": "main"}
     loggers: dict[str, Any] = {
         name: {"handlers": [], "propagate": True}
