@@ -30,8 +30,21 @@ ROOT = Path(__file__).resolve().parents[2]
 ALEMBIC_INI = ROOT / "alembic.ini"
 
 
+UNREACHABLE = "store unreachable"
+NOT_AT_HEAD = "schema not at head revision: run idemsync db upgrade"
+
+
 class NotReady(Exception):
-    """The store cannot be reached or is not migrated to the head revision."""
+    """The store cannot be reached or is not migrated to the head revision.
+
+    The message is for the operator (command line, server log): it names the
+    store and the driver's error. ``reason`` (``UNREACHABLE`` or
+    ``NOT_AT_HEAD``) is what an open endpoint may tell anyone: nothing of
+    the store's URL, host, path or driver."""
+
+    def __init__(self, detail: str, reason: str) -> None:
+        super().__init__(detail)
+        self.reason = reason
 
 
 class Database:
@@ -139,7 +152,9 @@ class Database:
                     text("SELECT version_num FROM alembic_version")
                 ).scalar()
         except Exception as error:
-            raise NotReady(f"{self.describe()} is unreachable: {error}") from error
+            raise NotReady(
+                f"{self.describe()} is unreachable: {error}", UNREACHABLE
+            ) from error
 
     def check_ready(self) -> None:
         """Raise ``NotReady`` unless the store answers and is at the head."""
@@ -147,7 +162,8 @@ class Database:
         if current != head:
             raise NotReady(
                 f"{self.describe()} is at revision {current or 'none'}, "
-                f"not {head}: run `idemsync db upgrade`"
+                f"not {head}: run `idemsync db upgrade`",
+                NOT_AT_HEAD,
             )
 
     def engine(self) -> Engine:
