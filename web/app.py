@@ -29,6 +29,7 @@ from web.health import healthz, readyz
 from web.http_errors import http_error
 from web.metrics import metrics_route
 from web.openapi import build_document, openapi_json
+from web.slashes import RelativeSlashRedirect
 from web.webhooks import Admission, receive_webhook
 
 log = logging.getLogger("idemsync")
@@ -101,6 +102,8 @@ def create_app(
         lifespan=lifespan,
         exception_handlers={HTTPException: http_error},
     )
+    app.router.redirect_slashes = False
+    app.router.default = RelativeSlashRedirect(app.router)
     app.state.settings = settings
     app.state.access = Access(settings.tokens)
     app.state.database = database
