@@ -48,6 +48,17 @@ SOURCE_KEYS = (
 )
 KEY_LOCATION = re.compile(r"^(header:[A-Za-z0-9_-]+|body:\$(\.[A-Za-z0-9_-]+)+)$")
 HEADER_NAME = re.compile(r"^[A-Za-z0-9_-]+$")
+WHSEC = "standard-webhooks"
+"""The scheme whose secret is ``whsec_`` and the base64 of the key."""
+MIN_SECRET_BYTES = 16
+"""The shortest HMAC key accepted, 128 bits: an HMAC is no stronger than its
+key, and a short one can be guessed offline from a single captured request.
+Partners' own are longer (Standard Webhooks and Svix: 24 bytes; Stripe:
+``whsec_`` and 32 characters)."""
+MAX_TOLERANCE_SECONDS = 3600
+"""The widest replay window accepted for a signed timestamp, past or future
+(Stripe and Standard Webhooks use 300 s): beyond an hour a captured request
+stays valid for longer than any partner's clock needs."""
 
 
 @dataclass(frozen=True)
@@ -100,11 +111,21 @@ def read_source(
         secrets=_secrets(fields.get("secrets", []), f"{where}.secrets", scheme, environ)
         if resolve_secrets
         else (),
-        tolerance_seconds=read_positive_int(fields, where, "tolerance_seconds", 300),
+        tolerance_seconds=_tolerance(fields, where),
         mapping=mapping,
         max_body_bytes=read_positive_int(fields, where, "max_body_bytes", 1_048_576),
         retention_days=read_positive_int(fields, where, "retention_days", 30),
     )
+
+
+def _tolerance(fields: Mapping[str, object], where: str) -> int:
+    seconds = read_positive_int(fields, where, "tolerance_seconds", 300)
+    if seconds > MAX_TOLERANCE_SECONDS:
+        raise ConfigError(
+            f"{where}.tolerance_seconds: at most {MAX_TOLERANCE_SECONDS} "
+            "(a signed request is replayable for that long; partners use 300)"
+        )
+    return seconds
 
 
 def _key_options(fields: Mapping[str, object], where: str) -> dict[str, Any]:
@@ -174,5 +195,29 @@ def _secrets(
             raise ConfigError(f"{at}: environment variable {variable} is not set")
         if not environ[variable]:
             raise ConfigError(f"{at}: environment variable {variable} is empty")
+        if (
+            scheme != "none"
+            and _key_bytes(environ[variable], scheme, at) < MIN_SECRET_BYTES
+        ):
+            decoded = " (base64-decoded after whsec_)" if scheme == WHSEC else ""
+            raise ConfigError(
+                f"{at}: the secret in environment variable {variable} is too "
+                f"short: its key must be at least {MIN_SECRET_BYTES} bytes{decoded}"
+            )
         resolved.append(environ[variable])
     return tuple(resolved)
+
+
+def _key_bytes(secret: str, scheme: str, at: str) -> int:
+    """The length of the HMAC key a secret gives: for Standard Webhooks the
+    bytes of the base64 after ``whsec_``; for the other schemes the secret's
+    UTF-8 bytes, which they use as the key as it is written."""
+    if scheme != WHSEC:
+        return len(secret.encode())
+    # Imported here: the schemes package imports the settings at its top.
+    from infrastructure.schemes.standard_webhooks import InvalidSecret, decode_secret
+
+    try:
+        return len(decode_secret(secret))
+    except InvalidSecret as invalid:
+        raise ConfigError(f"{at}: {invalid}") from None
