@@ -15,6 +15,7 @@ from infrastructure.config_fields import (
     ConfigError,
     as_table,
     check_keys,
+    read_bool,
     read_positive_int,
     read_string,
 )
@@ -44,6 +45,7 @@ SOURCE_KEYS = (
     "retention_days",
     "key",
     "key_fallback",
+    "allow_unsigned",
     *HMAC_KEYS,
 )
 KEY_LOCATION = re.compile(r"^(header:[A-Za-z0-9_-]+|body:\$(\.[A-Za-z0-9_-]+)+)$")
@@ -82,6 +84,8 @@ class SourceSettings:
     signature_prefix: str = ""
     timestamp_header: str | None = None
     """hmac-sha256 only: when set, the signed content is ``{timestamp}.{body}``."""
+    allow_unsigned: bool = False
+    """none only: an unsigned source on PostgreSQL needs it set (settings.py)."""
 
 
 def read_source(
@@ -115,6 +119,7 @@ def read_source(
         mapping=mapping,
         max_body_bytes=read_positive_int(fields, where, "max_body_bytes", 1_048_576),
         retention_days=read_positive_int(fields, where, "retention_days", 30),
+        allow_unsigned=_allow_unsigned(fields, where, scheme),
     )
 
 
@@ -126,6 +131,12 @@ def _tolerance(fields: Mapping[str, object], where: str) -> int:
             "(a signed request is replayable for that long; partners use 300)"
         )
     return seconds
+
+
+def _allow_unsigned(fields: Mapping[str, object], where: str, scheme: str) -> bool:
+    if "allow_unsigned" in fields and scheme != "none":
+        raise ConfigError(f"{where}.allow_unsigned: only for scheme none")
+    return read_bool(fields, where, "allow_unsigned", False)
 
 
 def _key_options(fields: Mapping[str, object], where: str) -> dict[str, Any]:

@@ -269,3 +269,53 @@ def test_a_toml_syntax_error_names_the_file(tmp_path: Path) -> None:
 def test_a_missing_file_names_the_file(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"missing\.toml: cannot read"):
         load_settings(tmp_path / "missing.toml", {})
+
+
+# -- an unsigned source on PostgreSQL (issue 13) ---------------------------------------
+
+UNSIGNED = '[sources.dev]\nscheme = "none"\n'
+PG_URL = "postgresql://idemsync@db.internal:5432/idemsync"
+
+
+@pytest.mark.parametrize(
+    ("text", "environ"),
+    [
+        (f'[database]\nurl = "{PG_URL}"\n' + UNSIGNED, {}),
+        (UNSIGNED, {"IDEMSYNC_DATABASE_URL": PG_URL}),
+        (UNSIGNED, {"IDEMSYNC_DATABASE_URL": "postgres://db/idemsync"}),
+        (UNSIGNED + "allow_unsigned = false\n", {"IDEMSYNC_DATABASE_URL": PG_URL}),
+    ],
+)
+def test_a_none_source_on_postgresql_needs_allow_unsigned(
+    tmp_path: Path, text: str, environ: dict[str, str]
+) -> None:
+    """Wherever the URL comes from: the file, or the environment, which wins."""
+    message = error_for(tmp_path, text, environ)
+    assert message.startswith("sources.dev.allow_unsigned: "), message
+    assert "allow_unsigned = true" in message
+
+
+def test_a_none_source_on_postgresql_with_allow_unsigned_loads(tmp_path: Path) -> None:
+    text = UNSIGNED + "allow_unsigned = true\n"
+    settings = load_settings(write(tmp_path, text), {"IDEMSYNC_DATABASE_URL": PG_URL})
+    assert settings.sources["dev"].allow_unsigned
+
+
+def test_a_none_source_on_sqlite_needs_no_allow_unsigned(tmp_path: Path) -> None:
+    environ = {"IDEMSYNC_DATABASE_URL": "sqlite:///var/dev.db"}
+    settings = load_settings(write(tmp_path, UNSIGNED), environ)
+    assert not settings.sources["dev"].allow_unsigned
+    text = f'[database]\nurl = "{PG_URL}"\n' + UNSIGNED
+    assert load_settings(write(tmp_path, text), environ).sources["dev"]
+
+
+@pytest.mark.parametrize("value", ["true", "false"])
+def test_allow_unsigned_is_only_for_scheme_none(tmp_path: Path, value: str) -> None:
+    text = ACME + f"allow_unsigned = {value}\n"
+    message = error_for(tmp_path, text)
+    assert message == "sources.acme.allow_unsigned: only for scheme none"
+
+
+def test_allow_unsigned_is_true_or_false(tmp_path: Path) -> None:
+    message = error_for(tmp_path, UNSIGNED + 'allow_unsigned = "yes"\n')
+    assert message == "sources.dev.allow_unsigned: expected true or false"
