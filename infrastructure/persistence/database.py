@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import sqlite3
-from contextlib import closing
+from contextlib import closing, suppress
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
@@ -127,9 +128,14 @@ class Database:
         return config
 
     def upgrade(self) -> None:
-        """Migrate to the head revision (``idemsync db upgrade``)."""
+        """Migrate to the head revision (``idemsync db upgrade``). A SQLite
+        file made here is ``0600`` (SQLite gives its ``-wal`` and ``-shm``
+        the same mode): it holds every payload, for its owner alone."""
         if not self.is_postgres:
             self.sqlite_path.parent.mkdir(parents=True, exist_ok=True)
+            with suppress(FileExistsError):
+                flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL
+                os.close(os.open(self.sqlite_path, flags, 0o600))
         command.upgrade(self.alembic_config(), "head")
         if not self.is_postgres:
             # WAL is a property of the file: set it once here, so that opening
