@@ -39,6 +39,7 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     from infrastructure.logs import log_config
     from web.transport import http_protocol
 
+    # Before uvicorn applies it: the warnings at start are in the log's format.
     logging.config.dictConfig(log_config(args.log_format, args.log_level))
     build_sources(settings)
     for loose in loose_files(settings):
