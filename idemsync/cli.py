@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import logging.config
 import os
 import shutil
 import sys
@@ -24,6 +25,7 @@ from idemsync import (
     cli_tokens,
 )
 from idemsync.common import build_sources
+from infrastructure.file_modes import loose_files
 from infrastructure.persistence.database import Database, NotReady
 from infrastructure.schemes.standard_webhooks import sign
 from infrastructure.settings import ConfigError, Settings, load_settings
@@ -37,7 +39,11 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     from infrastructure.logs import log_config
     from web.transport import http_protocol
 
+    # Before uvicorn applies it: the warnings at start are in the log's format.
+    logging.config.dictConfig(log_config(args.log_format, args.log_level))
     build_sources(settings)
+    for loose in loose_files(settings):
+        log.warning("%s", loose)
     database = Database.of(settings)
     try:
         database.check_ready()
@@ -108,6 +114,16 @@ def cmd_db_current(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_config_check(args: argparse.Namespace, settings: Settings) -> int:
     build_sources(settings)
+    loose = loose_files(settings)
+    for file in loose:
+        print(f"idemsync: warning: {file}", file=sys.stderr)
+    if loose and args.strict:
+        print(
+            f"idemsync: refused (--strict): {len(loose)} file(s) other users "
+            "may read or write",
+            file=sys.stderr,
+        )
+        return 1
     names = ", ".join(settings.sources) or "none"
     print(f"{settings.config_path}: ok; sources: {names}")
     return 0
@@ -155,7 +171,12 @@ def parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
     serve.add_argument("--workers", type=int, default=1)
-    serve.add_argument("--log-level", default="info")
+    serve.add_argument(
+        "--log-level",
+        choices=("critical", "error", "warning", "info", "debug"),
+        default="info",
+        help="not uvicorn's 'trace': it logs every request's query string as sent",
+    )
     serve.add_argument(
         "--http",
         choices=("auto", "httptools", "h11"),
@@ -181,9 +202,19 @@ def parser() -> argparse.ArgumentParser:
 
     config = commands.add_parser("config", help="the configuration file")
     config_commands = config.add_subparsers(dest="config_command", required=True)
-    config_commands.add_parser("check", help="validate it").set_defaults(
-        run=cmd_config_check
+    check = config_commands.add_parser(
+        "check",
+        help="validate it",
+        description="Validate the configuration and build every source; warn "
+        "about a config file or SQLite database that other users may read or "
+        "write (group or other write, other read).",
     )
+    check.add_argument(
+        "--strict",
+        action="store_true",
+        help="exit 1 when there is such a warning",
+    )
+    check.set_defaults(run=cmd_config_check)
 
     cli_projections.add_commands(commands)
     cli_deliveries.add_commands(commands)

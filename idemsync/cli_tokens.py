@@ -4,14 +4,17 @@ A token is written to the configuration file as its SHA-256 only, in a
 ``[tokens.NAME]`` table appended to the file's text (its comments survive).
 The file is ``IDEMSYNC_CONFIG``, else ``./idemsync.toml``, which is first
 made as a copy of the shipped example when it does not exist yet: the
-example itself is never written.
+example itself is never written. A file made here is ``0600``; a file that
+other users may read or write (``infrastructure/file_modes.py``) is
+tightened to ``0600`` when it is rewritten, and the command says so: a user
+who may write it could otherwise add an admin token of their own.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
-import shutil
+import stat
 import sys
 import tempfile
 from datetime import UTC, datetime
@@ -19,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from infrastructure.access import ROLE_LABELS, TOKEN_NAME, new_token, token_hash
+from infrastructure.file_modes import PRIVATE, LooseFile, loose_bits
 from infrastructure.settings import (
     EXAMPLE_CONFIG,
     ConfigError,
@@ -39,9 +43,28 @@ def target_config() -> tuple[Path, bool]:
     return local, not local.exists()
 
 
-def _write_checked(path: Path, text: str) -> None:
+def _create_private(path: Path, content: bytes) -> None:
+    """Make ``path`` with ``content``, readable and writable by its owner
+    only (never over an existing file)."""
+    handle = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, PRIVATE)
+    with os.fdopen(handle, "wb") as file:
+        file.write(content)
+
+
+def _mode_to_keep(path: Path) -> tuple[int, LooseFile | None]:
+    """The mode the rewritten ``path`` gets: its own, or ``0600`` when other
+    users may read or write it (then also what it was, to say so)."""
+    mode = stat.S_IMODE(path.stat().st_mode)
+    if not loose_bits(mode):
+        return mode, None
+    return PRIVATE, LooseFile(path, "configuration file", mode)
+
+
+def _write_checked(path: Path, text: str) -> LooseFile | None:
     """Replace ``path``'s content with ``text`` once a copy of it parses
-    (the original is untouched when it would not)."""
+    (the original is untouched when it would not); return what the file was
+    when its mode was tightened."""
+    mode, tightened = _mode_to_keep(path)
     handle, name = tempfile.mkstemp(
         prefix=f".{path.name}.", suffix=".tmp", dir=path.parent
     )
@@ -49,7 +72,7 @@ def _write_checked(path: Path, text: str) -> None:
     try:
         with os.fdopen(handle, "w", encoding="utf-8") as file:
             file.write(text)
-        shutil.copymode(path, temporary)
+        temporary.chmod(mode)
         try:
             load_settings(temporary, resolve_secrets=False)
         except ConfigError as error:
@@ -60,6 +83,7 @@ def _write_checked(path: Path, text: str) -> None:
         os.replace(temporary, path)
     finally:
         temporary.unlink(missing_ok=True)
+    return tightened
 
 
 def cmd_tokens_add(args: argparse.Namespace, settings: Settings) -> int:
@@ -73,8 +97,10 @@ def cmd_tokens_add(args: argparse.Namespace, settings: Settings) -> int:
         return 2
     path, create = target_config()
     if create:
-        shutil.copyfile(EXAMPLE_CONFIG, path)
-        print(f"created {path} as a copy of the shipped {EXAMPLE_CONFIG.name}")
+        _create_private(path, EXAMPLE_CONFIG.read_bytes())
+        print(
+            f"created {path} as a copy of the shipped {EXAMPLE_CONFIG.name} (mode 0600)"
+        )
     current = load_settings(path, resolve_secrets=False)
     if name in current.tokens:
         print(
@@ -94,10 +120,15 @@ def cmd_tokens_add(args: argparse.Namespace, settings: Settings) -> int:
         f'sha256 = "{token_hash(token)}"\n'
     )
     try:
-        _write_checked(path, text + separator + table)
+        tightened = _write_checked(path, text + separator + table)
     except OSError as error:
         print(f"idemsync: cannot write {path}: {error.strerror}", file=sys.stderr)
         return 2
+    if tightened is not None:
+        print(
+            f"tightened {path} to mode 0600: it was {tightened.mode:04o}, "
+            f"{tightened.who} (anyone who may write it can add an admin token)"
+        )
     written = load_settings(path, resolve_secrets=False).tokens[name]
     print(
         f"added token {written.name!r} with role {written.role.label} to {path} "

@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
+from urllib.parse import urlsplit
 
 from infrastructure.access import Token, read_tokens
 from infrastructure.config_fields import (
@@ -131,16 +132,17 @@ def load_settings(
     )
     projections = as_table(document.get("projections", {}), "projections")
     check_keys(projections, "projections", ("in_serve", "batch_size", "poll_seconds"))
-    sources = as_table(document.get("sources", {}), "sources")
+    tables = as_table(document.get("sources", {}), "sources")
     file_url = read_string(database, "database", "url", DEFAULT_DATABASE_URL)
+    database_url = env.get("IDEMSYNC_DATABASE_URL") or file_url
+    sources = {
+        name: read_source(name, value, env, resolve_secrets)
+        for name, value in tables.items()
+    }
+    _refuse_unsigned_on_postgres(sources, database_url)
     return Settings(
-        database_url=env.get("IDEMSYNC_DATABASE_URL") or file_url,
-        sources=MappingProxyType(
-            {
-                name: read_source(name, value, env, resolve_secrets)
-                for name, value in sources.items()
-            }
-        ),
+        database_url=database_url,
+        sources=MappingProxyType(sources),
         config_path=path,
         tokens=read_tokens(document.get("tokens", {})),
         lock_timeout_seconds=read_positive_number(
@@ -176,6 +178,24 @@ def load_settings(
             projections, "projections", "poll_seconds", 0.5
         ),
     )
+
+
+def _refuse_unsigned_on_postgres(
+    sources: Mapping[str, SourceSettings], database_url: str
+) -> None:
+    """A ``none`` source lets anyone who reaches it write; on SQLite (one
+    machine, development) it is allowed with a loud warning at start, on
+    PostgreSQL only when its table says ``allow_unsigned = true``. Checked
+    here, where the URL is final (``IDEMSYNC_DATABASE_URL`` wins)."""
+    if urlsplit(database_url).scheme not in ("postgresql", "postgres"):
+        return
+    for source in sources.values():
+        if source.scheme == "none" and not source.allow_unsigned:
+            raise ConfigError(
+                f"sources.{source.name}.allow_unsigned: scheme none accepts "
+                "unsigned webhooks from anyone; on PostgreSQL that needs "
+                "allow_unsigned = true in the source's table"
+            )
 
 
 def _read(path: Path) -> dict[str, object]:

@@ -15,6 +15,7 @@ from infrastructure.config_fields import (
     ConfigError,
     as_table,
     check_keys,
+    read_bool,
     read_positive_int,
     read_string,
 )
@@ -46,11 +47,23 @@ SOURCE_KEYS = (
     "key_fallback",
     "store_headers",
     "clock_skew_seconds",
+    "allow_unsigned",
     *HMAC_KEYS,
 )
 KEY_LOCATION = re.compile(r"^(header:[A-Za-z0-9_-]+|body:\$(\.[A-Za-z0-9_-]+)+)$")
 HEADER_NAME = re.compile(r"^[A-Za-z0-9_-]+$")
 UNSTORABLE_HEADERS = frozenset({"authorization", "cookie", "proxy-authorization"})
+WHSEC = "standard-webhooks"
+"""The scheme whose secret is ``whsec_`` and the base64 of the key."""
+MIN_SECRET_BYTES = 16
+"""The shortest HMAC key accepted, 128 bits: an HMAC is no stronger than its
+key, and a short one can be guessed offline from a single captured request.
+Partners' own are longer (Standard Webhooks and Svix: 24 bytes; Stripe:
+``whsec_`` and 32 characters)."""
+MAX_TOLERANCE_SECONDS = 3600
+"""The widest replay window accepted for a signed timestamp, past or future
+(Stripe and Standard Webhooks use 300 s): beyond an hour a captured request
+stays valid for longer than any partner's clock needs."""
 
 
 @dataclass(frozen=True)
@@ -80,6 +93,8 @@ class SourceSettings:
     signature_prefix: str = ""
     timestamp_header: str | None = None
     """hmac-sha256 only: when set, the signed content is ``{timestamp}.{body}``."""
+    allow_unsigned: bool = False
+    """none only: an unsigned source on PostgreSQL needs it set (settings.py)."""
 
 
 def read_source(
@@ -109,7 +124,7 @@ def read_source(
         secrets=_secrets(fields.get("secrets", []), f"{where}.secrets", scheme, environ)
         if resolve_secrets
         else (),
-        tolerance_seconds=read_positive_int(fields, where, "tolerance_seconds", 300),
+        tolerance_seconds=_tolerance(fields, where),
         mapping=mapping,
         max_body_bytes=read_positive_int(fields, where, "max_body_bytes", 1_048_576),
         retention_days=read_positive_int(fields, where, "retention_days", 30),
@@ -117,6 +132,7 @@ def read_source(
         clock_skew_seconds=read_positive_int(
             fields, where, "clock_skew_seconds", 86_400
         ),
+        allow_unsigned=_allow_unsigned(fields, where, scheme),
     )
 
 
@@ -141,6 +157,22 @@ def _store_headers(fields: Mapping[str, object], where: str) -> tuple[str, ...]:
             )
         names.append(name.lower())
     return tuple(names)
+
+
+def _tolerance(fields: Mapping[str, object], where: str) -> int:
+    seconds = read_positive_int(fields, where, "tolerance_seconds", 300)
+    if seconds > MAX_TOLERANCE_SECONDS:
+        raise ConfigError(
+            f"{where}.tolerance_seconds: at most {MAX_TOLERANCE_SECONDS} "
+            "(a signed request is replayable for that long; partners use 300)"
+        )
+    return seconds
+
+
+def _allow_unsigned(fields: Mapping[str, object], where: str, scheme: str) -> bool:
+    if "allow_unsigned" in fields and scheme != "none":
+        raise ConfigError(f"{where}.allow_unsigned: only for scheme none")
+    return read_bool(fields, where, "allow_unsigned", False)
 
 
 def _key_options(fields: Mapping[str, object], where: str) -> dict[str, Any]:
@@ -210,5 +242,29 @@ def _secrets(
             raise ConfigError(f"{at}: environment variable {variable} is not set")
         if not environ[variable]:
             raise ConfigError(f"{at}: environment variable {variable} is empty")
+        if (
+            scheme != "none"
+            and _key_bytes(environ[variable], scheme, at) < MIN_SECRET_BYTES
+        ):
+            decoded = " (base64-decoded after whsec_)" if scheme == WHSEC else ""
+            raise ConfigError(
+                f"{at}: the secret in environment variable {variable} is too "
+                f"short: its key must be at least {MIN_SECRET_BYTES} bytes{decoded}"
+            )
         resolved.append(environ[variable])
     return tuple(resolved)
+
+
+def _key_bytes(secret: str, scheme: str, at: str) -> int:
+    """The length of the HMAC key a secret gives: for Standard Webhooks the
+    bytes of the base64 after ``whsec_``; for the other schemes the secret's
+    UTF-8 bytes, which they use as the key as it is written."""
+    if scheme != WHSEC:
+        return len(secret.encode())
+    # Imported here: the schemes package imports the settings at its top.
+    from infrastructure.schemes.standard_webhooks import InvalidSecret, decode_secret
+
+    try:
+        return len(decode_secret(secret))
+    except InvalidSecret as invalid:
+        raise ConfigError(f"{at}: {invalid}") from None

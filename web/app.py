@@ -37,6 +37,7 @@ from web.limits import (
 )
 from web.metrics import metrics_route
 from web.openapi import build_document, openapi_json
+from web.slashes import RelativeSlashRedirect
 from web.webhooks import Admission, receive_webhook
 
 log = logging.getLogger("idemsync")
@@ -118,6 +119,8 @@ def create_app(
         ],
         exception_handlers={HTTPException: http_error},
     )
+    app.router.redirect_slashes = False
+    app.router.default = RelativeSlashRedirect(app.router)
     app.state.settings = settings
     app.state.access = Access(settings.tokens)
     app.state.database = database

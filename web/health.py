@@ -1,7 +1,12 @@
 """``/healthz`` (the process answers) and ``/readyz`` (the store is reachable
-and migrated). Both open, no token."""
+and migrated). Both open, no token: an answer says what is wrong in words
+that tell a stranger nothing (``store unreachable``, ``schema not at head
+revision: ...``); the store's address and the driver's error go to the
+server log only."""
 
 from __future__ import annotations
+
+import logging
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -9,6 +14,8 @@ from starlette.responses import Response
 
 from infrastructure.persistence.database import Database, NotReady
 from web.responses import json_response
+
+log = logging.getLogger("idemsync.health")
 
 
 async def healthz(request: Request) -> Response:
@@ -20,5 +27,6 @@ async def readyz(request: Request) -> Response:
     try:
         await run_in_threadpool(database.check_ready)
     except NotReady as problem:
-        return json_response({"status": "unavailable", "reason": str(problem)}, 503)
+        log.warning("not ready: %s", problem)
+        return json_response({"status": "unavailable", "reason": problem.reason}, 503)
     return json_response({"status": "ready"})

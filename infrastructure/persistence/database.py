@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import sqlite3
-from contextlib import closing
+from contextlib import closing, suppress
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
@@ -30,8 +31,21 @@ ROOT = Path(__file__).resolve().parents[2]
 ALEMBIC_INI = ROOT / "alembic.ini"
 
 
+UNREACHABLE = "store unreachable"
+NOT_AT_HEAD = "schema not at head revision: run idemsync db upgrade"
+
+
 class NotReady(Exception):
-    """The store cannot be reached or is not migrated to the head revision."""
+    """The store cannot be reached or is not migrated to the head revision.
+
+    The message is for the operator (command line, server log): it names the
+    store and the driver's error. ``reason`` (``UNREACHABLE`` or
+    ``NOT_AT_HEAD``) is what an open endpoint may tell anyone: nothing of
+    the store's URL, host, path or driver."""
+
+    def __init__(self, detail: str, reason: str) -> None:
+        super().__init__(detail)
+        self.reason = reason
 
 
 class Database:
@@ -114,9 +128,14 @@ class Database:
         return config
 
     def upgrade(self) -> None:
-        """Migrate to the head revision (``idemsync db upgrade``)."""
+        """Migrate to the head revision (``idemsync db upgrade``). A SQLite
+        file made here is ``0600`` (SQLite gives its ``-wal`` and ``-shm``
+        the same mode): it holds every payload, for its owner alone."""
         if not self.is_postgres:
             self.sqlite_path.parent.mkdir(parents=True, exist_ok=True)
+            with suppress(FileExistsError):
+                flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL
+                os.close(os.open(self.sqlite_path, flags, 0o600))
         command.upgrade(self.alembic_config(), "head")
         if not self.is_postgres:
             # WAL is a property of the file: set it once here, so that opening
@@ -139,7 +158,9 @@ class Database:
                     text("SELECT version_num FROM alembic_version")
                 ).scalar()
         except Exception as error:
-            raise NotReady(f"{self.describe()} is unreachable: {error}") from error
+            raise NotReady(
+                f"{self.describe()} is unreachable: {error}", UNREACHABLE
+            ) from error
 
     def check_ready(self) -> None:
         """Raise ``NotReady`` unless the store answers and is at the head."""
@@ -147,7 +168,8 @@ class Database:
         if current != head:
             raise NotReady(
                 f"{self.describe()} is at revision {current or 'none'}, "
-                f"not {head}: run `idemsync db upgrade`"
+                f"not {head}: run `idemsync db upgrade`",
+                NOT_AT_HEAD,
             )
 
     def engine(self) -> Engine:

@@ -154,6 +154,7 @@ mapping = "standard"
 
 [sources.unsigned]
 scheme = "none"
+allow_unsigned = true
 mapping = "standard"
 """
 

@@ -5,7 +5,9 @@ backend: every partner scheme of ``test_partner_schemes`` with its own
 secret, a rotated source accepting two, deliveries signed right, retried,
 tampered with and signed with a wrong secret; bearer tokens of each role,
 wrong and malformed ones on every ``/views``, ``/audit`` and ``/admin``
-route; ``/metrics`` with and without a token, the dashboard and its files,
+route, and every token sent where it does not belong, in the query string
+(``?token=``, ``?access_token=``, bare), on every route and on a webhook;
+``/metrics`` with and without a token, the dashboard and its files,
 the open endpoints, and a 503 forced by a locked store. Then the CLI:
 ``config check``, ``tokens list``, ``projections status``, ``deliveries
 show``.
@@ -230,6 +232,38 @@ def every_token_on_every_route(send: Recorder, routes: list[tuple[str, str]]) ->
     assert {200, 401, 403} <= statuses, statuses
 
 
+def tokens_in_query_strings(send: Recorder, routes: list[tuple[str, str]]) -> None:
+    """Every token in the query string of every route: refused (no bearer
+    header), and never logged. The answers are kept (not the URLs sent,
+    which hold the tokens by design)."""
+    everywhere = [
+        *routes,
+        ("GET", "/healthz"),
+        ("GET", "/readyz"),
+        ("GET", "/metrics"),
+        ("GET", "/nowhere"),
+        ("POST", "/webhooks/stdwh"),
+    ]
+    for method, url in everywhere:
+        path, _, query = url.partition("?")
+        for token in [*TOKENS.values(), *WRONG]:
+            for misplaced in (
+                f"token={token}",
+                f"access_token={token}",
+                token,
+                f"limit=5&token={token}",
+            ):
+                full = f"{path}?{'&'.join(filter(None, (query, misplaced)))}"
+                answer = send.client.request(method, full)
+                assert answer.status_code in (200, 401, 404), (method, path)
+                headers = "\n".join(
+                    f"{k}: {v}" for k, v in answer.headers.multi_items()
+                )
+                send.seen.append(
+                    f"{method} {path}?<tokens>\n{headers}\n\n{answer.text}"
+                )
+
+
 def open_endpoints(send: Recorder) -> None:
     for url in ("/healthz", "/readyz", "/openapi.json", "/metrics"):
         assert send("GET", url).status_code == 200, url
@@ -278,6 +312,7 @@ def test_no_secret_and_no_token_appears_in_any_log_answer_metric_or_cli_output(
         applied = deliver_every_scheme(send)
         routes = guarded_urls(send, *applied[0])
         every_token_on_every_route(send, routes)
+        tokens_in_query_strings(send, routes)
         open_endpoints(send)
         forced_503(send, database_url)
         metrics = send("GET", "/metrics").text
@@ -294,6 +329,7 @@ def test_no_secret_and_no_token_appears_in_any_log_answer_metric_or_cli_output(
 
     # What is searched is the real thing: the log, the refusals, the scrape.
     assert "refused delivery" in log and "refused request" in log
+    assert "?token=<redacted>" in log and "?access_token=<redacted>" in log
     assert "store_unavailable" in log
     assert "idemsync_deliveries_total" in metrics
     assert "team-auditor" in cli[1] and "auditor" in cli[1]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 from pathlib import Path
 
 import pytest
@@ -15,6 +16,8 @@ from infrastructure.settings import (
 )
 
 DEMO_SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+NEW_SECRET = "whsec_" + base64.b64encode(b"the new acme signing key").decode()
+OLD_SECRET = "whsec_" + base64.b64encode(b"the old acme signing key").decode()
 ACME = """
 [sources.acme]
 scheme = "standard-webhooks"
@@ -29,7 +32,7 @@ def write(tmp_path: Path, text: str) -> Path:
 
 
 def error_for(tmp_path: Path, text: str, environ: dict[str, str] | None = None) -> str:
-    env = {"ACME_SECRET": "whsec_a", "ACME_SECRET_PREVIOUS": "whsec_b"}
+    env = {"ACME_SECRET": NEW_SECRET, "ACME_SECRET_PREVIOUS": OLD_SECRET}
     with pytest.raises(ConfigError) as refused:
         load_settings(write(tmp_path, text), env if environ is None else environ)
     return str(refused.value)
@@ -56,13 +59,13 @@ def test_the_example_without_the_demo_secret_names_the_variable() -> None:
 
 
 def test_env_references_resolve_in_order(tmp_path: Path) -> None:
-    environ = {"ACME_SECRET": "whsec_new", "ACME_SECRET_PREVIOUS": "whsec_old"}
+    environ = {"ACME_SECRET": NEW_SECRET, "ACME_SECRET_PREVIOUS": OLD_SECRET}
     settings = load_settings(write(tmp_path, ACME), environ)
-    assert settings.sources["acme"].secrets == ("whsec_new", "whsec_old")
+    assert settings.sources["acme"].secrets == (NEW_SECRET, OLD_SECRET)
 
 
 def test_resolved_secrets_never_appear_in_the_repr(tmp_path: Path) -> None:
-    environ = {"ACME_SECRET": "whsec_new", "ACME_SECRET_PREVIOUS": "whsec_old"}
+    environ = {"ACME_SECRET": NEW_SECRET, "ACME_SECRET_PREVIOUS": OLD_SECRET}
     settings = load_settings(write(tmp_path, ACME), environ)
     assert "whsec_" not in repr(settings)
 
@@ -229,16 +232,16 @@ def test_each_source_error_names_the_source_and_key(
 
 
 def test_an_empty_environment_variable_is_refused(tmp_path: Path) -> None:
-    environ = {"ACME_SECRET": "", "ACME_SECRET_PREVIOUS": "whsec_b"}
+    environ = {"ACME_SECRET": "", "ACME_SECRET_PREVIOUS": OLD_SECRET}
     assert error_for(tmp_path, ACME, environ) == (
         "sources.acme.secrets[0]: environment variable ACME_SECRET is empty"
     )
 
 
 def test_error_messages_never_contain_a_secret_value(tmp_path: Path) -> None:
-    environ = {"ACME_SECRET": "whsec_topsecret", "ACME_SECRET_PREVIOUS": "whsec_b"}
+    environ = {"ACME_SECRET": NEW_SECRET, "ACME_SECRET_PREVIOUS": OLD_SECRET}
     message = error_for(tmp_path, ACME + "retention_days = 0\n", environ)
-    assert "topsecret" not in message
+    assert NEW_SECRET.removeprefix("whsec_")[:12] not in message
 
 
 @pytest.mark.parametrize(
@@ -313,3 +316,53 @@ def test_a_toml_syntax_error_names_the_file(tmp_path: Path) -> None:
 def test_a_missing_file_names_the_file(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"missing\.toml: cannot read"):
         load_settings(tmp_path / "missing.toml", {})
+
+
+# -- an unsigned source on PostgreSQL (issue 13) ---------------------------------------
+
+UNSIGNED = '[sources.dev]\nscheme = "none"\n'
+PG_URL = "postgresql://idemsync@db.internal:5432/idemsync"
+
+
+@pytest.mark.parametrize(
+    ("text", "environ"),
+    [
+        (f'[database]\nurl = "{PG_URL}"\n' + UNSIGNED, {}),
+        (UNSIGNED, {"IDEMSYNC_DATABASE_URL": PG_URL}),
+        (UNSIGNED, {"IDEMSYNC_DATABASE_URL": "postgres://db/idemsync"}),
+        (UNSIGNED + "allow_unsigned = false\n", {"IDEMSYNC_DATABASE_URL": PG_URL}),
+    ],
+)
+def test_a_none_source_on_postgresql_needs_allow_unsigned(
+    tmp_path: Path, text: str, environ: dict[str, str]
+) -> None:
+    """Wherever the URL comes from: the file, or the environment, which wins."""
+    message = error_for(tmp_path, text, environ)
+    assert message.startswith("sources.dev.allow_unsigned: "), message
+    assert "allow_unsigned = true" in message
+
+
+def test_a_none_source_on_postgresql_with_allow_unsigned_loads(tmp_path: Path) -> None:
+    text = UNSIGNED + "allow_unsigned = true\n"
+    settings = load_settings(write(tmp_path, text), {"IDEMSYNC_DATABASE_URL": PG_URL})
+    assert settings.sources["dev"].allow_unsigned
+
+
+def test_a_none_source_on_sqlite_needs_no_allow_unsigned(tmp_path: Path) -> None:
+    environ = {"IDEMSYNC_DATABASE_URL": "sqlite:///var/dev.db"}
+    settings = load_settings(write(tmp_path, UNSIGNED), environ)
+    assert not settings.sources["dev"].allow_unsigned
+    text = f'[database]\nurl = "{PG_URL}"\n' + UNSIGNED
+    assert load_settings(write(tmp_path, text), environ).sources["dev"]
+
+
+@pytest.mark.parametrize("value", ["true", "false"])
+def test_allow_unsigned_is_only_for_scheme_none(tmp_path: Path, value: str) -> None:
+    text = ACME + f"allow_unsigned = {value}\n"
+    message = error_for(tmp_path, text)
+    assert message == "sources.acme.allow_unsigned: only for scheme none"
+
+
+def test_allow_unsigned_is_true_or_false(tmp_path: Path) -> None:
+    message = error_for(tmp_path, UNSIGNED + 'allow_unsigned = "yes"\n')
+    assert message == "sources.dev.allow_unsigned: expected true or false"

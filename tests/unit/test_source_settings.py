@@ -338,11 +338,11 @@ def test_a_loaded_github_source_verifies_githubs_test_vector(tmp_path: Path) -> 
 def test_a_standard_webhooks_secret_that_is_not_base64_names_its_index(
     tmp_path: Path,
 ) -> None:
+    """Refused when the file is loaded (its key's length is checked there)."""
     text = 'scheme = "standard-webhooks"\nsecrets = ["env:ACME_SECRET", "env:BAD"]\n'
     environ = {**ENVIRON, "BAD": "whsec_!!not base64!!"}
-    settings = load_settings(write(tmp_path, f"[sources.acme]\n{text}"), environ)
     with pytest.raises(ConfigError) as refused:
-        build_scheme(settings.sources["acme"])
+        load_settings(write(tmp_path, f"[sources.acme]\n{text}"), environ)
     message = str(refused.value)
     assert message.startswith("sources.acme.secrets[1]:")
     assert "!!not base64!!" not in message
@@ -383,3 +383,70 @@ def test_store_headers_refuses_what_it_cannot_keep(
     error = error_for(tmp_path, body)
     assert error.startswith("sources.partner.store_headers")
     assert message in error
+
+
+# -- weak secrets and absurd tolerances (issue 13) -----------------------------------
+
+SHORT_KEYS = {
+    # scheme: (a secret whose key is 15 bytes, one whose key is 16 bytes)
+    "standard-webhooks": (
+        "whsec_" + base64.b64encode(b"k" * 15).decode(),
+        "whsec_" + base64.b64encode(b"k" * 16).decode(),
+    ),
+    "stripe": ("whsec_123456789", "whsec_1234567890"),
+    "github": ("x" * 15, "x" * 16),
+    "shopify": ("shpss_" + "9" * 9, "shpss_" + "9" * 10),
+    "hmac-sha256": ("é" * 7 + "k", "é" * 8),  # UTF-8 bytes, not characters
+}
+
+
+def scheme_source(scheme: str, *secrets: str) -> str:
+    listed = ", ".join(f'"env:{name}"' for name in secrets)
+    extra = 'signature_header = "X-Sig"\n' if scheme == "hmac-sha256" else ""
+    return f'scheme = "{scheme}"\nsecrets = [{listed}]\n{extra}'
+
+
+@pytest.mark.parametrize("scheme", list(SHORT_KEYS))
+def test_a_secret_whose_key_is_under_16_bytes_is_refused_naming_its_index(
+    tmp_path: Path, scheme: str
+) -> None:
+    weak, strong = SHORT_KEYS[scheme]
+    environ = {**ENVIRON, "WEAK": weak, "STRONG": strong}
+    path = write(
+        tmp_path, f"[sources.partner]\n{scheme_source(scheme, 'STRONG', 'WEAK')}"
+    )
+    with pytest.raises(ConfigError) as refused:
+        load_settings(path, environ)
+    message = str(refused.value)
+    assert message.startswith("sources.partner.secrets[1]: "), message
+    assert "at least 16 bytes" in message
+    assert "WEAK" in message
+    assert weak not in message
+    assert weak.removeprefix("whsec_").removeprefix("shpss_") not in message
+    path = write(tmp_path, f"[sources.partner]\n{scheme_source(scheme, 'STRONG')}")
+    assert load_settings(path, environ).sources["partner"].secrets == (strong,)
+
+
+def test_a_one_byte_standard_webhooks_key_says_how_its_bytes_are_counted(
+    tmp_path: Path,
+) -> None:
+    environ = {**ENVIRON, "WEAK": "whsec_" + base64.b64encode(b"k").decode()}
+    text = f"[sources.partner]\n{scheme_source('standard-webhooks', 'WEAK')}"
+    with pytest.raises(ConfigError) as refused:
+        load_settings(write(tmp_path, text), environ)
+    assert str(refused.value) == (
+        "sources.partner.secrets[0]: the secret in environment variable WEAK is "
+        "too short: its key must be at least 16 bytes (base64-decoded after whsec_)"
+    )
+
+
+@pytest.mark.parametrize("seconds", [3601, 86_400, 999_999_999_999])
+def test_a_tolerance_above_an_hour_is_refused(tmp_path: Path, seconds: int) -> None:
+    error = error_for(tmp_path, GITHUB + f"tolerance_seconds = {seconds}")
+    assert error.startswith("sources.partner.tolerance_seconds: at most 3600")
+
+
+def test_a_tolerance_of_an_hour_is_accepted(tmp_path: Path) -> None:
+    assert source(tmp_path, GITHUB + "tolerance_seconds = 3600").tolerance_seconds == (
+        3600
+    )
