@@ -27,7 +27,7 @@ from infrastructure.sightings import PeriodicFlush, Sightings
 from projections.catalog import runner_for
 from web import admin, audit, dashboard, views
 from web.health import healthz, readyz
-from web.http_errors import http_error
+from web.http_errors import http_error, internal_error
 from web.limits import (
     HEAD_RULES,
     HeaderLimitsMiddleware,
@@ -117,7 +117,7 @@ def create_app(
                 refused=head_rules.refused,
             )
         ],
-        exception_handlers={HTTPException: http_error},
+        exception_handlers={HTTPException: http_error, Exception: internal_error},
     )
     app.router.redirect_slashes = False
     app.router.default = RelativeSlashRedirect(app.router)

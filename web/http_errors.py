@@ -1,8 +1,11 @@
 """Starlette's own refusals (no route for the path, a method the route does
-not take) answered as JSON error bodies, like every other answer of the API:
-``{"error": "not_found" | "method_not_allowed", "message": ...}``."""
+not take) and its answer to an exception nothing caught, as JSON error
+bodies, like every other answer of the API: ``{"error": "not_found" |
+"method_not_allowed" | "internal_error", "message": ...}``."""
 
 from __future__ import annotations
+
+import logging
 
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -20,4 +23,15 @@ async def http_error(request: Request, exc: Exception) -> Response:
     message = f"{exc.detail}: {request.method} {request.url.path[:200]}"
     return json_response(
         {"error": error, "message": message}, exc.status_code, exc.headers
+    )
+
+
+async def internal_error(request: Request, exc: Exception) -> Response:
+    """The handler of an exception no route caught (Starlette's own answer is
+    a text/plain 500): logged with its traceback, answered without it."""
+    logging.getLogger("idemsync").error(
+        "unhandled %s on %s", type(exc).__name__, request.url.path[:200], exc_info=exc
+    )
+    return json_response(
+        {"error": "internal_error", "message": "the server failed; retry"}, 500
     )
