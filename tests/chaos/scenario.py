@@ -86,6 +86,7 @@ poll_seconds = 0.2
 [sources.acme]
 scheme = "standard-webhooks"
 secrets = ["env:ACME_SECRET"]
+store_headers = ["x-chaos-attempt"]
 
 [tokens.chaos-auditor]
 role = "auditor"
