@@ -1,5 +1,11 @@
-"""The end of a chaos run: the store, the read models and what the partner
-was told, against the ground truth computed from the script alone."""
+"""The end of a chaos run: the store, the read models and what the partners
+were told, against the ground truth computed from the script alone.
+
+A key is *decided* when its first answer is its own (it names the key): then
+it has a delivery record and a receipt. A ``hub`` key that re-sends a
+captured body whose fingerprint was recorded first under another key is not:
+its first answer is that key's, and nothing of it is written but a sighting.
+"""
 
 from __future__ import annotations
 
@@ -27,9 +33,9 @@ from projections.orders import COLUMNS as ORDER_COLUMNS
 from projections.orders import OrdersProjection
 from projections.positions import positions as positions_table
 from projections.revenue import RevenueProjection
-from tests.chaos.script import Chunk
+from tests.chaos.script import Chunk, Keys, keys_of
 from tests.chaos.simulator import ATTEMPT_HEADER, Traffic
-from tests.histories import SOURCE, ObjectKey
+from tests.histories import ObjectKey
 from tests.integration.test_projection_runner import (
     expected_customers,
     expected_orders,
@@ -70,11 +76,40 @@ def first_answer(body: Mapping[str, Any]) -> Mapping[str, Any]:
     return body["first"] if body.get("outcome") == "duplicate" else body
 
 
+def decided(traffic: Traffic) -> dict[str, Mapping[str, Any]]:
+    """The first answer of every decided key (see the module's docstring)."""
+    found = {}
+    for key, bodies in traffic.answers.items():
+        first = first_answer(bodies[0])
+        if first.get("key") == key:
+            found[key] = first
+    return found
+
+
+OF_ANOTHER_KEY = "duplicate of another key"
+
+
 def first_outcomes(traffic: Traffic) -> Counter[str]:
-    """Per key, the outcome of its first answer, counted."""
+    """Per key, the outcome of its first answer, counted; a key whose first
+    answer is another key's (a capture re-sent under a fresh key) as
+    ``OF_ANOTHER_KEY``."""
+    own = decided(traffic)
     return Counter(
-        str(first_answer(bodies[0]).get("outcome"))
-        for bodies in traffic.answers.values()
+        str(own[key].get("outcome")) if key in own else OF_ANOTHER_KEY
+        for key in traffic.answers
+    )
+
+
+def resend_answers(traffic: Traffic, keys: Keys) -> Counter[str]:
+    """The first answers of the keys that re-send an event under a fresh
+    key, by source: ``acme stale``, ``hub duplicate`` (of the original or of
+    another copy), ``hub applied`` (this copy came first)..."""
+    own = decided(traffic)
+    return Counter(
+        f"{keys.source[key]} "
+        + (str(own[key].get("outcome")) if key in own else "duplicate")
+        for key, original in keys.original.items()
+        if key != original and key in traffic.answers
     )
 
 
@@ -139,19 +174,21 @@ def run_all(
 ) -> list[Result]:
     store = Store(database_url)
     try:
-        keys = [event.key for each in taken for event in each.events]
+        keys = keys_of(taken)
+        rows = Rows(store)
+        caused = Caused(store, truth)
         checks: list[Callable[[], Result | list[Result]]] = [
             lambda: check_statuses(traffic),
-            lambda: check_acknowledged(traffic, keys),
+            lambda: check_acknowledged(traffic, list(keys.source)),
             lambda: check_one_first_answer(traffic),
-            lambda: check_delivery_log(store, traffic, keys),
-            lambda: check_recorded_attempts(store, traffic),
+            lambda: check_delivery_log(rows(), traffic, keys),
+            lambda: check_recorded_attempts(rows(), traffic),
             lambda: check_aggregates(store, truth),
             lambda: check_audit_api(base_urls, truth, audit_sample, seed),
             lambda: check_read_models(store, truth),
             lambda: check_read_models_versions(store, truth),
-            lambda: check_source_stats(store, traffic),
-            lambda: check_events_per_key(store, truth, traffic),
+            lambda: check_source_stats(store, traffic, keys),
+            lambda: check_events_per_key(caused(), traffic),
             lambda: check_projection_states(store),
             lambda: check_audit_verify(env),
         ]
@@ -209,48 +246,78 @@ def check_one_first_answer(traffic: Traffic) -> Result:
     )
 
 
-def delivery_rows(store: Store) -> list[tuple[str, str, Any, dict[str, str]]]:
-    """(source, key, answer, headers) of every delivery record."""
-    with store.database.engine().connect() as conn:
-        rows = conn.execute(
-            text("SELECT source, idempotency_key, answer, headers FROM deliveries")
-        ).all()
-    return [
-        (source, key, json.loads(answer), json.loads(headers))
-        for source, key, answer, headers in rows
-    ]
+@dataclass(frozen=True)
+class Row:
+    """A delivery record, as the checks read it."""
+
+    source: str
+    key: str
+    answer: dict[str, Any]
+    headers: dict[str, str]
 
 
-def check_delivery_log(store: Store, traffic: Traffic, keys: Sequence[str]) -> Result:
-    """One record per key, holding the first answer the partner was given."""
-    rows = delivery_rows(store)
+class Rows:
+    """Every delivery record, read once (on first use)."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.rows: list[Row] | None = None
+
+    def __call__(self) -> list[Row]:
+        if self.rows is None:
+            with self.store.database.engine().connect() as conn:
+                found = conn.execute(
+                    text(
+                        "SELECT source, idempotency_key, answer, headers "
+                        "FROM deliveries"
+                    )
+                ).all()
+            self.rows = [
+                Row(source, key, json.loads(answer), json.loads(headers))
+                for source, key, answer, headers in found
+            ]
+        return self.rows
+
+
+def check_delivery_log(rows: Sequence[Row], traffic: Traffic, keys: Keys) -> Result:
+    """One record per decided key, of its source, holding the first answer
+    the partner was given; none for a key that was not decided (a capture
+    re-sent under a fresh key writes no record)."""
+    own = decided(traffic)
     recorded: dict[str, Any] = {}
     problems = []
-    for source, key, answer, _ in rows:
-        if source != SOURCE or key in recorded:
-            problems.append(f"unexpected record {source}/{key}")
-        recorded[key] = answer
-    expected = set(keys)
-    problems += [f"{key}: no record" for key in sorted(expected - set(recorded))]
-    problems += [f"{key}: not sent" for key in sorted(set(recorded) - expected)]
-    for key, bodies in traffic.answers.items():
-        if key in recorded and recorded[key] != first_answer(bodies[0]):
-            problems.append(
-                f"{key}: recorded {recorded[key]}, told {first_answer(bodies[0])}"
-            )
+    for row in rows:
+        if row.key in recorded or keys.source.get(row.key) != row.source:
+            problems.append(f"unexpected record {row.source}/{row.key}")
+        recorded[row.key] = row.answer
+    problems += [f"{key}: no record" for key in sorted(set(own) - set(recorded))]
+    for key in sorted(set(recorded) - set(own)):
+        if key in traffic.answers:
+            named = first_answer(traffic.answers[key][0]).get("key")
+            problems.append(f"{key}: a duplicate of {named}, has a record")
+        else:
+            problems.append(f"{key}: recorded, never acknowledged")
+    for key, first in own.items():
+        if key in recorded and recorded[key] != first:
+            problems.append(f"{key}: recorded {recorded[key]}, told {first}")
+    others = len(traffic.answers) - len(own)
     return result(
-        "delivery log agrees", problems, f"{len(rows):,} records, one per key"
+        "delivery log agrees",
+        problems,
+        f"{len(rows):,} records, one per decided key; none for the {others:,} "
+        "duplicates of another key",
     )
 
 
-def check_recorded_attempts(store: Store, traffic: Traffic) -> Result:
+def check_recorded_attempts(rows: Sequence[Row], traffic: Traffic) -> Result:
     """The attempt whose decision a record holds (its stored headers name
     it) was answered that decision, or lost its connection: never a 503 (a
     non-2xx means nothing was stored) nor a ``duplicate``."""
     problems = []
     lost = 0
-    for _, key, answer, headers in delivery_rows(store):
-        attempt = {k.lower(): v for k, v in headers.items()}.get(ATTEMPT_HEADER)
+    for row in rows:
+        key, answer = row.key, row.answer
+        attempt = {k.lower(): v for k, v in row.headers.items()}.get(ATTEMPT_HEADER)
         told = traffic.attempts.get(attempt or "")
         if told is None:
             problems.append(f"{key}: recorded attempt {attempt!r} was never sent")
@@ -470,10 +537,14 @@ def check_read_models_versions(
     return checked
 
 
-def check_source_stats(store: Store, traffic: Traffic) -> Result:
-    """``source_stats`` and the receipts in the log count each key once, by
-    the outcome the partner was first given."""
-    told = Counter({(SOURCE, k): v for k, v in first_outcomes(traffic).items()})
+def check_source_stats(store: Store, traffic: Traffic, keys: Keys) -> Result:
+    """``source_stats`` and the receipts in the log count each decided key
+    once, by the outcome the partner was first given (a capture re-sent
+    under a fresh key issues no receipt: its sighting counts on the first)."""
+    told = Counter(
+        (keys.source[key], str(first.get("outcome")))
+        for key, first in decided(traffic).items()
+    )
     stats = source_stats(store.database.engine())
     receipts = receipt_outcomes(store.service)
     problems = []
@@ -484,7 +555,7 @@ def check_source_stats(store: Store, traffic: Traffic) -> Result:
     return result(
         "source_stats = first outcomes",
         problems,
-        ", ".join(f"{k[1]} {v:,}" for k, v in sorted(told.items())),
+        ", ".join(f"{k[0]} {k[1]} {v:,}" for k, v in sorted(told.items())),
     )
 
 
@@ -492,19 +563,35 @@ def aggregate_id(kind: str, object_id: str) -> Any:
     return (Order if kind == "order" else Customer).create_id(object_id)
 
 
-def check_events_per_key(
-    store: Store, truth: Mapping[ObjectKey, dict[str, Any]], traffic: Traffic
-) -> Result:
-    """No key caused two sets of events; an applied key caused exactly one."""
-    caused: Counter[str] = Counter()
-    for kind, object_id in truth:
-        for event in store.service.events.get(aggregate_id(kind, object_id)):
-            cause = getattr(event, "key", None)
-            if cause and type(event).__name__ not in EVENTS_NOT_CAUSED:
-                caused[cause] += 1
+class Caused:
+    """How many events each key caused in the log (on first use, once):
+    every event of the script's objects but those that record a delivery's
+    passage."""
+
+    def __init__(self, store: Store, truth: Mapping[ObjectKey, Any]) -> None:
+        self.store = store
+        self.truth = truth
+        self.caused: Counter[str] | None = None
+
+    def __call__(self) -> Counter[str]:
+        if self.caused is None:
+            self.caused = Counter()
+            for kind, object_id in self.truth:
+                for event in self.store.service.events.get(
+                    aggregate_id(kind, object_id)
+                ):
+                    cause = getattr(event, "key", None)
+                    if cause and type(event).__name__ not in EVENTS_NOT_CAUSED:
+                        self.caused[cause] += 1
+        return self.caused
+
+
+def check_events_per_key(caused: Counter[str], traffic: Traffic) -> Result:
+    """No key caused two sets of events; a key decided ``applied`` caused
+    exactly one."""
     problems = [f"{key}: {n} events" for key, n in caused.items() if n > 1]
-    for key, bodies in traffic.answers.items():
-        if first_answer(bodies[0]).get("outcome") == "applied" and caused[key] != 1:
+    for key, first in decided(traffic).items():
+        if first.get("outcome") == "applied" and caused[key] != 1:
             problems.append(f"{key}: applied, caused {caused[key]} events")
     return result(
         "at most one set of events per key",
