@@ -10,6 +10,7 @@ its first answer is that key's, and nothing of it is written but a sighting.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import random
 import subprocess
@@ -33,9 +34,9 @@ from projections.orders import COLUMNS as ORDER_COLUMNS
 from projections.orders import OrdersProjection
 from projections.positions import positions as positions_table
 from projections.revenue import RevenueProjection
-from tests.chaos.script import Chunk, Keys, keys_of
+from tests.chaos.script import ACME, HUB, Chunk, Keys, keys_of
 from tests.chaos.simulator import ATTEMPT_HEADER, Traffic
-from tests.histories import ObjectKey
+from tests.histories import Event, ObjectKey
 from tests.integration.test_projection_runner import (
     expected_customers,
     expected_orders,
@@ -175,6 +176,7 @@ def run_all(
     store = Store(database_url)
     try:
         keys = keys_of(taken)
+        events = {event.key: event for each in taken for event in each.events}
         rows = Rows(store)
         caused = Caused(store, truth)
         checks: list[Callable[[], Result | list[Result]]] = [
@@ -182,7 +184,11 @@ def run_all(
             lambda: check_acknowledged(traffic, list(keys.source)),
             lambda: check_one_first_answer(traffic),
             lambda: check_delivery_log(rows(), traffic, keys),
+            lambda: check_fingerprints(store, traffic, keys, events),
             lambda: check_recorded_attempts(rows(), traffic),
+            lambda: check_captured_resends(traffic, keys),
+            lambda: check_partner_resends(rows(), traffic, keys),
+            lambda: check_applied_once(rows(), traffic, keys, caused()),
             lambda: check_aggregates(store, truth),
             lambda: check_audit_api(base_urls, truth, audit_sample, seed),
             lambda: check_read_models(store, truth),
@@ -254,6 +260,16 @@ class Row:
     key: str
     answer: dict[str, Any]
     headers: dict[str, str]
+    resolution: str | None
+
+    @property
+    def final(self) -> str:
+        """What became of the delivery: its outcome, or, parked, the outcome
+        it was released with (``parked`` while it waits)."""
+        outcome = str(self.answer.get("outcome"))
+        if outcome == "parked" and self.resolution is not None:
+            return self.resolution
+        return outcome
 
 
 class Rows:
@@ -268,13 +284,13 @@ class Rows:
             with self.store.database.engine().connect() as conn:
                 found = conn.execute(
                     text(
-                        "SELECT source, idempotency_key, answer, headers "
+                        "SELECT source, idempotency_key, answer, headers, resolution "
                         "FROM deliveries"
                     )
                 ).all()
             self.rows = [
-                Row(source, key, json.loads(answer), json.loads(headers))
-                for source, key, answer, headers in found
+                Row(source, key, json.loads(answer), json.loads(headers), resolution)
+                for source, key, answer, headers, resolution in found
             ]
         return self.rows
 
@@ -309,6 +325,62 @@ def check_delivery_log(rows: Sequence[Row], traffic: Traffic, keys: Keys) -> Res
     )
 
 
+def fingerprint(event: Event) -> str:
+    """What the server records for a ``hub`` delivery: the digest of the
+    bytes GitHub signs, the body."""
+    return "sha256:" + hashlib.sha256(event.body).hexdigest()
+
+
+def check_fingerprints(
+    store: Store, traffic: Traffic, keys: Keys, events: Mapping[str, Event]
+) -> Result:
+    """One fingerprint per ``hub`` event, whatever the number of keys it
+    was sent under, naming the key that was decided and holding its first
+    answer; none on ``acme`` (its key is signed)."""
+    with store.database.engine().connect() as conn:
+        rows = conn.execute(
+            text(
+                "SELECT source, digest, idempotency_key, answer "
+                "FROM delivery_fingerprints"
+            )
+        ).all()
+    found = {
+        (source, digest): (key, json.loads(answer))
+        for source, digest, key, answer in rows
+    }
+    own = decided(traffic)
+    problems = [
+        f"{source}/{digest}: a fingerprint on acme"
+        for source, digest in found
+        if source != HUB
+    ]
+    expected = set()
+    for original, group in keys.groups().items():
+        if keys.source[original] != HUB:
+            continue
+        digest = fingerprint(events[original])
+        expected.add((HUB, digest))
+        firsts = [key for key in group if key in own]
+        recorded = found.get((HUB, digest))
+        if recorded is None:
+            problems.append(f"{original}: no fingerprint")
+        elif len(firsts) == 1 and recorded != (firsts[0], own[firsts[0]]):
+            problems.append(
+                f"{original}: fingerprint names {recorded[0]} {recorded[1]}, "
+                f"decided {firsts[0]} {own[firsts[0]]}"
+            )
+    problems += [
+        f"{source}/{digest} ({key}): not a hub event"
+        for (source, digest), (key, _) in found.items()
+        if source == HUB and (source, digest) not in expected
+    ]
+    return result(
+        "fingerprints: one per hub event, naming its first key",
+        problems,
+        f"{len(rows):,} fingerprints for {len(expected):,} hub events",
+    )
+
+
 def check_recorded_attempts(rows: Sequence[Row], traffic: Traffic) -> Result:
     """The attempt whose decision a record holds (its stored headers name
     it) was answered that decision, or lost its connection: never a 503 (a
@@ -332,6 +404,119 @@ def check_recorded_attempts(rows: Sequence[Row], traffic: Traffic) -> Result:
         "the recorded attempt got the recorded answer",
         problems,
         f"each record's attempt was answered it ({lost} lost their connection)",
+    )
+
+
+def check_captured_resends(traffic: Traffic, keys: Keys) -> Result:
+    """Every ``hub`` event, sent under several keys (GitHub's redeliveries
+    and captured bodies re-sent under fresh ``X-GitHub-Delivery`` keys):
+    exactly one key decided, usually the original (a re-send sent at the
+    same moment may come first); every other key answered only
+    ``duplicate``, with ``first`` the decided key's first answer."""
+    own = decided(traffic)
+    problems = []
+    resent = came_first = 0
+    for original, group in keys.groups().items():
+        if keys.source[original] != HUB or len(group) == 1:
+            continue
+        resent += len(group) - 1
+        firsts = [key for key in group if key in own]
+        if len(firsts) != 1:
+            problems.append(
+                f"{original}: {len(firsts)} of its {len(group)} keys decided "
+                f"{[(k, own[k].get('outcome')) for k in firsts]}"
+            )
+            continue
+        first = firsts[0]
+        came_first += first != original
+        for key in group:
+            if key == first:
+                continue
+            for body in traffic.answers.get(key, []):
+                if body.get("outcome") != "duplicate":
+                    problems.append(
+                        f"{key} (re-sends {original}): answered "
+                        f"{body.get('outcome')}, {first} was first"
+                    )
+                elif body.get("first") != own[first]:
+                    problems.append(
+                        f"{key} (re-sends {original}): first {body.get('first')}, "
+                        f"recorded first {own[first]}"
+                    )
+    return result(
+        "hub: a capture under a fresh key is a duplicate of the first",
+        problems,
+        f"{resent:,} re-sends: {resent - came_first:,} answered duplicate of "
+        f"the first copy, {came_first:,} came first (the original then answered "
+        "duplicate of it)",
+    )
+
+
+def check_partner_resends(rows: Sequence[Row], traffic: Traffic, keys: Keys) -> Result:
+    """Every ``acme`` event re-sent by the partner under a fresh key (signed):
+    each key has its own answer (the key is signed, nothing else makes it a
+    duplicate), and in the end every key of the event is ``stale`` but at
+    most one (the copy that came first: ``applied``, or whatever the event
+    alone was), each re-send ``stale`` or ``applied``, never ``rejected``."""
+    own = decided(traffic)
+    final = {row.key: row.final for row in rows}
+    problems = []
+    ends: Counter[str] = Counter()
+    for original, group in keys.groups().items():
+        if keys.source[original] != ACME or len(group) == 1:
+            continue
+        others = [key for key in group if key in traffic.answers and key not in own]
+        problems += [
+            f"{key}: first answer is {first_answer(traffic.answers[key][0])}"
+            for key in others
+        ]
+        outcomes = {key: final.get(key, "no record") for key in group}
+        ends.update(outcomes[key] for key in group[1:])
+        if sum(outcome != "stale" for outcome in outcomes.values()) > 1:
+            problems.append(f"{original}: more than one not stale {outcomes}")
+        problems += [
+            f"{key} (re-sends {original}): ends {outcomes[key]}"
+            for key in group[1:]
+            if outcomes[key] not in ("stale", "applied")
+        ]
+    return result(
+        "acme: an event re-sent under a fresh key is stale",
+        problems,
+        "re-sends end " + ", ".join(f"{k} {v:,}" for k, v in sorted(ends.items())),
+    )
+
+
+def check_applied_once(
+    rows: Sequence[Row], traffic: Traffic, keys: Keys, caused: Mapping[str, int]
+) -> Result:
+    """No event applied twice: of all the keys an event was sent under
+    (original and re-sends, both sources), at most one was answered
+    ``applied`` or released as ``applied``, and at most one caused events in
+    the log."""
+    final = {row.key: row.final for row in rows}
+    own = decided(traffic)
+    problems = []
+    resent = 0
+    for original, group in keys.groups().items():
+        resent += len(group) > 1
+        applied = [
+            key
+            for key in group
+            if final.get(key) == "applied"
+            or own.get(key, {}).get("outcome") == "applied"
+        ]
+        causes = [key for key in group if caused.get(key)]
+        if len(applied) > 1:
+            problems.append(f"{original}: applied under {applied}")
+        if len(causes) > 1:
+            problems.append(
+                f"{original}: events caused by {[(k, caused[k]) for k in causes]}"
+            )
+    return result(
+        "no event applied twice (re-sends under fresh keys)",
+        problems,
+        f"{len(keys.original):,} keys for {len(keys.groups()):,} events "
+        f"({resent:,} re-sent): each applied at most once",
     )
 
 
