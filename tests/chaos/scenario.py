@@ -186,6 +186,8 @@ class Report:
     script_kinds: Counter[str] = field(default_factory=Counter)
     script_keys: Counter[str] = field(default_factory=Counter)
     """Keys sent, by source."""
+    script_resends: Counter[str] = field(default_factory=Counter)
+    """Re-sends under fresh keys, by source."""
     resend_answers: Counter[str] = field(default_factory=Counter)
     """First answers of the keys that re-send an event, by source."""
     traffic_seconds: float = 0.0
@@ -576,6 +578,11 @@ def run(options: Options) -> Report:
         report.script_kinds = Counter(s.kind for c in taken for s in c.plan)
         keys = keys_of(taken)
         report.script_keys = Counter(keys.source.values())
+        report.script_resends = Counter(
+            keys.source[key]
+            for key, original in keys.original.items()
+            if key != original
+        )
         options.log(
             f"[{options.backend}] traffic done in {report.traffic_seconds:.0f}s; "
             "catching up the projections and checking"
@@ -682,12 +689,15 @@ def describe(report: Report) -> dict[str, str]:
         )
         + ")"
     )
-    kinds = report.script_kinds
-    resends = kinds["re-send"] + kinds["concurrent re-send"]
+    kinds, resends = report.script_kinds, report.script_resends
     rows["script: deliveries"] = (
         f"{report.script_sends:,} ({kinds['concurrent']:,} concurrent copies, "
-        f"{kinds['late']:,} late duplicates, {resends:,} re-sends under fresh "
-        f"keys, {kinds['concurrent re-send']:,} of them side by side)"
+        f"{kinds['late']:,} late duplicates, {resends.total():,} re-sends)"
+    )
+    rows["script: re-sends under fresh keys"] = (
+        f"{resends.total():,} ({kinds['concurrent re-send']:,} side by side; "
+        + ", ".join(f"{source} {n:,}" for source, n in sorted(resends.items()))
+        + ")"
     )
     rows["sent (HTTP attempts)"] = f"{traffic.sent:,}"
     rows["retried"] = f"{traffic.retried:,}"
