@@ -4,6 +4,8 @@ signed with the reference ``standardwebhooks`` library."""
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import hmac
 import itertools
 import json
 import uuid
@@ -111,6 +113,29 @@ class Partner:
             total_cents=total_cents,
             **extra,
         )
+
+
+class GitHubPartner:
+    """Signs as GitHub does: ``X-Hub-Signature-256: sha256=<hex HMAC-SHA256
+    of the body>``, no timestamp, the key in ``X-GitHub-Delivery`` (a GUID,
+    outside the signature: anyone holding a captured body and its signature
+    can send it again under another key)."""
+
+    def __init__(self, secret: str, event: str = "webhook") -> None:
+        self.secret = secret.encode()
+        self.event = event
+
+    def sign(self, body: bytes, key: str | None = None) -> Request:
+        key = key or str(uuid.uuid4())
+        signature = hmac.new(self.secret, body, hashlib.sha256).hexdigest()
+        headers = {
+            "content-type": "application/json",
+            "user-agent": "GitHub-Hookshot/idemsync-tests",
+            "x-github-delivery": key,
+            "x-github-event": self.event,
+            "x-hub-signature-256": f"sha256={signature}",
+        }
+        return Request(key, body, headers)
 
 
 def send(client: httpx.Client, request: Request, source: str = "acme") -> Response:

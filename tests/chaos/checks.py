@@ -1,9 +1,16 @@
-"""The end of a chaos run: the store, the read models and what the partner
-was told, against the ground truth computed from the script alone."""
+"""The end of a chaos run: the store, the read models and what the partners
+were told, against the ground truth computed from the script alone.
+
+A key is *decided* when its first answer is its own (it names the key): then
+it has a delivery record and a receipt. A ``hub`` key that re-sends a
+captured body whose fingerprint was recorded first under another key is not:
+its first answer is that key's, and nothing of it is written but a sighting.
+"""
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import random
 import subprocess
@@ -27,9 +34,9 @@ from projections.orders import COLUMNS as ORDER_COLUMNS
 from projections.orders import OrdersProjection
 from projections.positions import positions as positions_table
 from projections.revenue import RevenueProjection
-from tests.chaos.script import Chunk
+from tests.chaos.script import ACME, HUB, Chunk, Keys, keys_of
 from tests.chaos.simulator import ATTEMPT_HEADER, Traffic
-from tests.histories import SOURCE, ObjectKey
+from tests.histories import Event, ObjectKey
 from tests.integration.test_projection_runner import (
     expected_customers,
     expected_orders,
@@ -70,11 +77,40 @@ def first_answer(body: Mapping[str, Any]) -> Mapping[str, Any]:
     return body["first"] if body.get("outcome") == "duplicate" else body
 
 
+def decided(traffic: Traffic) -> dict[str, Mapping[str, Any]]:
+    """The first answer of every decided key (see the module's docstring)."""
+    found = {}
+    for key, bodies in traffic.answers.items():
+        first = first_answer(bodies[0])
+        if first.get("key") == key:
+            found[key] = first
+    return found
+
+
+OF_ANOTHER_KEY = "duplicate of another key"
+
+
 def first_outcomes(traffic: Traffic) -> Counter[str]:
-    """Per key, the outcome of its first answer, counted."""
+    """Per key, the outcome of its first answer, counted; a key whose first
+    answer is another key's (a capture re-sent under a fresh key) as
+    ``OF_ANOTHER_KEY``."""
+    own = decided(traffic)
     return Counter(
-        str(first_answer(bodies[0]).get("outcome"))
-        for bodies in traffic.answers.values()
+        str(own[key].get("outcome")) if key in own else OF_ANOTHER_KEY
+        for key in traffic.answers
+    )
+
+
+def resend_answers(traffic: Traffic, keys: Keys) -> Counter[str]:
+    """The first answers of the keys that re-send an event under a fresh
+    key, by source: ``acme stale``, ``hub duplicate`` (of the original or of
+    another copy), ``hub applied`` (this copy came first)..."""
+    own = decided(traffic)
+    return Counter(
+        f"{keys.source[key]} "
+        + (str(own[key].get("outcome")) if key in own else "duplicate")
+        for key, original in keys.original.items()
+        if key != original and key in traffic.answers
     )
 
 
@@ -139,19 +175,26 @@ def run_all(
 ) -> list[Result]:
     store = Store(database_url)
     try:
-        keys = [event.key for each in taken for event in each.events]
+        keys = keys_of(taken)
+        events = {event.key: event for each in taken for event in each.events}
+        rows = Rows(store)
+        caused = Caused(store, truth)
         checks: list[Callable[[], Result | list[Result]]] = [
             lambda: check_statuses(traffic),
-            lambda: check_acknowledged(traffic, keys),
+            lambda: check_acknowledged(traffic, list(keys.source)),
             lambda: check_one_first_answer(traffic),
-            lambda: check_delivery_log(store, traffic, keys),
-            lambda: check_recorded_attempts(store, traffic),
+            lambda: check_delivery_log(rows(), traffic, keys),
+            lambda: check_fingerprints(store, traffic, keys, events),
+            lambda: check_recorded_attempts(rows(), traffic),
+            lambda: check_captured_resends(traffic, keys),
+            lambda: check_partner_resends(rows(), traffic, keys),
+            lambda: check_applied_once(rows(), traffic, keys, caused()),
             lambda: check_aggregates(store, truth),
             lambda: check_audit_api(base_urls, truth, audit_sample, seed),
             lambda: check_read_models(store, truth),
             lambda: check_read_models_versions(store, truth),
-            lambda: check_source_stats(store, traffic),
-            lambda: check_events_per_key(store, truth, traffic),
+            lambda: check_source_stats(store, traffic, keys),
+            lambda: check_events_per_key(caused(), traffic),
             lambda: check_projection_states(store),
             lambda: check_audit_verify(env),
         ]
@@ -209,48 +252,144 @@ def check_one_first_answer(traffic: Traffic) -> Result:
     )
 
 
-def delivery_rows(store: Store) -> list[tuple[str, str, Any, dict[str, str]]]:
-    """(source, key, answer, headers) of every delivery record."""
-    with store.database.engine().connect() as conn:
-        rows = conn.execute(
-            text("SELECT source, idempotency_key, answer, headers FROM deliveries")
-        ).all()
-    return [
-        (source, key, json.loads(answer), json.loads(headers))
-        for source, key, answer, headers in rows
-    ]
+@dataclass(frozen=True)
+class Row:
+    """A delivery record, as the checks read it."""
+
+    source: str
+    key: str
+    answer: dict[str, Any]
+    headers: dict[str, str]
+    resolution: str | None
+
+    @property
+    def final(self) -> str:
+        """What became of the delivery: its outcome, or, parked, the outcome
+        it was released with (``parked`` while it waits)."""
+        outcome = str(self.answer.get("outcome"))
+        if outcome == "parked" and self.resolution is not None:
+            return self.resolution
+        return outcome
 
 
-def check_delivery_log(store: Store, traffic: Traffic, keys: Sequence[str]) -> Result:
-    """One record per key, holding the first answer the partner was given."""
-    rows = delivery_rows(store)
+class Rows:
+    """Every delivery record, read once (on first use)."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.rows: list[Row] | None = None
+
+    def __call__(self) -> list[Row]:
+        if self.rows is None:
+            with self.store.database.engine().connect() as conn:
+                found = conn.execute(
+                    text(
+                        "SELECT source, idempotency_key, answer, headers, resolution "
+                        "FROM deliveries"
+                    )
+                ).all()
+            self.rows = [
+                Row(source, key, json.loads(answer), json.loads(headers), resolution)
+                for source, key, answer, headers, resolution in found
+            ]
+        return self.rows
+
+
+def check_delivery_log(rows: Sequence[Row], traffic: Traffic, keys: Keys) -> Result:
+    """One record per decided key, of its source, holding the first answer
+    the partner was given; none for a key that was not decided (a capture
+    re-sent under a fresh key writes no record)."""
+    own = decided(traffic)
     recorded: dict[str, Any] = {}
     problems = []
-    for source, key, answer, _ in rows:
-        if source != SOURCE or key in recorded:
-            problems.append(f"unexpected record {source}/{key}")
-        recorded[key] = answer
-    expected = set(keys)
-    problems += [f"{key}: no record" for key in sorted(expected - set(recorded))]
-    problems += [f"{key}: not sent" for key in sorted(set(recorded) - expected)]
-    for key, bodies in traffic.answers.items():
-        if key in recorded and recorded[key] != first_answer(bodies[0]):
-            problems.append(
-                f"{key}: recorded {recorded[key]}, told {first_answer(bodies[0])}"
-            )
+    for row in rows:
+        if row.key in recorded or keys.source.get(row.key) != row.source:
+            problems.append(f"unexpected record {row.source}/{row.key}")
+        recorded[row.key] = row.answer
+    problems += [f"{key}: no record" for key in sorted(set(own) - set(recorded))]
+    for key in sorted(set(recorded) - set(own)):
+        if key in traffic.answers:
+            named = first_answer(traffic.answers[key][0]).get("key")
+            problems.append(f"{key}: a duplicate of {named}, has a record")
+        else:
+            problems.append(f"{key}: recorded, never acknowledged")
+    for key, first in own.items():
+        if key in recorded and recorded[key] != first:
+            problems.append(f"{key}: recorded {recorded[key]}, told {first}")
+    others = len(traffic.answers) - len(own)
     return result(
-        "delivery log agrees", problems, f"{len(rows):,} records, one per key"
+        "delivery log agrees",
+        problems,
+        f"{len(rows):,} records, one per decided key; none for the {others:,} "
+        "duplicates of another key",
     )
 
 
-def check_recorded_attempts(store: Store, traffic: Traffic) -> Result:
+def fingerprint(event: Event) -> str:
+    """What the server records for a ``hub`` delivery: the digest of the
+    bytes GitHub signs, the body."""
+    return "sha256:" + hashlib.sha256(event.body).hexdigest()
+
+
+def check_fingerprints(
+    store: Store, traffic: Traffic, keys: Keys, events: Mapping[str, Event]
+) -> Result:
+    """One fingerprint per ``hub`` event, whatever the number of keys it
+    was sent under, naming the key that was decided and holding its first
+    answer; none on ``acme`` (its key is signed)."""
+    with store.database.engine().connect() as conn:
+        rows = conn.execute(
+            text(
+                "SELECT source, digest, idempotency_key, answer "
+                "FROM delivery_fingerprints"
+            )
+        ).all()
+    found = {
+        (source, digest): (key, json.loads(answer))
+        for source, digest, key, answer in rows
+    }
+    own = decided(traffic)
+    problems = [
+        f"{source}/{digest}: a fingerprint on acme"
+        for source, digest in found
+        if source != HUB
+    ]
+    expected = set()
+    for original, group in keys.groups().items():
+        if keys.source[original] != HUB:
+            continue
+        digest = fingerprint(events[original])
+        expected.add((HUB, digest))
+        firsts = [key for key in group if key in own]
+        recorded = found.get((HUB, digest))
+        if recorded is None:
+            problems.append(f"{original}: no fingerprint")
+        elif len(firsts) == 1 and recorded != (firsts[0], own[firsts[0]]):
+            problems.append(
+                f"{original}: fingerprint names {recorded[0]} {recorded[1]}, "
+                f"decided {firsts[0]} {own[firsts[0]]}"
+            )
+    problems += [
+        f"{source}/{digest} ({key}): not a hub event"
+        for (source, digest), (key, _) in found.items()
+        if source == HUB and (source, digest) not in expected
+    ]
+    return result(
+        "fingerprints: one per hub event, naming its first key",
+        problems,
+        f"{len(rows):,} fingerprints for {len(expected):,} hub events",
+    )
+
+
+def check_recorded_attempts(rows: Sequence[Row], traffic: Traffic) -> Result:
     """The attempt whose decision a record holds (its stored headers name
     it) was answered that decision, or lost its connection: never a 503 (a
     non-2xx means nothing was stored) nor a ``duplicate``."""
     problems = []
     lost = 0
-    for _, key, answer, headers in delivery_rows(store):
-        attempt = {k.lower(): v for k, v in headers.items()}.get(ATTEMPT_HEADER)
+    for row in rows:
+        key, answer = row.key, row.answer
+        attempt = {k.lower(): v for k, v in row.headers.items()}.get(ATTEMPT_HEADER)
         told = traffic.attempts.get(attempt or "")
         if told is None:
             problems.append(f"{key}: recorded attempt {attempt!r} was never sent")
@@ -265,6 +404,119 @@ def check_recorded_attempts(store: Store, traffic: Traffic) -> Result:
         "the recorded attempt got the recorded answer",
         problems,
         f"each record's attempt was answered it ({lost} lost their connection)",
+    )
+
+
+def check_captured_resends(traffic: Traffic, keys: Keys) -> Result:
+    """Every ``hub`` event, sent under several keys (GitHub's redeliveries
+    and captured bodies re-sent under fresh ``X-GitHub-Delivery`` keys):
+    exactly one key decided, usually the original (a re-send sent at the
+    same moment may come first); every other key answered only
+    ``duplicate``, with ``first`` the decided key's first answer."""
+    own = decided(traffic)
+    problems = []
+    resent = came_first = 0
+    for original, group in keys.groups().items():
+        if keys.source[original] != HUB or len(group) == 1:
+            continue
+        resent += len(group) - 1
+        firsts = [key for key in group if key in own]
+        if len(firsts) != 1:
+            problems.append(
+                f"{original}: {len(firsts)} of its {len(group)} keys decided "
+                f"{[(k, own[k].get('outcome')) for k in firsts]}"
+            )
+            continue
+        first = firsts[0]
+        came_first += first != original
+        for key in group:
+            if key == first:
+                continue
+            for body in traffic.answers.get(key, []):
+                if body.get("outcome") != "duplicate":
+                    problems.append(
+                        f"{key} (re-sends {original}): answered "
+                        f"{body.get('outcome')}, {first} was first"
+                    )
+                elif body.get("first") != own[first]:
+                    problems.append(
+                        f"{key} (re-sends {original}): first {body.get('first')}, "
+                        f"recorded first {own[first]}"
+                    )
+    return result(
+        "hub: a capture under a fresh key is a duplicate of the first",
+        problems,
+        f"{resent:,} re-sends: {resent - came_first:,} answered duplicate of "
+        f"the first copy, {came_first:,} came first (the original then answered "
+        "duplicate of it)",
+    )
+
+
+def check_partner_resends(rows: Sequence[Row], traffic: Traffic, keys: Keys) -> Result:
+    """Every ``acme`` event re-sent by the partner under a fresh key (signed):
+    each key has its own answer (the key is signed, nothing else makes it a
+    duplicate), and in the end every key of the event is ``stale`` but at
+    most one (the copy that came first: ``applied``, or whatever the event
+    alone was), each re-send ``stale`` or ``applied``, never ``rejected``."""
+    own = decided(traffic)
+    final = {row.key: row.final for row in rows}
+    problems = []
+    ends: Counter[str] = Counter()
+    for original, group in keys.groups().items():
+        if keys.source[original] != ACME or len(group) == 1:
+            continue
+        others = [key for key in group if key in traffic.answers and key not in own]
+        problems += [
+            f"{key}: first answer is {first_answer(traffic.answers[key][0])}"
+            for key in others
+        ]
+        outcomes = {key: final.get(key, "no record") for key in group}
+        ends.update(outcomes[key] for key in group[1:])
+        if sum(outcome != "stale" for outcome in outcomes.values()) > 1:
+            problems.append(f"{original}: more than one not stale {outcomes}")
+        problems += [
+            f"{key} (re-sends {original}): ends {outcomes[key]}"
+            for key in group[1:]
+            if outcomes[key] not in ("stale", "applied")
+        ]
+    return result(
+        "acme: an event re-sent under a fresh key is stale",
+        problems,
+        "re-sends end " + ", ".join(f"{k} {v:,}" for k, v in sorted(ends.items())),
+    )
+
+
+def check_applied_once(
+    rows: Sequence[Row], traffic: Traffic, keys: Keys, caused: Mapping[str, int]
+) -> Result:
+    """No event applied twice: of all the keys an event was sent under
+    (original and re-sends, both sources), at most one was answered
+    ``applied`` or released as ``applied``, and at most one caused events in
+    the log."""
+    final = {row.key: row.final for row in rows}
+    own = decided(traffic)
+    problems = []
+    resent = 0
+    for original, group in keys.groups().items():
+        resent += len(group) > 1
+        applied = [
+            key
+            for key in group
+            if final.get(key) == "applied"
+            or own.get(key, {}).get("outcome") == "applied"
+        ]
+        causes = [key for key in group if caused.get(key)]
+        if len(applied) > 1:
+            problems.append(f"{original}: applied under {applied}")
+        if len(causes) > 1:
+            problems.append(
+                f"{original}: events caused by {[(k, caused[k]) for k in causes]}"
+            )
+    return result(
+        "no event applied twice (re-sends under fresh keys)",
+        problems,
+        f"{len(keys.original):,} keys for {len(keys.groups()):,} events "
+        f"({resent:,} re-sent): each applied at most once",
     )
 
 
@@ -470,10 +722,14 @@ def check_read_models_versions(
     return checked
 
 
-def check_source_stats(store: Store, traffic: Traffic) -> Result:
-    """``source_stats`` and the receipts in the log count each key once, by
-    the outcome the partner was first given."""
-    told = Counter({(SOURCE, k): v for k, v in first_outcomes(traffic).items()})
+def check_source_stats(store: Store, traffic: Traffic, keys: Keys) -> Result:
+    """``source_stats`` and the receipts in the log count each decided key
+    once, by the outcome the partner was first given (a capture re-sent
+    under a fresh key issues no receipt: its sighting counts on the first)."""
+    told = Counter(
+        (keys.source[key], str(first.get("outcome")))
+        for key, first in decided(traffic).items()
+    )
     stats = source_stats(store.database.engine())
     receipts = receipt_outcomes(store.service)
     problems = []
@@ -484,7 +740,7 @@ def check_source_stats(store: Store, traffic: Traffic) -> Result:
     return result(
         "source_stats = first outcomes",
         problems,
-        ", ".join(f"{k[1]} {v:,}" for k, v in sorted(told.items())),
+        ", ".join(f"{k[0]} {k[1]} {v:,}" for k, v in sorted(told.items())),
     )
 
 
@@ -492,19 +748,35 @@ def aggregate_id(kind: str, object_id: str) -> Any:
     return (Order if kind == "order" else Customer).create_id(object_id)
 
 
-def check_events_per_key(
-    store: Store, truth: Mapping[ObjectKey, dict[str, Any]], traffic: Traffic
-) -> Result:
-    """No key caused two sets of events; an applied key caused exactly one."""
-    caused: Counter[str] = Counter()
-    for kind, object_id in truth:
-        for event in store.service.events.get(aggregate_id(kind, object_id)):
-            cause = getattr(event, "key", None)
-            if cause and type(event).__name__ not in EVENTS_NOT_CAUSED:
-                caused[cause] += 1
+class Caused:
+    """How many events each key caused in the log (on first use, once):
+    every event of the script's objects but those that record a delivery's
+    passage."""
+
+    def __init__(self, store: Store, truth: Mapping[ObjectKey, Any]) -> None:
+        self.store = store
+        self.truth = truth
+        self.caused: Counter[str] | None = None
+
+    def __call__(self) -> Counter[str]:
+        if self.caused is None:
+            self.caused = Counter()
+            for kind, object_id in self.truth:
+                for event in self.store.service.events.get(
+                    aggregate_id(kind, object_id)
+                ):
+                    cause = getattr(event, "key", None)
+                    if cause and type(event).__name__ not in EVENTS_NOT_CAUSED:
+                        self.caused[cause] += 1
+        return self.caused
+
+
+def check_events_per_key(caused: Counter[str], traffic: Traffic) -> Result:
+    """No key caused two sets of events; a key decided ``applied`` caused
+    exactly one."""
     problems = [f"{key}: {n} events" for key, n in caused.items() if n > 1]
-    for key, bodies in traffic.answers.items():
-        if first_answer(bodies[0]).get("outcome") == "applied" and caused[key] != 1:
+    for key, first in decided(traffic).items():
+        if first.get("outcome") == "applied" and caused[key] != 1:
             problems.append(f"{key}: applied, caused {caused[key]} events")
     return result(
         "at most one set of events per key",

@@ -46,9 +46,17 @@ from tests.chaos.processes import (
     set_subreaper,
     tail,
 )
-from tests.chaos.script import Chunk, chunk, chunks_for, truth_of
+from tests.chaos.script import (
+    ACME,
+    HUB,
+    Chunk,
+    chunk,
+    chunks_for,
+    keys_of,
+    truth_of,
+)
 from tests.chaos.simulator import Simulator, Traffic
-from tests.partner import TOKENS, Partner
+from tests.partner import TOKENS, GitHubPartner, Partner
 
 STARTUP_SECONDS = 60.0
 SETTLE_SECONDS = 120.0
@@ -86,6 +94,13 @@ poll_seconds = 0.2
 [sources.acme]
 scheme = "standard-webhooks"
 secrets = ["env:ACME_SECRET"]
+store_headers = ["x-chaos-attempt"]
+
+[sources.hub]
+scheme = "github"
+mapping = "standard"
+secrets = ["env:HUB_SECRET"]
+store_headers = ["x-chaos-attempt"]
 
 [tokens.chaos-auditor]
 role = "auditor"
@@ -169,6 +184,12 @@ class Report:
     events: int = 0
     script_sends: int = 0
     script_kinds: Counter[str] = field(default_factory=Counter)
+    script_keys: Counter[str] = field(default_factory=Counter)
+    """Keys sent, by source."""
+    script_resends: Counter[str] = field(default_factory=Counter)
+    """Re-sends under fresh keys, by source."""
+    resend_answers: Counter[str] = field(default_factory=Counter)
+    """First answers of the keys that re-send an event, by source."""
     traffic_seconds: float = 0.0
     total_seconds: float = 0.0
     catch_up_seconds: float = 0.0
@@ -471,11 +492,13 @@ def run(options: Options) -> Report:
     config = directory / "idemsync.toml"
     config.write_text(config_text())
     secret = "whsec_" + base64.b64encode(os.urandom(24)).decode()
+    hub_secret = "ghs_" + os.urandom(24).hex()
     env = {
         **os.environ,
         "IDEMSYNC_CONFIG": str(config),
         "IDEMSYNC_DATABASE_URL": options.database_url,
         "ACME_SECRET": secret,
+        "HUB_SECRET": hub_secret,
         "PYTHONUNBUFFERED": "1",
     }
     env.pop("PROMETHEUS_MULTIPROC_DIR", None)
@@ -493,7 +516,7 @@ def run(options: Options) -> Report:
     monkey = Monkey(options, servers, runner, chaos)
     simulator = Simulator(
         lambda: [server.base_url for server in servers],
-        Partner(secret),
+        {ACME: Partner(secret), HUB: GitHubPartner(hub_secret)},
         options.threads,
         options.seed,
     )
@@ -553,6 +576,13 @@ def run(options: Options) -> Report:
         report.chunks = len(taken)
         report.events = sum(len(c.events) for c in taken)
         report.script_kinds = Counter(s.kind for c in taken for s in c.plan)
+        keys = keys_of(taken)
+        report.script_keys = Counter(keys.source.values())
+        report.script_resends = Counter(
+            keys.source[key]
+            for key, original in keys.original.items()
+            if key != original
+        )
         options.log(
             f"[{options.backend}] traffic done in {report.traffic_seconds:.0f}s; "
             "catching up the projections and checking"
@@ -576,6 +606,7 @@ def run(options: Options) -> Report:
             seed=options.seed,
         )
         report.first_outcomes = checks.first_outcomes(simulator.traffic)
+        report.resend_answers = checks.resend_answers(simulator.traffic, keys)
         report.phases["checks"] = time.monotonic() - checking
         report.results += chaos_results(options, chaos)
     finally:
@@ -651,24 +682,39 @@ def describe(report: Report) -> dict[str, str]:
     rows["processes"] = (
         f"{options.servers} serve x {options.workers} worker(s) + runner"
     )
-    rows["script: events (keys)"] = f"{report.events:,}"
-    kinds = report.script_kinds
+    rows["script: events (keys)"] = (
+        f"{report.events:,} ({sum(report.script_keys.values()):,}: "
+        + ", ".join(
+            f"{source} {n:,}" for source, n in sorted(report.script_keys.items())
+        )
+        + ")"
+    )
+    kinds, resends = report.script_kinds, report.script_resends
     rows["script: deliveries"] = (
         f"{report.script_sends:,} ({kinds['concurrent']:,} concurrent copies, "
-        f"{kinds['late']:,} late duplicates)"
+        f"{kinds['late']:,} late duplicates, {resends.total():,} re-sends)"
+    )
+    rows["script: re-sends under fresh keys"] = (
+        f"{resends.total():,} ({kinds['concurrent re-send']:,} side by side; "
+        + ", ".join(f"{source} {n:,}" for source, n in sorted(resends.items()))
+        + ")"
     )
     rows["sent (HTTP attempts)"] = f"{traffic.sent:,}"
     rows["retried"] = f"{traffic.retried:,}"
     rows["acknowledged (2xx)"] = f"{traffic.acknowledged:,}"
     for outcome in ("applied", "parked", "stale", "rejected", "ignored", "duplicate"):
         rows[f"  {outcome}"] = f"{traffic.outcomes.get(outcome, 0):,}"
+    decided = checks.decided(traffic)
     lost = sum(
-        all(body.get("outcome") == "duplicate" for body in bodies)
-        for bodies in traffic.answers.values()
+        all(body.get("outcome") == "duplicate" for body in traffic.answers[key])
+        for key in decided
     )
     rows["committed, answer lost (then duplicate)"] = f"{lost:,}"
     rows["first outcome per key"] = ", ".join(
         f"{k} {v:,}" for k, v in sorted(report.first_outcomes.items())
+    )
+    rows["re-sends: first answers"] = ", ".join(
+        f"{k} {v:,}" for k, v in sorted(report.resend_answers.items())
     )
     rows["503s"] = f"{traffic.statuses.get(503, 0):,}" + (
         " ("

@@ -1,10 +1,11 @@
-"""The partner: client threads that take deliveries from one queue and send
-each until it is acknowledged, following a Standard Webhooks sender's rule:
-any non-2xx or broken connection is retried with backoff (``Retry-After``
-honoured), signed anew each time, to any of the servers: a load balancer
-that avoids a server for half a second after it refused a connection, and
-otherwise does not know which are down (a killed server takes requests with
-it: they are the broken connections that matter)."""
+"""The partners: client threads that take deliveries from one queue and send
+each to its source until it is acknowledged, following a webhook sender's
+rule: any non-2xx or broken connection is retried with backoff
+(``Retry-After`` honoured), signed anew each time by the source's signer
+(Standard Webhooks for ``acme``, GitHub for ``hub``), to any of the servers:
+a load balancer that avoids a server for half a second after it refused a
+connection, and otherwise does not know which are down (a killed server
+takes requests with it: they are the broken connections that matter)."""
 
 from __future__ import annotations
 
@@ -13,14 +14,14 @@ import threading
 import time
 import uuid
 from collections import Counter, deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import httpx
 
 from tests.chaos.script import Send
-from tests.partner import Partner
+from tests.partner import Request
 
 BACKOFF_FIRST = 0.05
 BACKOFF_MAX = 2.0
@@ -33,6 +34,12 @@ REFUSING_SECONDS = 0.5
 GIVE_UP_SECONDS = 180.0
 """A delivery not acknowledged after this long is reported and dropped, so
 that a broken run ends with a report instead of hanging."""
+
+
+class Signer(Protocol):
+    """A partner that signs a body under a key (``tests.partner``)."""
+
+    def sign(self, body: bytes, key: str | None = None) -> Request: ...
 
 
 @dataclass
@@ -79,7 +86,10 @@ class Traffic:
                 self.acknowledged += 1
                 self.outcomes[str(body.get("outcome"))] += 1
                 self.answers.setdefault(send.event.key, []).append(body)
-                if body.get("key") != send.event.key:
+                if (body.get("source"), body.get("key")) != (
+                    send.source,
+                    send.event.key,
+                ):
                     self.unexpected.append(f"{send.event.key}: answered {body}")
                 return True
             error = body.get("error") if isinstance(body, dict) else None
@@ -100,20 +110,19 @@ class Traffic:
 
 class Simulator:
     """``threads`` client threads over the servers at ``urls()`` (asked
-    before each attempt: a restarted server keeps its port)."""
+    before each attempt: a restarted server keeps its port); ``signers``
+    sign for each source."""
 
     def __init__(
         self,
         urls: Callable[[], Sequence[str]],
-        partner: Partner,
+        signers: Mapping[str, Signer],
         threads: int,
         seed: int,
-        source: str = "acme",
     ) -> None:
         self.urls = urls
-        self.partner = partner
+        self.signers = signers
         self.threads = threads
-        self.source = source
         self.rng = random.Random(seed)
         self.traffic = Traffic()
         self.queue: deque[Send] = deque()
@@ -206,12 +215,14 @@ class Simulator:
             client = clients.get(url)
             if client is None:
                 client = clients[url] = httpx.Client(base_url=url, timeout=timeout)
-            request = self.partner.sign(send.event.body, key=send.event.key)
+            request = self.signers[send.source].sign(
+                send.event.body, key=send.event.key
+            )
             attempt_id = uuid.uuid4().hex
             wait = min(BACKOFF_MAX, BACKOFF_FIRST * 2 ** min(attempt - 1, 10))
             try:
                 response = client.post(
-                    f"/webhooks/{self.source}",
+                    f"/webhooks/{send.source}",
                     content=request.body,
                     headers={**request.headers, ATTEMPT_HEADER: attempt_id},
                 )

@@ -1,7 +1,9 @@
 """The chaos run in its CI size (issue 7, items 1 and 2), on both backends:
-a fixed script of a little over 5,000 deliveries sent by a partner that
-retries until acknowledged, while servers, workers, the projection runner
-and (on PostgreSQL) the database are killed and restarted. Every check of
+a fixed script of about 5,800 deliveries (re-sends under fresh keys
+included) sent over two sources, ``acme`` (Standard Webhooks) and ``hub``
+(GitHub), by partners that retry until acknowledged, while servers,
+workers, the projection runner and (on PostgreSQL) the database are killed
+and restarted. Every check of
 ``tests.chaos.checks`` must pass; the summary table is printed either way.
 
 ``make chaos DURATION=…`` is the long form (``python -m tests.chaos``).
