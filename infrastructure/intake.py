@@ -77,30 +77,17 @@ class Source:
     scheme: Scheme
     mapping: PayloadMapping
     key: KeyFinder
+    kept_headers: tuple[str, ...] = ()
+    """The headers a delivery record keeps (``stored_headers``)."""
 
     @property
     def name(self) -> str:
         return self.settings.name
 
-    @property
-    def kept_headers(self) -> tuple[str, ...]:
-        """The headers a delivery record keeps: what an auditor reads and a
-        re-verification or a replay needs (the scheme's, the mapping's, the
-        key's), never cookies or credentials, and nothing an attacker could
-        pad the record with."""
-        key = self.settings.key or ""
-        own = (
-            (key.removeprefix("header:").lower(),) if key.startswith("header:") else ()
-        )
-        return (
-            *STORED_HEADERS,
-            *self.scheme.stored_headers,
-            *own,
-            *self.settings.store_headers,
-        )
-
     def stored_headers(self, headers: Mapping[str, str]) -> dict[str, str]:
-        """The part of a request's ``headers`` its record keeps, bounded."""
+        """The part of a request's ``headers`` its record keeps, bounded: what
+        an auditor reads and a re-verification or a replay needs, never a
+        cookie or a credential, and nothing a sender could pad it with."""
         kept = {}
         for name in self.kept_headers:
             value = headers.get(name)
@@ -125,7 +112,24 @@ class Source:
                 f"sources.{settings.name}.mapping: cannot load "
                 f"{settings.mapping!r}: {error}"
             ) from error
-        return Source(settings, scheme, mapping, key)
+        return Source(settings, scheme, mapping, key, _kept_headers(settings, scheme))
+
+
+def _kept_headers(settings: SourceSettings, scheme: Scheme) -> tuple[str, ...]:
+    """``STORED_HEADERS``, the scheme's own, the one the key is read from and
+    the source's ``store_headers``."""
+    location = settings.key or ""
+    own = location.removeprefix("header:").lower()
+    return tuple(
+        dict.fromkeys(
+            (
+                *STORED_HEADERS,
+                *scheme.stored_headers,
+                *((own,) if location.startswith("header:") else ()),
+                *settings.store_headers,
+            )
+        )
+    )
 
 
 def refuse_nul(commands: Sequence[Command]) -> None:
