@@ -164,13 +164,19 @@ def histories_and_schedules(draw: st.DrawFn) -> tuple[History, Schedule]:
 def schedules_with_re_sends(draw: st.DrawFn) -> tuple[History, Schedule]:
     """A history and a schedule of it with duplicates, reorderings, and
     re-sends of any delivery under fresh keys (a partner sending one event
-    twice, or anyone replaying a captured body)."""
+    twice, or anyone replaying a captured body), each of which may be
+    retried under its own key too."""
     history, schedule = draw(histories_and_schedules())
     originals = draw(st.lists(st.sampled_from(history), max_size=len(history)))
     re_sent = [
         Sent(f"{sent.key}-again-{n}", sent.command) for n, sent in enumerate(originals)
     ]
-    return history, tuple(draw(st.permutations([*schedule, *re_sent])))
+    retried = (
+        draw(st.lists(st.sampled_from(re_sent), max_size=len(re_sent)))
+        if re_sent
+        else []
+    )
+    return history, tuple(draw(st.permutations([*schedule, *re_sent, *retried])))
 
 
 def latest_amount(history: History, event_type: str) -> int | None:
