@@ -212,9 +212,10 @@ def test_duplicates_reorderings_and_re_sends_under_fresh_keys_end_in_the_in_orde
         history, "order.refunded"
     )
 
-    # One first answer per key; its retries repeat it.
+    # One first answer per key, never rejected; its retries repeat it.
     firsts = {key: given_answers[0] for key, given_answers in answers.items()}
     for key, (first, *retries) in answers.items():
+        assert first.outcome is not Outcome.REJECTED, (key, first.to_json())
         repeated = (
             first.first if first.outcome is Outcome.DUPLICATE else first.to_json()
         )
