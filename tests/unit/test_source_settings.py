@@ -19,6 +19,7 @@ from infrastructure.schemes.shopify import Shopify
 from infrastructure.schemes.standard_webhooks import StandardWebhooks
 from infrastructure.schemes.stripe import Stripe
 from infrastructure.settings import (
+    DEFAULT_MAPPINGS,
     KNOWN_SCHEMES,
     ConfigError,
     SourceSettings,
@@ -59,11 +60,18 @@ def error_for(tmp_path: Path, body: str, name: str = "partner") -> str:
     return str(refused.value)
 
 
+def named_mapping(scheme: str) -> str:
+    """The mapping line a source of ``scheme`` needs: none where the scheme
+    has a default, else one naming a mapping."""
+    return "" if scheme in DEFAULT_MAPPINGS else 'mapping = "standard"\n'
+
+
 def hmac_source(*lines: str) -> str:
     return "\n".join(
         [
             'scheme = "hmac-sha256"',
             'secrets = ["env:PARTNER_SECRET"]',
+            'mapping = "standard"',
             *lines,
         ]
     )
@@ -146,7 +154,7 @@ def test_key_and_key_fallback_apply_to_every_scheme(tmp_path: Path) -> None:
         if scheme == "standard-webhooks":
             secrets = 'secrets = ["env:ACME_SECRET"]\n'
         text = (
-            f'scheme = "{scheme}"\n{secrets}{extra}'
+            f'scheme = "{scheme}"\n{secrets}{extra}{named_mapping(scheme)}'
             'key = "header:X-Request-Id"\nkey_fallback = "body-hash"\n'
         )
         settings = source(tmp_path, text)
@@ -238,7 +246,10 @@ def test_signature_prefix_must_be_a_string(tmp_path: Path) -> None:
 
 
 def test_hmac_sha256_requires_a_secret(tmp_path: Path) -> None:
-    text = 'scheme = "hmac-sha256"\nsignature_header = "X-Sig"\nsecrets = []\n'
+    text = (
+        'scheme = "hmac-sha256"\nsignature_header = "X-Sig"\nsecrets = []\n'
+        'mapping = "standard"\n'
+    )
     assert error_for(tmp_path, text).startswith("sources.partner.secrets:")
 
 
@@ -248,7 +259,10 @@ def test_the_hmac_keys_are_refused_for_other_schemes(
     tmp_path: Path, scheme: str, key: str
 ) -> None:
     secret = "ACME_SECRET" if scheme == "standard-webhooks" else "PARTNER_SECRET"
-    text = f'scheme = "{scheme}"\nsecrets = ["env:{secret}"]\n{key} = {HMAC_KEYS[key]}'
+    text = (
+        f'scheme = "{scheme}"\nsecrets = ["env:{secret}"]\n{named_mapping(scheme)}'
+        f"{key} = {HMAC_KEYS[key]}"
+    )
     error = error_for(tmp_path, text, name="other")
     assert error.startswith(f"sources.other.{key}:")
     assert "hmac-sha256" in error
@@ -279,6 +293,7 @@ secrets = ["env:GITHUB_SECRET"]
 [sources.shop]
 scheme = "shopify"
 secrets = ["env:SHOPIFY_SECRET"]
+mapping = "tests.plugin_mappings:map_shopify"
 key_fallback = "body-hash"
 
 [sources.partner]
@@ -289,9 +304,11 @@ signature_encoding = "base64"
 signature_prefix = "sha256="
 timestamp_header = "X-Partner-Timestamp"
 key = "body:$.event.id"
+mapping = "standard"
 
 [sources.dev]
 scheme = "none"
+mapping = "standard"
 """
 BUILT = {
     "acme": StandardWebhooks,
@@ -403,7 +420,7 @@ SHORT_KEYS = {
 def scheme_source(scheme: str, *secrets: str) -> str:
     listed = ", ".join(f'"env:{name}"' for name in secrets)
     extra = 'signature_header = "X-Sig"\n' if scheme == "hmac-sha256" else ""
-    return f'scheme = "{scheme}"\nsecrets = [{listed}]\n{extra}'
+    return f'scheme = "{scheme}"\nsecrets = [{listed}]\n{extra}{named_mapping(scheme)}'
 
 
 @pytest.mark.parametrize("scheme", list(SHORT_KEYS))
