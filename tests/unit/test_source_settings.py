@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from infrastructure.intake import Source
 from infrastructure.schemes import build_scheme
 from infrastructure.schemes.github import GitHub
 from infrastructure.schemes.hmac_sha256 import HmacSha256
@@ -466,4 +467,97 @@ def test_a_tolerance_above_an_hour_is_refused(tmp_path: Path, seconds: int) -> N
 def test_a_tolerance_of_an_hour_is_accepted(tmp_path: Path) -> None:
     assert source(tmp_path, GITHUB + "tolerance_seconds = 3600").tolerance_seconds == (
         3600
+    )
+
+
+# -- the mapping: each scheme's default, no silent fallback (issue 14) -------------
+
+SECRET_OF = {
+    "standard-webhooks": "ACME_SECRET",
+    "stripe": "STRIPE_SECRET",
+    "github": "GITHUB_SECRET",
+    "shopify": "SHOPIFY_SECRET",
+    "hmac-sha256": "PARTNER_SECRET",
+    "none": None,
+}
+
+
+def bare_source(scheme: str) -> str:
+    """A valid table of ``scheme`` without a mapping line."""
+    variable = SECRET_OF[scheme]
+    secrets = f'secrets = ["env:{variable}"]\n' if variable else ""
+    extra = 'signature_header = "X-Sig"\n' if scheme == "hmac-sha256" else ""
+    return f'scheme = "{scheme}"\n{secrets}{extra}'
+
+
+@pytest.mark.parametrize(
+    ("scheme", "mapping"),
+    [("standard-webhooks", "standard"), ("stripe", "stripe"), ("github", "github")],
+)
+def test_a_source_without_a_mapping_gets_its_schemes_default_and_says_so(
+    tmp_path: Path, scheme: str, mapping: str
+) -> None:
+    settings = source(tmp_path, bare_source(scheme))
+    assert (settings.mapping, settings.mapping_is_default) == (mapping, True)
+
+
+def test_the_defaults_are_these_three_and_no_other() -> None:
+    assert dict(DEFAULT_MAPPINGS) == {
+        "standard-webhooks": "standard",
+        "stripe": "stripe",
+        "github": "github",
+    }
+
+
+def test_a_shopify_source_without_a_mapping_is_refused_saying_to_name_one_for_now(
+    tmp_path: Path,
+) -> None:
+    error = error_for(tmp_path, bare_source("shopify"))
+    assert error.startswith("sources.partner.mapping: required"), error
+    assert "no shopify mapping is built in yet" in error
+    assert "must be named for now" in error
+
+
+@pytest.mark.parametrize("scheme", ["hmac-sha256", "none"])
+def test_a_generic_or_unsigned_source_without_a_mapping_is_refused_naming_the_key(
+    tmp_path: Path, scheme: str
+) -> None:
+    error = error_for(tmp_path, bare_source(scheme))
+    assert error == (
+        f"sources.partner.mapping: required for scheme {scheme}: a mapping must "
+        'be named (a built-in one, e.g. "standard", or "package.module:function")'
+    )
+
+
+@pytest.mark.parametrize("scheme", KNOWN_SCHEMES)
+@pytest.mark.parametrize("mapping", ["standard", "github", "myapp.hooks:map_events"])
+def test_a_named_mapping_is_taken_as_named_for_every_scheme(
+    tmp_path: Path, scheme: str, mapping: str
+) -> None:
+    settings = source(tmp_path, bare_source(scheme) + f'mapping = "{mapping}"\n')
+    assert (settings.mapping, settings.mapping_is_default) == (mapping, False)
+
+
+@pytest.mark.parametrize("value", ['""', "7", '"not a module path"'])
+def test_a_mapping_that_is_not_a_name_is_refused_even_where_there_is_a_default(
+    tmp_path: Path, value: str
+) -> None:
+    error = error_for(tmp_path, bare_source("github") + f"mapping = {value}\n")
+    assert error.startswith("sources.partner.mapping: expected"), error
+
+
+def test_settings_built_in_code_keep_standard_unless_they_name_another() -> None:
+    built = SourceSettings(name="hub", scheme="github", secrets=("s" * 16,))
+    assert (built.mapping, built.mapping_is_default) == ("standard", False)
+
+
+def test_a_mapping_word_that_is_not_built_in_is_refused_when_the_source_is_built(
+    tmp_path: Path,
+) -> None:
+    settings = source(tmp_path, bare_source("shopify") + 'mapping = "shopify"\n')
+    with pytest.raises(ConfigError) as refused:
+        Source.build(settings)
+    assert str(refused.value) == (
+        "sources.partner.mapping: cannot load 'shopify': unknown mapping "
+        "'shopify': use one of standard, stripe, github or 'package.module:function'"
     )
