@@ -24,7 +24,7 @@ from idemsync import (
     cli_projections,
     cli_tokens,
 )
-from idemsync.common import build_sources
+from idemsync.common import build_sources, describe_source
 from infrastructure.file_modes import loose_files
 from infrastructure.persistence.database import Database, NotReady
 from infrastructure.schemes.standard_webhooks import sign
@@ -36,12 +36,20 @@ log = logging.getLogger("idemsync")
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     import uvicorn
 
-    from infrastructure.logs import log_config
+    from infrastructure.logs import FIELDS, log_config
     from web.transport import http_protocol
 
     # Before uvicorn applies it: the warnings at start are in the log's format.
     logging.config.dictConfig(log_config(args.log_format, args.log_level))
     build_sources(settings)
+    for source in settings.sources.values():
+        fields = {
+            "source": source.name,
+            "scheme": source.scheme,
+            "mapping": source.mapping,
+            "mapping_is_default": source.mapping_is_default,
+        }
+        log.info("source %s", describe_source(source), extra={FIELDS: fields})
     for loose in loose_files(settings):
         log.warning("%s", loose)
     database = Database.of(settings)
@@ -126,6 +134,8 @@ def cmd_config_check(args: argparse.Namespace, settings: Settings) -> int:
         return 1
     names = ", ".join(settings.sources) or "none"
     print(f"{settings.config_path}: ok; sources: {names}")
+    for source in settings.sources.values():
+        print(describe_source(source))
     return 0
 
 

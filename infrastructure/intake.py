@@ -44,6 +44,9 @@ class Refused(Exception):
     """A delivery answered with a 4xx or 5xx: nothing of it was stored.
 
     ``error`` and ``message`` go to the partner; ``detail`` only to the log.
+    An ``invalid_payload`` names the field (``path``) and the source's
+    mapping (``mapping``): the one that could not read the body, so that its
+    author (or the user who chose it) knows where to look.
     """
 
     def __init__(
@@ -53,6 +56,7 @@ class Refused(Exception):
         message: str,
         *,
         path: str | None = None,
+        mapping: str | None = None,
         detail: str | None = None,
     ) -> None:
         super().__init__(message)
@@ -60,12 +64,15 @@ class Refused(Exception):
         self.error = error
         self.message = message
         self.path = path
+        self.mapping = mapping
         self.detail = detail or message
 
     def to_json(self) -> dict[str, str]:
         body = {"error": self.error, "message": self.message}
         if self.path is not None:
             body["path"] = self.path
+        if self.mapping is not None:
+            body["mapping"] = self.mapping
         return body
 
 
@@ -298,8 +305,13 @@ class Intake:
                 refuse_nul(mapped)
                 refuse_future(mapped, received_at, source.settings.clock_skew_seconds)
         except InvalidPayload as invalid:
+            mapping = source.settings.mapping
             raise Refused(
-                400, "invalid_payload", invalid.message, path=invalid.path
+                400,
+                "invalid_payload",
+                f"{invalid.message} (mapping {mapping!r})",
+                path=invalid.path,
+                mapping=mapping,
             ) from invalid
         delivery = Delivery(
             source=source.name,

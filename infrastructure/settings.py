@@ -24,9 +24,15 @@ from infrastructure.config_fields import (
     read_positive_number,
     read_string,
 )
-from infrastructure.source_settings import KNOWN_SCHEMES, SourceSettings, read_source
+from infrastructure.source_settings import (
+    DEFAULT_MAPPINGS,
+    KNOWN_SCHEMES,
+    SourceSettings,
+    read_source,
+)
 
 __all__ = [
+    "DEFAULT_MAPPINGS",
     "KNOWN_SCHEMES",
     "ConfigError",
     "Settings",

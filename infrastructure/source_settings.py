@@ -60,6 +60,15 @@ MIN_SECRET_BYTES = 16
 key, and a short one can be guessed offline from a single captured request.
 Partners' own are longer (Standard Webhooks and Svix: 24 bytes; Stripe:
 ``whsec_`` and 32 characters)."""
+DEFAULT_MAPPINGS: Mapping[str, str] = {
+    "standard-webhooks": "standard",
+    "stripe": "stripe",
+    "github": "github",
+}
+"""The mapping a source of each scheme gets when its table names none. A
+scheme not listed has none: its sources must name one (``shopify`` until its
+mapping is built in; ``hmac-sha256`` and ``none`` always, since what such a
+partner sends is anyone's guess)."""
 MAX_TOLERANCE_SECONDS = 3600
 """The widest replay window accepted for a signed timestamp, past or future
 (Stripe and Standard Webhooks use 300 s): beyond an hour a captured request
@@ -75,6 +84,11 @@ class SourceSettings:
     secrets: tuple[str, ...] = field(repr=False)
     tolerance_seconds: int = 300
     mapping: str = "standard"
+    """The mapping's name, resolved: what the file names, else the scheme's
+    default (``DEFAULT_MAPPINGS``). Settings built in code name theirs, or
+    take ``standard``; only the file reader resolves per scheme."""
+    mapping_is_default: bool = False
+    """True when the file named no mapping and the scheme's default was taken."""
     max_body_bytes: int = 1_048_576
     retention_days: int = 30
     key: str | None = None
@@ -111,11 +125,7 @@ def read_source(
     if scheme not in KNOWN_SCHEMES:
         known = ", ".join(KNOWN_SCHEMES)
         raise ConfigError(f"{where}.scheme: unknown scheme {scheme!r} ({known})")
-    mapping = read_string(fields, where, "mapping", "standard")
-    if not MAPPING_NAME.match(mapping):
-        raise ConfigError(
-            f"{where}.mapping: expected a built-in name or 'package.module:function'"
-        )
+    mapping = _mapping(fields, where, scheme)
     return SourceSettings(
         **_key_options(fields, where),
         **_hmac_options(fields, where, scheme),
@@ -125,7 +135,8 @@ def read_source(
         if resolve_secrets
         else (),
         tolerance_seconds=_tolerance(fields, where),
-        mapping=mapping,
+        mapping=mapping or DEFAULT_MAPPINGS[scheme],
+        mapping_is_default=mapping is None,
         max_body_bytes=read_positive_int(fields, where, "max_body_bytes", 1_048_576),
         retention_days=read_positive_int(fields, where, "retention_days", 30),
         store_headers=_store_headers(fields, where),
@@ -134,6 +145,31 @@ def read_source(
         ),
         allow_unsigned=_allow_unsigned(fields, where, scheme),
     )
+
+
+def _mapping(fields: Mapping[str, object], where: str, scheme: str) -> str | None:
+    """The mapping the table names; None when it names none and the scheme
+    has a default. Never a silent fallback to another scheme's mapping: a
+    Shopify body read as a ``standard`` envelope is a 400 to every delivery."""
+    if "mapping" not in fields:
+        if scheme in DEFAULT_MAPPINGS:
+            return None
+        if scheme == "shopify":
+            raise ConfigError(
+                f"{where}.mapping: required: no shopify mapping is built in yet, "
+                'so a mapping must be named for now (mapping = "package.module:'
+                'function")'
+            )
+        raise ConfigError(
+            f"{where}.mapping: required for scheme {scheme}: a mapping must be "
+            'named (a built-in one, e.g. "standard", or "package.module:function")'
+        )
+    mapping = read_string(fields, where, "mapping", "")
+    if not MAPPING_NAME.match(mapping):
+        raise ConfigError(
+            f"{where}.mapping: expected a built-in name or 'package.module:function'"
+        )
+    return mapping
 
 
 MAX_STORE_HEADERS = 20

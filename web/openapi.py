@@ -240,8 +240,9 @@ def webhooks() -> dict[str, Schema]:
             ),
             "202": json_body("`parked`: stored until its object exists", ref("Answer")),
             "400": error(
-                "`invalid_payload` (`path` names the field; also a body that "
-                "is not UTF-8 or repeats a key in an object) or `missing_key`"
+                "`invalid_payload` (`path` names the field and `mapping` the "
+                "source's mapping that could not read it; also a body that is "
+                "not UTF-8 or repeats a key in an object) or `missing_key`"
             ),
             "401": error(
                 "`unauthorized`: signature missing or wrong, or timestamp outside "

@@ -102,7 +102,15 @@ def _answers() -> dict[str, Schema]:
         ),
         "Error": closed(
             {"error": STRING, "message": STRING},
-            {"path": {**STRING, "description": "the field at fault, e.g. $.data"}},
+            {
+                "path": {**STRING, "description": "the field at fault, e.g. $.data"},
+                "mapping": {
+                    **STRING,
+                    "description": "`invalid_payload`: the source's mapping that "
+                    "could not read the body (`standard`, `stripe`, `github`, or "
+                    "`package.module:function`)",
+                },
+            },
             "A refusal: `error` is a stable code, `message` is for people.",
         ),
         "ProjectionError": closed(

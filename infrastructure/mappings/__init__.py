@@ -2,7 +2,7 @@
 
 A mapping is a function ``(body: bytes, headers) -> Sequence[Command] |
 Ignored`` that raises ``InvalidPayload`` (naming the field path) for a payload
-it cannot read. ``standard`` and ``stripe`` are built in; any
+it cannot read. ``standard``, ``stripe`` and ``github`` are built in; any
 ``package.module:function`` with that signature can be configured per source.
 """
 
@@ -23,6 +23,9 @@ NO_NUL = "^[^\x00]*$"
 """A pattern for every text field: PostgreSQL text cannot hold NUL."""
 ObjectId = Annotated[str, Meta(min_length=1, max_length=200, pattern=NO_NUL)]
 Text = Annotated[str, Meta(max_length=1000, pattern=NO_NUL)]
+
+BUILT_IN = ("standard", "stripe", "github")
+"""The mappings named by a word; any other is ``package.module:function``."""
 
 PayloadMapping = Callable[[bytes, Mapping[str, str]], Sequence[Command] | Ignored]
 
@@ -73,10 +76,15 @@ def load_mapping(name: str) -> PayloadMapping:
         from infrastructure.mappings.stripe import map_stripe
 
         return strict(map_stripe)
+    if name == "github":
+        from infrastructure.mappings.github import map_github
+
+        return strict(map_github)
     module_name, _, function_name = name.partition(":")
     if not function_name:
         raise ValueError(
-            f"unknown mapping {name!r}: use 'standard' or 'module:function'"
+            f"unknown mapping {name!r}: use one of {', '.join(BUILT_IN)} "
+            "or 'package.module:function'"
         )
     function: PayloadMapping = getattr(
         importlib.import_module(module_name), function_name

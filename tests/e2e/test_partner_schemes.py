@@ -119,7 +119,6 @@ mapping = "standard"
 [sources.svixsrc]
 scheme = "standard-webhooks"
 secrets = ["env:SVIX_SECRET"]
-mapping = "standard"
 
 [sources.stripe]
 scheme = "stripe"
@@ -945,12 +944,54 @@ def run_idemsync(
     )
 
 
+SOURCE_LINES = [
+    "stdwh: scheme standard-webhooks, mapping standard",
+    "svixsrc: scheme standard-webhooks, mapping standard (default)",
+    "stripe: scheme stripe, mapping stripe",
+    "github: scheme github, mapping tests.plugin_mappings:map_github",
+    "shopify: scheme shopify, mapping tests.plugin_mappings:map_shopify",
+    "billing: scheme hmac-sha256, mapping standard",
+    "rotated: scheme standard-webhooks, mapping standard",
+    "unsigned: scheme none, mapping standard",
+]
+"""What ``config check`` prints and ``serve`` logs for each source of
+``config_text``: ``svixsrc`` names no mapping and gets its scheme's."""
+
+
+def test_serve_logs_each_sources_scheme_and_mapping_once_at_start(
+    partners: PartnerServer,
+) -> None:
+    records = [
+        json.loads(line)
+        for line in partners.log_since(0).splitlines()
+        if line.startswith("{")
+    ]
+    described = [
+        record
+        for record in records
+        if record["logger"] == "idemsync" and record["message"].startswith("source ")
+    ]
+    assert [record["message"] for record in described] == [
+        f"source {line}" for line in SOURCE_LINES
+    ]
+    svix = described[1]
+    assert (svix["level"], svix["source"], svix["scheme"]) == (
+        "info",
+        "svixsrc",
+        "standard-webhooks",
+    )
+    assert (svix["mapping"], svix["mapping_is_default"]) == ("standard", True)
+
+
 def test_config_check_builds_every_source_and_lists_them(tmp_path: Path) -> None:
     finished = run_idemsync(tmp_path, ["config", "check"], config_text())
 
     assert finished.returncode == 0, finished.stderr
     config = tmp_path / "idemsync.toml"
-    assert finished.stdout == f"{config}: ok; sources: {', '.join(SOURCES)}\n"
+    assert finished.stdout.splitlines() == [
+        f"{config}: ok; sources: {', '.join(SOURCES)}",
+        *SOURCE_LINES,
+    ]
     for secret in SECRETS.values():
         assert secret not in finished.stdout + finished.stderr
 
@@ -960,6 +1001,18 @@ BROKEN = {
         config_text(),
         "NEW",
         "sources.rotated.secrets[1]: environment variable NEW is not set",
+    ),
+    "shopify-without-mapping": (
+        config_text().replace('mapping = "tests.plugin_mappings:map_shopify"\n', ""),
+        None,
+        "sources.shopify.mapping: required: no shopify mapping is built in yet",
+    ),
+    "unsigned-without-mapping": (
+        config_text().replace(
+            'allow_unsigned = true\nmapping = "standard"\n', "allow_unsigned = true\n"
+        ),
+        None,
+        "sources.unsigned.mapping: required for scheme none",
     ),
     "unimportable-mapping": (
         config_text(github_mapping="nope.module:fn"),

@@ -28,7 +28,7 @@ def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
 @pytest.fixture
 def unsigned_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     path = tmp_path / "idemsync.toml"
-    path.write_text('[sources.dev]\nscheme = "none"\n')
+    path.write_text('[sources.dev]\nscheme = "none"\nmapping = "standard"\n')
     path.chmod(0o600)
     monkeypatch.setenv("IDEMSYNC_CONFIG", str(path))
     monkeypatch.chdir(tmp_path)

@@ -386,6 +386,19 @@ def test_a_body_over_the_limit_is_a_documented_413(
     assert_documented(document(client), "POST", "/webhooks/{source}", response)
 
 
+def test_a_payload_the_mapping_cannot_read_is_a_documented_400_naming_the_mapping(
+    client: TestClient, partner: Partner
+) -> None:
+    response = send(client, partner.order_created("ord_bad", total_cents="4200"))
+    assert response.status_code == 400
+    assert response.json()["mapping"] == "standard"
+    doc = document(client)
+    assert_documented(doc, "POST", "/webhooks/{source}", response)
+    error = doc["components"]["schemas"]["Error"]
+    assert "mapping" in error["properties"]
+    assert error.get("additionalProperties") is False
+
+
 def test_a_request_over_the_header_limits_is_a_documented_431(
     client: TestClient, partner: Partner
 ) -> None:

@@ -118,7 +118,9 @@ def test_the_database_url_from_the_environment_wins_over_the_file(
 
 
 def test_a_none_scheme_needs_no_secrets(tmp_path: Path) -> None:
-    settings = load_settings(write(tmp_path, '[sources.dev]\nscheme = "none"\n'), {})
+    settings = load_settings(
+        write(tmp_path, '[sources.dev]\nscheme = "none"\nmapping = "standard"\n'), {}
+    )
     assert settings.sources["dev"].secrets == ()
 
 
@@ -210,11 +212,11 @@ SOURCE_ERRORS = [
         "sources.acme.mapping: expected a built-in name",
     ),
     (
-        '[sources.Acme]\nscheme = "none"\n',
+        '[sources.Acme]\nscheme = "none"\nmapping = "standard"\n',
         "sources.Acme: source names match",
     ),
     (
-        '[sources."-acme"]\nscheme = "none"\n',
+        '[sources."-acme"]\nscheme = "none"\nmapping = "standard"\n',
         "sources.-acme: source names match",
     ),
     (
@@ -320,7 +322,7 @@ def test_a_missing_file_names_the_file(tmp_path: Path) -> None:
 
 # -- an unsigned source on PostgreSQL (issue 13) ---------------------------------------
 
-UNSIGNED = '[sources.dev]\nscheme = "none"\n'
+UNSIGNED = '[sources.dev]\nscheme = "none"\nmapping = "standard"\n'
 PG_URL = "postgresql://idemsync@db.internal:5432/idemsync"
 
 

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from infrastructure.intake import Source
 from infrastructure.schemes import build_scheme
 from infrastructure.schemes.github import GitHub
 from infrastructure.schemes.hmac_sha256 import HmacSha256
@@ -19,6 +20,7 @@ from infrastructure.schemes.shopify import Shopify
 from infrastructure.schemes.standard_webhooks import StandardWebhooks
 from infrastructure.schemes.stripe import Stripe
 from infrastructure.settings import (
+    DEFAULT_MAPPINGS,
     KNOWN_SCHEMES,
     ConfigError,
     SourceSettings,
@@ -59,11 +61,18 @@ def error_for(tmp_path: Path, body: str, name: str = "partner") -> str:
     return str(refused.value)
 
 
+def named_mapping(scheme: str) -> str:
+    """The mapping line a source of ``scheme`` needs: none where the scheme
+    has a default, else one naming a mapping."""
+    return "" if scheme in DEFAULT_MAPPINGS else 'mapping = "standard"\n'
+
+
 def hmac_source(*lines: str) -> str:
     return "\n".join(
         [
             'scheme = "hmac-sha256"',
             'secrets = ["env:PARTNER_SECRET"]',
+            'mapping = "standard"',
             *lines,
         ]
     )
@@ -146,7 +155,7 @@ def test_key_and_key_fallback_apply_to_every_scheme(tmp_path: Path) -> None:
         if scheme == "standard-webhooks":
             secrets = 'secrets = ["env:ACME_SECRET"]\n'
         text = (
-            f'scheme = "{scheme}"\n{secrets}{extra}'
+            f'scheme = "{scheme}"\n{secrets}{extra}{named_mapping(scheme)}'
             'key = "header:X-Request-Id"\nkey_fallback = "body-hash"\n'
         )
         settings = source(tmp_path, text)
@@ -238,7 +247,10 @@ def test_signature_prefix_must_be_a_string(tmp_path: Path) -> None:
 
 
 def test_hmac_sha256_requires_a_secret(tmp_path: Path) -> None:
-    text = 'scheme = "hmac-sha256"\nsignature_header = "X-Sig"\nsecrets = []\n'
+    text = (
+        'scheme = "hmac-sha256"\nsignature_header = "X-Sig"\nsecrets = []\n'
+        'mapping = "standard"\n'
+    )
     assert error_for(tmp_path, text).startswith("sources.partner.secrets:")
 
 
@@ -248,7 +260,10 @@ def test_the_hmac_keys_are_refused_for_other_schemes(
     tmp_path: Path, scheme: str, key: str
 ) -> None:
     secret = "ACME_SECRET" if scheme == "standard-webhooks" else "PARTNER_SECRET"
-    text = f'scheme = "{scheme}"\nsecrets = ["env:{secret}"]\n{key} = {HMAC_KEYS[key]}'
+    text = (
+        f'scheme = "{scheme}"\nsecrets = ["env:{secret}"]\n{named_mapping(scheme)}'
+        f"{key} = {HMAC_KEYS[key]}"
+    )
     error = error_for(tmp_path, text, name="other")
     assert error.startswith(f"sources.other.{key}:")
     assert "hmac-sha256" in error
@@ -279,6 +294,7 @@ secrets = ["env:GITHUB_SECRET"]
 [sources.shop]
 scheme = "shopify"
 secrets = ["env:SHOPIFY_SECRET"]
+mapping = "tests.plugin_mappings:map_shopify"
 key_fallback = "body-hash"
 
 [sources.partner]
@@ -289,9 +305,11 @@ signature_encoding = "base64"
 signature_prefix = "sha256="
 timestamp_header = "X-Partner-Timestamp"
 key = "body:$.event.id"
+mapping = "standard"
 
 [sources.dev]
 scheme = "none"
+mapping = "standard"
 """
 BUILT = {
     "acme": StandardWebhooks,
@@ -403,7 +421,7 @@ SHORT_KEYS = {
 def scheme_source(scheme: str, *secrets: str) -> str:
     listed = ", ".join(f'"env:{name}"' for name in secrets)
     extra = 'signature_header = "X-Sig"\n' if scheme == "hmac-sha256" else ""
-    return f'scheme = "{scheme}"\nsecrets = [{listed}]\n{extra}'
+    return f'scheme = "{scheme}"\nsecrets = [{listed}]\n{extra}{named_mapping(scheme)}'
 
 
 @pytest.mark.parametrize("scheme", list(SHORT_KEYS))
@@ -449,4 +467,97 @@ def test_a_tolerance_above_an_hour_is_refused(tmp_path: Path, seconds: int) -> N
 def test_a_tolerance_of_an_hour_is_accepted(tmp_path: Path) -> None:
     assert source(tmp_path, GITHUB + "tolerance_seconds = 3600").tolerance_seconds == (
         3600
+    )
+
+
+# -- the mapping: each scheme's default, no silent fallback (issue 14) -------------
+
+SECRET_OF = {
+    "standard-webhooks": "ACME_SECRET",
+    "stripe": "STRIPE_SECRET",
+    "github": "GITHUB_SECRET",
+    "shopify": "SHOPIFY_SECRET",
+    "hmac-sha256": "PARTNER_SECRET",
+    "none": None,
+}
+
+
+def bare_source(scheme: str) -> str:
+    """A valid table of ``scheme`` without a mapping line."""
+    variable = SECRET_OF[scheme]
+    secrets = f'secrets = ["env:{variable}"]\n' if variable else ""
+    extra = 'signature_header = "X-Sig"\n' if scheme == "hmac-sha256" else ""
+    return f'scheme = "{scheme}"\n{secrets}{extra}'
+
+
+@pytest.mark.parametrize(
+    ("scheme", "mapping"),
+    [("standard-webhooks", "standard"), ("stripe", "stripe"), ("github", "github")],
+)
+def test_a_source_without_a_mapping_gets_its_schemes_default_and_says_so(
+    tmp_path: Path, scheme: str, mapping: str
+) -> None:
+    settings = source(tmp_path, bare_source(scheme))
+    assert (settings.mapping, settings.mapping_is_default) == (mapping, True)
+
+
+def test_the_defaults_are_these_three_and_no_other() -> None:
+    assert dict(DEFAULT_MAPPINGS) == {
+        "standard-webhooks": "standard",
+        "stripe": "stripe",
+        "github": "github",
+    }
+
+
+def test_a_shopify_source_without_a_mapping_is_refused_saying_to_name_one_for_now(
+    tmp_path: Path,
+) -> None:
+    error = error_for(tmp_path, bare_source("shopify"))
+    assert error.startswith("sources.partner.mapping: required"), error
+    assert "no shopify mapping is built in yet" in error
+    assert "must be named for now" in error
+
+
+@pytest.mark.parametrize("scheme", ["hmac-sha256", "none"])
+def test_a_generic_or_unsigned_source_without_a_mapping_is_refused_naming_the_key(
+    tmp_path: Path, scheme: str
+) -> None:
+    error = error_for(tmp_path, bare_source(scheme))
+    assert error == (
+        f"sources.partner.mapping: required for scheme {scheme}: a mapping must "
+        'be named (a built-in one, e.g. "standard", or "package.module:function")'
+    )
+
+
+@pytest.mark.parametrize("scheme", KNOWN_SCHEMES)
+@pytest.mark.parametrize("mapping", ["standard", "github", "myapp.hooks:map_events"])
+def test_a_named_mapping_is_taken_as_named_for_every_scheme(
+    tmp_path: Path, scheme: str, mapping: str
+) -> None:
+    settings = source(tmp_path, bare_source(scheme) + f'mapping = "{mapping}"\n')
+    assert (settings.mapping, settings.mapping_is_default) == (mapping, False)
+
+
+@pytest.mark.parametrize("value", ['""', "7", '"not a module path"'])
+def test_a_mapping_that_is_not_a_name_is_refused_even_where_there_is_a_default(
+    tmp_path: Path, value: str
+) -> None:
+    error = error_for(tmp_path, bare_source("github") + f"mapping = {value}\n")
+    assert error.startswith("sources.partner.mapping: expected"), error
+
+
+def test_settings_built_in_code_keep_standard_unless_they_name_another() -> None:
+    built = SourceSettings(name="hub", scheme="github", secrets=("s" * 16,))
+    assert (built.mapping, built.mapping_is_default) == ("standard", False)
+
+
+def test_a_mapping_word_that_is_not_built_in_is_refused_when_the_source_is_built(
+    tmp_path: Path,
+) -> None:
+    settings = source(tmp_path, bare_source("shopify") + 'mapping = "shopify"\n')
+    with pytest.raises(ConfigError) as refused:
+        Source.build(settings)
+    assert str(refused.value) == (
+        "sources.partner.mapping: cannot load 'shopify': unknown mapping "
+        "'shopify': use one of standard, stripe, github or 'package.module:function'"
     )
