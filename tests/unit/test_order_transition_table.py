@@ -144,7 +144,7 @@ def test_the_table_has_a_row_per_status_and_a_column_per_event_type() -> None:
     assert set(ORDER_TRANSITIONS) == set(STATUSES)
     for row in ORDER_TRANSITIONS.values():
         assert tuple(row) == ORDER_EVENTS
-    assert ORDER_EVENTS == (*ORDER_STATUS_EVENTS, *ORDER_MONEY_EVENTS)
+    assert (*ORDER_STATUS_EVENTS, *ORDER_MONEY_EVENTS) == ORDER_EVENTS
     assert ORDER_MONEY_EVENTS == CONTRACT_BOOKKEEPING
     assert set(ORDER_STATUS_OF) == set(ORDER_STATUS_EVENTS)
     assert {ORDER_STATUS_OF[e] for e in ORDER_STATUS_EVENTS} == set(ORDER_LIFECYCLE)
