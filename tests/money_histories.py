@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from hypothesis import strategies as st
 
@@ -53,7 +54,7 @@ class Step:
     lost: bool = False
 
     def command(self, order_id: str, currency: str, by_sequence: bool) -> Command:
-        at = {
+        at: dict[str, Any] = {
             "order_id": order_id,
             "sequence": self.value if by_sequence else None,
             "occurred_at": T0 + timedelta(microseconds=self.value),
