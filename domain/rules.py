@@ -75,22 +75,27 @@ most: an event at the same value and rank as one recorded before is not
 newer, whatever its total, since what decided between them then (the key)
 no longer exists."""
 
-ORDER_STATUS_EVENTS: Final = (
+ORDER_EVENTS: Final = (
     "order.created",
     "order.paid",
     "order.shipped",
     "order.delivered",
     "order.cancelled",
     "order.refunded",
+    "order.refund_recorded",
+    "order.dispute_closed",
 )
-"""The order events that state a status (a move along the lifecycle)."""
+"""Every order event type: the columns of ``ORDER_TRANSITIONS``, in rank
+order. Stored positions hold these ranks, so a new type is appended, never
+inserted."""
 ORDER_MONEY_EVENTS: Final = ("order.refund_recorded", "order.dispute_closed")
 """The order events that keep books: one refund, or one closed dispute, by
 the partner's id. They never move the status (``KEEP``): a refund recorded
 on a cancelled or refunded order still counts."""
-ORDER_EVENTS: Final = (*ORDER_STATUS_EVENTS, *ORDER_MONEY_EVENTS)
-"""Every order event type: the columns of ``ORDER_TRANSITIONS``, and their
-ranks (appended types come last, so no stored position changes rank)."""
+ORDER_STATUS_EVENTS: Final = tuple(
+    event_type for event_type in ORDER_EVENTS if event_type not in ORDER_MONEY_EVENTS
+)
+"""The order events that state a status (a move along the lifecycle)."""
 ORDER_STATUS_OF: Final = {
     "order.created": "created",
     "order.paid": "paid",
