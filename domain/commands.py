@@ -143,11 +143,60 @@ class CancelOrder(OrderCommand):
 
 @dataclass(frozen=True, kw_only=True)
 class RefundOrder(OrderCommand):
+    """The refunded total as the partner states it; moves the status to
+    refunded."""
+
     type: ClassVar[str] = "order.refunded"
     amount_cents: int
 
     def values(self) -> dict[str, Any]:
         return {"refunded_cents": self.amount_cents}
+
+
+REFUNDS = "refunds."
+"""The prefix of an order's refund fields: ``refunds.<refund id>`` holds that
+refund's amount."""
+DISPUTES = "disputes."
+"""The prefix of an order's dispute fields: ``disputes.<dispute id>`` holds
+that closed dispute's ``{"amount_cents", "lost"}``."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class RecordRefund(OrderCommand):
+    """One of the partner's refunds of the order, by its id (amount 0: it
+    failed or was cancelled). Bookkeeping: the status is left alone.
+
+    Each refund is its own field, so the same refund carried by several
+    events (Stripe's ``charge.refunded`` and ``refund.*``, Shopify's
+    ``refunds/create`` and ``orders/updated``) counts once, and an update of
+    it replaces it by position."""
+
+    type: ClassVar[str] = "order.refund_recorded"
+    refund_id: str
+    amount_cents: int
+
+    def values(self) -> dict[str, Any]:
+        return {f"{REFUNDS}{self.refund_id}": self.amount_cents}
+
+
+@dataclass(frozen=True, kw_only=True)
+class RecordDispute(OrderCommand):
+    """A closed dispute of the order, by the partner's id; ``lost``: the
+    money went back to the customer and counts against revenue.
+    Bookkeeping: the status is left alone."""
+
+    type: ClassVar[str] = "order.dispute_closed"
+    dispute_id: str
+    amount_cents: int
+    lost: bool
+
+    def values(self) -> dict[str, Any]:
+        return {
+            f"{DISPUTES}{self.dispute_id}": {
+                "amount_cents": self.amount_cents,
+                "lost": self.lost,
+            }
+        }
 
 
 CUSTOMER_FIELDS = ("email", "name", "phone", "address")
@@ -198,6 +247,8 @@ COMMANDS: dict[str, type[Command]] = {
         MarkDelivered,
         CancelOrder,
         RefundOrder,
+        RecordRefund,
+        RecordDispute,
         UpsertCustomer,
         DeleteCustomer,
     )

@@ -171,9 +171,10 @@ class SyncedObject(Aggregate):
     def check_changes(
         self, command: Command, verdict: Verdict, position: Position
     ) -> dict[str, Any]:
-        """The fields this command wins (``status`` among them when it moves)."""
+        """The fields this command wins (``status`` among them when it moves;
+        never for ``KEEP``, whose command has no say in the status)."""
         changes: dict[str, Any] = {}
-        if self._is_newer("status", position):
+        if verdict is not Verdict.KEEP and self._is_newer("status", position):
             if verdict is Verdict.REJECT:
                 raise IllegalTransition(
                     f"{command.type} is not allowed for a {self.status} {self.kind}"

@@ -1,8 +1,8 @@
 """The reference domain's rules: lifecycles, the transition table, positions.
 
-This module is the one place that says what a status event does to an object.
-It is data, not code, so that an auditor can read it and a test can check it
-cell by cell.
+This module is the one place that says what an event does to an object's
+status. It is data, not code, so that an auditor can read it and a test can
+check it cell by cell.
 
 Every event has a *position*: ``(value, rank, progress, content)``, compared
 as a tuple. ``value`` is the source's ``sequence`` when it has one, else the
@@ -27,11 +27,18 @@ from typing import Final
 
 
 class Verdict(Enum):
-    """What a status event does to an object in a given status.
+    """What an event does to an object in a given status.
 
     The verdict applies when the event's position is newer than the status's
     position. An event that is not newer never moves the status and is never
     rejected; its other fields still count, last-write-wins per field.
+
+    ``KEEP`` is the verdict of bookkeeping events (a refund, a closed dispute,
+    each by the partner's id) on an object that exists: whatever the status
+    and however new the event, the status and its position stay as they are,
+    the event is never rejected, and only its fields are decided,
+    last-write-wins by position. Money that moved after a cancellation or a
+    full refund is still money: it must be counted, not refused.
     """
 
     CREATE = "create"  # the object does not exist yet and this event creates it
@@ -39,14 +46,16 @@ class Verdict(Enum):
     ADVANCE = "advance"  # the new status is reachable from the current one
     SAME = "same"  # same status again: not a move, its fields still count
     REJECT = "reject"  # newer but unreachable: an illegal transition
+    KEEP = "keep"  # the status is not this event's business: its fields count
 
 
-C, P, A, S, R = (
+C, P, A, S, R, K = (
     Verdict.CREATE,
     Verdict.PARK,
     Verdict.ADVANCE,
     Verdict.SAME,
     Verdict.REJECT,
+    Verdict.KEEP,
 )
 
 Position = tuple[int, int, int, str]
@@ -73,7 +82,20 @@ ORDER_EVENTS: Final = (
     "order.delivered",
     "order.cancelled",
     "order.refunded",
+    "order.refund_recorded",
+    "order.dispute_closed",
 )
+"""Every order event type: the columns of ``ORDER_TRANSITIONS``, in rank
+order. Stored positions hold these ranks, so a new type is appended, never
+inserted."""
+ORDER_MONEY_EVENTS: Final = ("order.refund_recorded", "order.dispute_closed")
+"""The order events that keep books: one refund, or one closed dispute, by
+the partner's id. They never move the status (``KEEP``): a refund recorded
+on a cancelled or refunded order still counts."""
+ORDER_STATUS_EVENTS: Final = tuple(
+    event_type for event_type in ORDER_EVENTS if event_type not in ORDER_MONEY_EVENTS
+)
+"""The order events that state a status (a move along the lifecycle)."""
 ORDER_STATUS_OF: Final = {
     "order.created": "created",
     "order.paid": "paid",
@@ -96,14 +118,15 @@ steps, so the table below allows every status *reachable* from the current one."
 
 # fmt: off
 ORDER_TRANSITIONS: Final[dict[str | None, dict[str, Verdict]]] = {
-    #            created paid shipped delivered cancelled refunded
-    None:        dict(zip(ORDER_EVENTS, (C, P, P, P, P, P), strict=True)),
-    "created":   dict(zip(ORDER_EVENTS, (S, A, A, A, A, A), strict=True)),
-    "paid":      dict(zip(ORDER_EVENTS, (R, S, A, A, A, A), strict=True)),
-    "shipped":   dict(zip(ORDER_EVENTS, (R, R, S, A, R, A), strict=True)),
-    "delivered": dict(zip(ORDER_EVENTS, (R, R, R, S, R, A), strict=True)),
-    "cancelled": dict(zip(ORDER_EVENTS, (R, R, R, R, S, A), strict=True)),
-    "refunded":  dict(zip(ORDER_EVENTS, (R, R, R, R, R, S), strict=True)),
+    # (refund: order.refund_recorded, dispute: order.dispute_closed)
+    #            created paid shipped delivered cancelled refunded refund dispute
+    None:        dict(zip(ORDER_EVENTS, (C, P, P, P, P, P, P, P), strict=True)),
+    "created":   dict(zip(ORDER_EVENTS, (S, A, A, A, A, A, K, K), strict=True)),
+    "paid":      dict(zip(ORDER_EVENTS, (R, S, A, A, A, A, K, K), strict=True)),
+    "shipped":   dict(zip(ORDER_EVENTS, (R, R, S, A, R, A, K, K), strict=True)),
+    "delivered": dict(zip(ORDER_EVENTS, (R, R, R, S, R, A, K, K), strict=True)),
+    "cancelled": dict(zip(ORDER_EVENTS, (R, R, R, R, S, A, K, K), strict=True)),
+    "refunded":  dict(zip(ORDER_EVENTS, (R, R, R, R, R, S, K, K), strict=True)),
 }
 # fmt: on
 

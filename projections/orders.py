@@ -1,4 +1,10 @@
-"""``orders``: one row per order that exists, as the partner last said."""
+"""``orders``: one row per order that exists, as the partner last said.
+
+``refunded_cents`` and ``disputed_cents`` are derived (``Order.money_of``)
+from the order's money fields, which ``orders_money`` keeps per order
+(``projections.money``): the total stated by ``order.refunded`` and the
+refunds and disputes by id.
+"""
 
 from __future__ import annotations
 
@@ -17,9 +23,10 @@ from sqlalchemy import (
     Text,
 )
 
-from domain.order import Order
+from domain.order import Money, Order
 from projections.base import Projection, Tables, recorded_at
 from projections.fold import Row, Rows
+from projections.money import Books, takes_money
 
 COLUMNS = (
     "customer_id",
@@ -27,10 +34,10 @@ COLUMNS = (
     "currency",
     "total_cents",
     "paid_cents",
-    "refunded_cents",
     "carrier",
     "tracking_number",
 )
+"""The columns that hold a field as the order's events state it."""
 
 
 class OrdersProjection(Projection):
@@ -45,6 +52,8 @@ class OrdersProjection(Projection):
         Order.Delivered,
         Order.Cancelled,
         Order.Refunded,
+        Order.RefundRecorded,
+        Order.DisputeClosed,
     )
 
     def define(self, metadata: MetaData, suffix: str = "") -> dict[str, Table]:
@@ -62,28 +71,67 @@ class OrdersProjection(Projection):
             Column("tracking_number", Text),
             Column("version", Integer, nullable=False),
             Column("updated_at", DateTime(timezone=True), nullable=False),
+            Column("disputed_cents", BigInteger, nullable=False, server_default="0"),
         )
         Index(f"ix_orders_status{suffix}", orders.c.status, orders.c.order_id)
         Index(f"ix_orders_customer{suffix}", orders.c.customer_id, orders.c.order_id)
-        return {"orders": orders}
+        money = Table(
+            f"orders_money{suffix}",
+            metadata,
+            Column("order_id", Text, primary_key=True),
+            Column("stated_refunded_cents", BigInteger),
+            Column("by_id", Text, nullable=False),
+        )
+        return {"orders": orders, "orders_money": money}
 
     def process_batch(
         self, conn: Connection, tables: Tables, events: Sequence[Any]
     ) -> None:
-        orders = Rows(conn, tables["orders"], {event.object_id for event in events})
+        ids = {event.object_id for event in events}
+        orders = Rows(conn, tables["orders"], ids)
+        books = Rows(
+            conn,
+            tables["orders_money"],
+            {event.object_id for event in events if takes_money(event.changes)},
+        )
         for event in events:
-            row = orders.get(event.object_id) or {
-                "order_id": event.object_id,
+            order_id = event.object_id
+            row = orders.get(order_id) or {
+                "order_id": order_id,
                 **dict.fromkeys(COLUMNS),
+                "refunded_cents": None,
+                "disputed_cents": 0,
             }
-            orders.put(event.object_id, apply(row, event))
+            money = None
+            if takes_money(event.changes):
+                kept = books.get(order_id)
+                after = (
+                    Books()
+                    if kept is None
+                    else Books.stored(kept["stated_refunded_cents"], kept["by_id"])
+                ).after(event.changes)
+                books.put(
+                    order_id,
+                    {
+                        "order_id": order_id,
+                        "stated_refunded_cents": after.stated,
+                        "by_id": after.encoded_by_id(),
+                    },
+                )
+                money = after.money
+            orders.put(order_id, apply(row, event, money))
         orders.write()
+        books.write()
 
 
-def apply(row: Row, event: Any) -> Row:
-    """The order's row after ``event``: the columns it changed, its version
+def apply(row: Row, event: Any, money: Money | None = None) -> Row:
+    """The order's row after ``event``: the columns it changed, the money
+    derived after it (``money``, when it changed a money field), its version
     and when it was recorded."""
     changed = {k: v for k, v in event.changes.items() if k in COLUMNS}
+    if money is not None:
+        changed["refunded_cents"] = money.refunded_cents
+        changed["disputed_cents"] = money.disputed_cents
     return {
         **row,
         **changed,

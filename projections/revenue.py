@@ -1,13 +1,17 @@
-"""``revenue``: money per currency, from each order's paid and refunded totals.
+"""``revenue``: money per currency, from each order's paid, refunded and
+disputed amounts.
 
-Orders carry totals (``paid_cents``, ``refunded_cents``), last-write-wins, so
-the projection keeps each order's last contribution in ``revenue_orders`` and
-applies the difference: a duplicate or a late event can never count twice.
+An order's money is last-write-wins per field (the paid total, the refunded
+total stated by ``order.refunded``, each refund and dispute by its id), so
+the projection keeps each order's fields and last contribution in
+``revenue_orders`` and applies the difference: a duplicate or a late event
+can never count twice. What was refunded and disputed is derived from the
+fields by ``Order.money_of`` (``projections.money``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import (
@@ -23,17 +27,29 @@ from sqlalchemy import (
 from domain.order import Order
 from projections.base import Projection, Tables
 from projections.fold import Row, Rows
+from projections.money import Books, takes_money
 
-MONEY = ("currency", "paid_cents", "refunded_cents")
+
+def carries_money(changes: Mapping[str, Any]) -> bool:
+    """Whether an event changed what its order counts for (its currency,
+    its paid total, or a field ``Order.money_of`` reads)."""
+    return "currency" in changes or "paid_cents" in changes or takes_money(changes)
 
 
 class RevenueProjection(Projection):
-    """Per currency: paid, refunded, net, and how many orders paid."""
+    """Per currency: paid, refunded, lost to disputes, net, and how many
+    orders paid."""
 
     name = "revenue"
-    event_classes = (Order.Created, Order.Paid, Order.Refunded)
-    """The order events that can carry money (``MONEY``): the others are
-    neither read nor decoded."""
+    event_classes = (
+        Order.Created,
+        Order.Paid,
+        Order.Refunded,
+        Order.RefundRecorded,
+        Order.DisputeClosed,
+    )
+    """The order events that can carry money (``carries_money``): the others
+    are neither read nor decoded."""
 
     def define(self, metadata: MetaData, suffix: str = "") -> dict[str, Table]:
         revenue = Table(
@@ -44,6 +60,7 @@ class RevenueProjection(Projection):
             Column("refunded_cents", BigInteger, nullable=False),
             Column("net_cents", BigInteger, nullable=False),
             Column("orders_paid", Integer, nullable=False),
+            Column("disputed_cents", BigInteger, nullable=False, server_default="0"),
         )
         per_order = Table(
             f"revenue_orders{suffix}",
@@ -52,13 +69,18 @@ class RevenueProjection(Projection):
             Column("currency", Text, nullable=False),
             Column("paid_cents", BigInteger, nullable=False),
             Column("refunded_cents", BigInteger, nullable=False),
+            Column("disputed_cents", BigInteger, nullable=False, server_default="0"),
+            Column(
+                "stated_refunded_cents", BigInteger, nullable=False, server_default="0"
+            ),
+            Column("by_id", Text, nullable=False, server_default="{}"),
         )
         return {"revenue": revenue, "revenue_orders": per_order}
 
     def process_batch(
         self, conn: Connection, tables: Tables, events: Sequence[Any]
     ) -> None:
-        events = [e for e in events if any(name in e.changes for name in MONEY)]
+        events = [e for e in events if carries_money(e.changes)]
         if not events:
             return
         per_order = Rows(
@@ -91,33 +113,52 @@ class RevenueProjection(Projection):
 
     @staticmethod
     def contribution(order: Row) -> dict[str, int]:
-        """What one order (its ``revenue_orders`` row) adds to its currency."""
+        """What one order (its ``revenue_orders`` row) adds to its currency:
+        net is paid less refunded less lost to disputes."""
         paid, refunded = order["paid_cents"], order["refunded_cents"]
+        disputed = order["disputed_cents"]
         return {
             "paid_cents": paid,
             "refunded_cents": refunded,
-            "net_cents": paid - refunded,
+            "disputed_cents": disputed,
+            "net_cents": paid - refunded - disputed,
             "orders_paid": 1 if paid > 0 else 0,
         }
 
 
-ZERO = {"paid_cents": 0, "refunded_cents": 0, "net_cents": 0, "orders_paid": 0}
+ZERO = {
+    "paid_cents": 0,
+    "refunded_cents": 0,
+    "disputed_cents": 0,
+    "net_cents": 0,
+    "orders_paid": 0,
+}
 
 
 def contribution_after(old: Row | None, event: Any) -> Row | None:
     """The order's ``revenue_orders`` row after ``event`` (which changed
     money), from the row before it; None while the order has no currency
     (it then counts nowhere)."""
-    new = {
+    before: Row = {
         "currency": None,
         "paid_cents": 0,
-        "refunded_cents": 0,
+        "stated_refunded_cents": 0,
+        "by_id": "{}",
         **(old or {}),
-        **{k: v for k, v in event.changes.items() if k in MONEY},
     }
-    new["paid_cents"] = new["paid_cents"] or 0
-    new["refunded_cents"] = new["refunded_cents"] or 0
-    if new["currency"] is None:
+    changes = event.changes
+    currency = changes.get("currency", before["currency"])
+    if currency is None:
         return None
-    new["order_id"] = event.object_id
-    return new
+    books = Books.stored(before["stated_refunded_cents"], before["by_id"])
+    books = books.after(changes)
+    money = books.money
+    return {
+        "order_id": event.object_id,
+        "currency": currency,
+        "paid_cents": changes.get("paid_cents", before["paid_cents"]) or 0,
+        "refunded_cents": money.refunded_cents or 0,
+        "disputed_cents": money.disputed_cents,
+        "stated_refunded_cents": books.stated or 0,
+        "by_id": books.encoded_by_id(),
+    }

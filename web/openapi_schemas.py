@@ -147,7 +147,16 @@ def _read_models() -> dict[str, Schema]:
                 "currency": text,
                 "total_cents": cents,
                 "paid_cents": cents,
-                "refunded_cents": cents,
+                "refunded_cents": {
+                    **cents,
+                    "description": "the larger of the refunded total stated "
+                    "by `order.refunded` and the sum of the refunds by id; "
+                    "null while nothing was refunded",
+                },
+                "disputed_cents": {
+                    "type": "integer",
+                    "description": "the sum of the lost disputes",
+                },
                 "carrier": text,
                 "tracking_number": text,
                 "version": COUNT,
@@ -177,7 +186,14 @@ def _read_models() -> dict[str, Schema]:
                 "currency": STRING,
                 "paid_cents": {"type": "integer"},
                 "refunded_cents": {"type": "integer"},
-                "net_cents": {"type": "integer"},
+                "disputed_cents": {
+                    "type": "integer",
+                    "description": "lost to disputes",
+                },
+                "net_cents": {
+                    "type": "integer",
+                    "description": "paid - refunded - disputed",
+                },
                 "orders_paid": COUNT,
             },
             description="Revenue in one currency.",

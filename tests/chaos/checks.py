@@ -30,7 +30,6 @@ from domain.customer import Customer
 from domain.order import Order
 from projections.catalog import all_projections
 from projections.customers import CustomersProjection
-from projections.orders import COLUMNS as ORDER_COLUMNS
 from projections.orders import OrdersProjection
 from projections.positions import positions as positions_table
 from projections.revenue import RevenueProjection
@@ -42,6 +41,7 @@ from tests.integration.test_projection_runner import (
     expected_orders,
     expected_revenue,
     json_text,
+    order_row,
     receipt_outcomes,
     source_stats,
     table_rows,
@@ -607,9 +607,7 @@ def truth_orders(truth: Mapping[ObjectKey, dict[str, Any]]) -> dict[str, Any]:
     for (kind, object_id), state in truth.items():
         if kind != "order":
             continue
-        row = {name: state["values"].get(name) for name in ORDER_COLUMNS}
-        row["status"] = state["status"]
-        rows[object_id] = row
+        rows[object_id] = order_row(state)
     return rows
 
 

@@ -205,6 +205,17 @@ def json_text(value: Any) -> str | None:
     return json.dumps(value, sort_keys=True, separators=(",", ":"))
 
 
+def order_row(state: Mapping[str, Any]) -> dict[str, Any]:
+    """An order's ``orders`` columns, from its aggregate state, but for the
+    version and time of its last change (which are the log's)."""
+    row = {name: state["values"].get(name) for name in ORDER_COLUMNS}
+    money = Order.money_of(state["values"])
+    row["refunded_cents"] = money.refunded_cents
+    row["disputed_cents"] = money.disputed_cents
+    row["status"] = state["status"]
+    return row
+
+
 def expected_orders(
     service: SyncService, order_ids: Sequence[str]
 ) -> dict[str, dict[str, Any]]:
@@ -216,8 +227,7 @@ def expected_orders(
         if state is None or state["status"] is None:
             continue  # tracked for a parked delivery, never created
         last = last_shown_event(service, Order.create_id(order_id), topics)
-        row = {name: state["values"].get(name) for name in ORDER_COLUMNS}
-        row["status"] = state["status"]
+        row = order_row(state)
         row["version"] = last.originator_version
         row["updated_at"] = as_utc(last.timestamp)
         rows[order_id] = row
@@ -246,20 +256,30 @@ def expected_customers(
 
 
 def expected_revenue(orders: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
-    """Per currency, the sums over the orders' paid and refunded totals."""
+    """Per currency, the sums over the orders' paid, refunded and disputed
+    amounts."""
     revenue: dict[str, dict[str, int]] = defaultdict(
         lambda: dict.fromkeys(
-            ("paid_cents", "refunded_cents", "net_cents", "orders_paid"), 0
+            (
+                "paid_cents",
+                "refunded_cents",
+                "net_cents",
+                "orders_paid",
+                "disputed_cents",
+            ),
+            0,
         )
     )
     for order in orders.values():
         if order["currency"] is None:
             continue
         paid, refunded = order["paid_cents"] or 0, order["refunded_cents"] or 0
+        disputed = order["disputed_cents"]
         totals = revenue[order["currency"]]
         totals["paid_cents"] += paid
         totals["refunded_cents"] += refunded
-        totals["net_cents"] += paid - refunded
+        totals["disputed_cents"] += disputed
+        totals["net_cents"] += paid - refunded - disputed
         totals["orders_paid"] += 1 if paid > 0 else 0
     return dict(revenue)
 

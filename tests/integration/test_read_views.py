@@ -161,6 +161,7 @@ def test_revenue_is_per_currency_net_of_refunds(
             "paid_cents": 10000,
             "refunded_cents": 1500,
             "net_cents": 8500,
+            "disputed_cents": 0,
             "orders_paid": 2,
         },
         {
@@ -168,6 +169,7 @@ def test_revenue_is_per_currency_net_of_refunds(
             "paid_cents": 5000,
             "refunded_cents": 0,
             "net_cents": 5000,
+            "disputed_cents": 0,
             "orders_paid": 1,
         },
     ]

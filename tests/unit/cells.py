@@ -128,9 +128,10 @@ def assert_cell_is_done(
 
     ``PARK``: ``NotYetCreated``; ``REJECT``: ``IllegalTransition``; either way
     no new pending event and the state unchanged. Otherwise it is applied: one
-    more pending event, the status at the command's position, every field
-    taken, and the status ``created`` (``CREATE``), ``target`` (``ADVANCE``)
-    or still ``status`` (``SAME``).
+    more pending event and every field taken; ``KEEP``: the status and its
+    position as they were; else the status at the command's position, and
+    ``created`` (``CREATE``), ``target`` (``ADVANCE``) or still ``status``
+    (``SAME``).
     """
     assert obj.status == status
     before = obj.state()
@@ -146,8 +147,12 @@ def assert_cell_is_done(
         return
     execute(obj, command)
     assert len(obj.pending_events) == pending_before + 1
-    assert obj.positions["status"] == position
     assert_fields_won(obj, command)
+    if verdict is Verdict.KEEP:
+        assert obj.status == status
+        assert obj.positions["status"] == before["positions"]["status"]
+        return
+    assert obj.positions["status"] == position
     if verdict is Verdict.CREATE:
         assert obj.status == created
     elif verdict is Verdict.ADVANCE:

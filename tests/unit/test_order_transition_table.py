@@ -15,6 +15,8 @@ from domain.commands import (
     MarkDelivered,
     MarkPaid,
     MarkShipped,
+    RecordDispute,
+    RecordRefund,
     RefundOrder,
 )
 from domain.errors import IllegalTransition, NothingNewer
@@ -22,8 +24,11 @@ from domain.order import Order
 from domain.rules import (
     ORDER_EVENTS,
     ORDER_LIFECYCLE,
+    ORDER_MONEY_EVENTS,
+    ORDER_STATUS_EVENTS,
     ORDER_STATUS_OF,
     ORDER_TRANSITIONS,
+    RANK,
     Verdict,
 )
 from tests.unit.cells import (
@@ -52,9 +57,14 @@ CONTRACT_LIFECYCLE: Graph = {
 }
 """The contract's order lifecycle graph, direct successors only."""
 STATUSES: list[str | None] = [None, *CONTRACT_LIFECYCLE]
+CONTRACT_BOOKKEEPING = ("order.refund_recorded", "order.dispute_closed")
+"""A refund and a closed dispute, each by the partner's id (contract section
+11): they never move or reject the status, and park until the order exists."""
 
 
 def expected_order_verdict(status: str | None, event_type: str) -> Verdict:
+    if event_type in CONTRACT_BOOKKEEPING:
+        return Verdict.PARK if status is None else Verdict.KEEP
     return expected_verdict(
         CONTRACT_LIFECYCLE,
         status,
@@ -73,6 +83,8 @@ COMMAND_CLASSES: dict[str, type[Command]] = {
     "order.delivered": MarkDelivered,
     "order.cancelled": CancelOrder,
     "order.refunded": RefundOrder,
+    "order.refund_recorded": RecordRefund,
+    "order.dispute_closed": RecordDispute,
 }
 
 
@@ -94,6 +106,12 @@ def order_command(event_type: str, step: int, /, **overrides: Any) -> Command:
         "order.delivered": {},
         "order.cancelled": {"reason": f"reason {step}"},
         "order.refunded": {"amount_cents": 100 + step},
+        "order.refund_recorded": {"refund_id": "re_1", "amount_cents": 10 + step},
+        "order.dispute_closed": {
+            "dispute_id": "dp_1",
+            "amount_cents": 20 + step,
+            "lost": step % 2 == 0,
+        },
     }
     arguments: dict[str, Any] = {
         "order_id": ORDER_ID,
@@ -126,9 +144,29 @@ def test_the_table_has_a_row_per_status_and_a_column_per_event_type() -> None:
     assert set(ORDER_TRANSITIONS) == set(STATUSES)
     for row in ORDER_TRANSITIONS.values():
         assert tuple(row) == ORDER_EVENTS
-    assert {ORDER_STATUS_OF[e] for e in ORDER_EVENTS} == set(ORDER_LIFECYCLE)
-    for event_type in ORDER_EVENTS:
+    assert set(ORDER_EVENTS) == {*ORDER_STATUS_EVENTS, *ORDER_MONEY_EVENTS}
+    assert ORDER_MONEY_EVENTS == CONTRACT_BOOKKEEPING
+    assert set(ORDER_STATUS_OF) == set(ORDER_STATUS_EVENTS)
+    assert {ORDER_STATUS_OF[e] for e in ORDER_STATUS_EVENTS} == set(ORDER_LIFECYCLE)
+    for event_type in ORDER_STATUS_EVENTS:
         assert ORDER_STATUS_OF[event_type] == event_type.removeprefix("order.")
+
+
+STORED_RANKS = {
+    "order.created": 0,
+    "order.paid": 1,
+    "order.shipped": 2,
+    "order.delivered": 3,
+    "order.cancelled": 4,
+    "order.refunded": 5,
+    "order.refund_recorded": 6,
+    "order.dispute_closed": 7,
+}
+"""The ranks stored positions hold: a new type must not change them."""
+
+
+def test_every_rank_a_stored_position_holds_stays_and_bookkeeping_ranks_last() -> None:
+    assert {name: RANK[name] for name in STORED_RANKS} == STORED_RANKS
 
 
 @pytest.mark.parametrize("event_type", ORDER_EVENTS)
@@ -160,7 +198,7 @@ def test_a_newer_event_does_what_its_cell_says(
         order_command(event_type, last + 10),
         ORDER_TRANSITIONS[status][event_type],
         created="created",
-        target=ORDER_STATUS_OF[event_type],
+        target=ORDER_STATUS_OF.get(event_type, "no status"),
     )
 
 
@@ -199,9 +237,9 @@ def test_cancelling_a_shipped_order_is_rejected() -> None:
 
 
 @pytest.mark.parametrize(
-    "event_type", [e for e in ORDER_EVENTS if e != "order.refunded"]
+    "event_type", [e for e in ORDER_STATUS_EVENTS if e != "order.refunded"]
 )
-def test_anything_but_another_refund_after_refunded_is_rejected(
+def test_any_status_but_another_refund_after_refunded_is_rejected(
     event_type: str,
 ) -> None:
     order, last = order_in("refunded")
@@ -324,3 +362,53 @@ def test_without_a_sequence_the_timestamp_orders_the_events() -> None:
     assert order.positions["paid_cents"][0] == int(
         (T0 + timedelta(seconds=3)).timestamp() * 1_000_000
     )
+
+
+# -- bookkeeping: refunds and disputes by id (KEEP) ----------------------------------
+
+
+@pytest.mark.parametrize("event_type", ORDER_MONEY_EVENTS)
+@pytest.mark.parametrize("status", ["cancelled", "refunded"])
+def test_a_refund_or_dispute_on_a_cancelled_or_refunded_order_still_counts(
+    status: str, event_type: str
+) -> None:
+    order, last = order_in(status)
+    command = order_command(event_type, last + 1)
+    execute(order, command)
+    assert order.status == status
+    (name,) = command.values()
+    assert order.values[name] == command.values()[name]
+
+
+@pytest.mark.parametrize("event_type", ORDER_MONEY_EVENTS)
+def test_a_refund_or_dispute_older_than_the_status_is_applied_and_leaves_it(
+    event_type: str,
+) -> None:
+    order = Order(ORDER_ID)
+    execute(order, order_command("order.created", 1))
+    shipped = order_command("order.shipped", 9)
+    execute(order, shipped)
+    execute(order, order_command(event_type, 4))
+    assert order.status == "shipped"
+    assert order.positions["status"] == shipped.position()
+
+
+@pytest.mark.parametrize("event_type", ORDER_MONEY_EVENTS)
+def test_a_status_event_older_than_a_refund_or_dispute_still_moves_the_status(
+    event_type: str,
+) -> None:
+    order = Order(ORDER_ID)
+    execute(order, order_command("order.created", 1))
+    execute(order, order_command(event_type, 9))
+    execute(order, order_command("order.shipped", 5))
+    assert order.status == "shipped"
+
+
+def test_refunds_with_different_ids_are_different_fields() -> None:
+    order, last = order_in("paid")
+    execute(order, order_command("order.refund_recorded", last + 1, refund_id="a"))
+    execute(order, order_command("order.refund_recorded", last + 2, refund_id="b"))
+    assert {n for n in order.values if n.startswith("refunds.")} == {
+        "refunds.a",
+        "refunds.b",
+    }
