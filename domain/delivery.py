@@ -129,6 +129,19 @@ class Resolution:
     outcome: Outcome
     reason: str | None = None
 
+    @staticmethod
+    def per_delivery(resolutions: Sequence[Resolution]) -> list[Resolution]:
+        """One resolution per delivery, in the order they first appear: the
+        strongest outcome of its commands, with its reason (as
+        ``Answer.combine`` does for a delivery's first answer)."""
+        strongest: dict[tuple[str, str], Resolution] = {}
+        for resolution in resolutions:
+            where = (resolution.source, resolution.key)
+            known = strongest.get(where)
+            if known is None or STRENGTH[resolution.outcome] < STRENGTH[known.outcome]:
+                strongest[where] = resolution
+        return list(strongest.values())
+
 
 @dataclass(frozen=True)
 class DeliveryRecord:

@@ -190,13 +190,21 @@ class SyncedObject(Aggregate):
             )
         return changes
 
-    def check_not_parked(self, key: str, source: str) -> None:
+    def check_not_parked(self, command: Command, source: str, key: str) -> None:
+        """The same command of the same delivery waits once (a delivery may
+        park several commands on one object: a Stripe charge listing its
+        refunds, a Shopify order with its refunds)."""
+        stated = command.to_dict()
         for parked in self.parked:
-            if parked["key"] == key and parked["source"] == source:
+            if (parked["key"], parked["source"], parked["command"]) == (
+                key,
+                source,
+                stated,
+            ):
                 raise AlreadyParked(f"{self.kind} {self.object_id} does not exist yet")
 
     def park(self, command: Command, source: str, key: str) -> None:
-        self.check_not_parked(key, source)
+        self.check_not_parked(command, source, key)
         self._parked(
             command=command.to_dict(),
             source=source,
@@ -239,7 +247,8 @@ class SyncedObject(Aggregate):
     def _release_parked(self, source: str, key: str) -> list[Resolution]:
         """Decide the parked commands, in position order, now that the object
         exists (``source``/``key``: the delivery that created it). Each keeps
-        its own delivery's source and key."""
+        its own delivery's source and key; a delivery that parked several
+        commands gets one resolution, the strongest of theirs."""
         if not self.parked:
             return []
         waiting = sorted(
@@ -263,7 +272,7 @@ class SyncedObject(Aggregate):
             resolutions.append(
                 Resolution(parked["source"], parked["key"], outcome, reason)
             )
-        return resolutions
+        return Resolution.per_delivery(resolutions)
 
     @event("Parked")
     def _parked(

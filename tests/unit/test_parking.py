@@ -21,6 +21,7 @@ from domain.commands import (
     RefundOrder,
 )
 from domain.delivery import Answer, Delivery, Outcome
+from domain.errors import AlreadyParked
 from infrastructure.persistence.memory import MemoryDeliveryRecorder
 
 SOURCE = "acme"
@@ -205,3 +206,44 @@ def test_a_duplicate_key_answers_duplicate_with_the_first_answer(
         == recorder(service).answers[(SOURCE, "k-created")].answer
     )
     assert version_of(service) == version
+
+
+def test_a_delivery_of_several_commands_for_a_missing_order_parks_them_all(
+    service: SyncService,
+) -> None:
+    """A Stripe charge listing its refunds, a Shopify order with its refunds:
+    one delivery, several commands for one order that does not exist yet.
+    Each waits; the creation applies them all and resolves the delivery
+    once."""
+    paid = MarkPaid(amount_cents=900, **at(2))
+    shipped = MarkShipped(carrier="DHL", tracking_number="T-1", **at(3))
+    body = json.dumps({"commands": [paid.to_dict(), shipped.to_dict()]}).encode()
+    answer = service.receive(Delivery(SOURCE, "k-both", T0, body, {}), [paid, shipped])
+    assert answer.outcome is Outcome.PARKED
+    waiting = service.find("order", ORDER_ID)
+    assert waiting is not None and len(waiting.parked) == 2
+
+    created = CreateOrder(customer_id="c", currency="EUR", total_cents=900, **at(1))
+    assert deliver(service, "k-create", created).outcome is Outcome.APPLIED
+
+    order = service.find("order", ORDER_ID)
+    assert order is not None
+    assert (order.status, order.values["paid_cents"]) == ("shipped", 900)
+    assert order.values["carrier"] == "DHL"
+    assert order.parked == []
+    resolved = recorder(service).resolutions
+    assert list(resolved) == [(SOURCE, "k-both")]
+    assert resolved[(SOURCE, "k-both")].outcome is Outcome.APPLIED
+
+
+def test_the_same_command_of_one_delivery_parks_once_another_one_too(
+    service: SyncService,
+) -> None:
+    paid = MarkPaid(amount_cents=900, **at(2))
+    deliver(service, "k-paid", paid)
+    order = service.find("order", ORDER_ID)
+    assert order is not None
+    with pytest.raises(AlreadyParked):
+        order.park(paid, SOURCE, "k-paid")
+    order.park(MarkPaid(amount_cents=901, **at(2)), SOURCE, "k-paid")
+    assert len(order.parked) == 2
