@@ -892,3 +892,28 @@ def test_retries_of_stripe_events_change_nothing_more(order: tuple[int, ...]) ->
     service, outcomes = deliver(schedule + schedule[::-1])
     assert outcomes[3:] == [Outcome.DUPLICATE] * 3
     assert order_state(service) == expected
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="known domain limitation: a delivery parks one command per object, "
+    "so a charge.refunded listing several refunds of an order that does not "
+    "exist yet keeps only the first (domain/application.py _decide, "
+    "AlreadyParked); releasing several commands of one key also resolves "
+    "its receipt once per command",
+)
+def test_a_charge_refunded_before_its_order_keeps_every_refund_it_lists() -> None:
+    second = refund(id="re_2", amount=12000)
+    whole = charge(
+        amount_refunded=12500, refunded=True, refunds=refunds(second, refund())
+    )
+    service, outcomes = deliver(
+        [
+            event("charge.refunded", whole, created=CREATED + 60, id_="evt_refund"),
+            event("checkout.session.completed", checkout_session(), id_="evt_co"),
+        ]
+    )
+    assert outcomes == [Outcome.PARKED, Outcome.APPLIED]
+    state = order_state(service)
+    assert state["status"] == "refunded"
+    assert Order.money_of(state).refunded_cents == 12500
