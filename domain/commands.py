@@ -92,8 +92,11 @@ class OrderCommand(Command):
 
 @dataclass(frozen=True, kw_only=True)
 class CreateOrder(OrderCommand):
+    """A new order; ``customer_id`` is None for a guest (a partner's checkout
+    without a customer), never a made-up id shared by every guest."""
+
     type: ClassVar[str] = "order.created"
-    customer_id: str
+    customer_id: str | None
     currency: str
     total_cents: int
 

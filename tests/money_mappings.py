@@ -1,6 +1,6 @@
 """A test mapping for refunds and disputes by id, configured as ``mapping =
-"tests.money_mappings:map_money"``: the built-in mappings do not make
-``RecordRefund`` or ``RecordDispute`` yet.
+"tests.money_mappings:map_money"``: the built-in ``standard`` mapping
+does not make ``RecordRefund`` or ``RecordDispute``.
 
 It reads the ``standard`` envelope; ``refund.recorded`` and
 ``dispute.closed`` (data: order_id, refund_id or dispute_id, amount_cents,

@@ -4,21 +4,45 @@ Stripe sends ``{"id": "evt_…", "type", "created", "data": {"object": {…}}}``
 where ``object`` is the whole object as it was when the event happened. An
 order is the partner's own id, which the integration puts in a Checkout
 Session's ``client_reference_id`` (or ``metadata.order_id``) and in the
-``metadata.order_id`` of PaymentIntents and Charges.
+``metadata.order_id`` of PaymentIntents, Charges, Refunds and Disputes. An
+object that names no order is ``ignored``, saying so. (Finding the order of
+a PaymentIntent through the Checkout Session that made it is not built yet.)
 
-| Stripe type | command |
+| Stripe type | commands |
 |---|---|
 | ``checkout.session.completed`` | create order; mark paid if ``payment_status`` |
 | ``checkout.session.async_payment_succeeded`` | create order and mark paid |
+| ``checkout.session.expired`` | cancel (reason ``checkout session expired``) |
 | ``payment_intent.succeeded`` | mark paid (``amount_received``) |
 | ``payment_intent.canceled`` | cancel (``cancellation_reason``) |
-| ``charge.refunded`` | refund (``amount_refunded``, the refunded total) |
+| ``charge.refunded`` | record each of ``refunds.data``; refund if ``refunded`` |
+| ``refund.created``, ``refund.updated`` | record that refund by its id |
+| ``charge.dispute.closed`` | record the dispute by its id (``lost`` or not) |
+| ``invoice.paid`` | create order ``in_…`` and mark paid (``amount_paid``) |
 | ``customer.created``, ``customer.updated`` | update email, name, phone, address |
 | ``customer.deleted`` | delete |
 
+A Checkout Session without ``customer`` (a guest) creates an order with no
+customer (null). ``charge.refunded`` records each refund of the charge's
+``refunds.data`` (when the API version still includes it) by its id, and
+moves the order to refunded, stating ``amount_refunded`` as the total, only
+when the whole charge is refunded (``refunded``): a partial refund keeps
+books and never moves the status. A lost dispute counts its ``amount``
+against revenue; ``won`` and ``warning_closed`` count nothing. An invoice
+is an order of its own (customer, currency, total ``amount_paid``); one
+that paid nothing is ignored. An expired session's cancellation parks when
+its order does not exist (yet).
+
+A refund's amount counts while its status is ``pending`` or ``succeeded``
+(the money is on its way back, as in the charge's ``amount_refunded``); it
+is 0 when ``failed`` or ``canceled``, and while ``requires_action`` (nothing
+has left yet, and the customer may never act).
+
 Ordering: Stripe does not guarantee delivery order, and ``created`` counts
-whole seconds, so positions use ``created`` and, within a second, the object's
-own progress (``amount_refunded`` only grows). Anything else is ``ignored``.
+whole seconds, so positions use ``created`` and, within a second, the
+object's own progress, which only grows: ``amount_received``,
+``amount_refunded``, and a refund's status by ``REFUND_PROGRESS``. Anything
+else is ``ignored``.
 """
 
 from __future__ import annotations
@@ -77,9 +101,38 @@ class PaymentIntent(Metadata, kw_only=True):
     cancellation_reason: Text | None = None
 
 
+class Refund(Metadata, kw_only=True):
+    """A Stripe Refund: on its own in ``refund.*``, or in a charge's list."""
+
+    id: Id
+    amount: Cents
+    status: Text | None = None
+
+
+class RefundList(Struct):
+    data: list[Refund] = []
+
+
 class Charge(Metadata, kw_only=True):
     id: Id
     amount_refunded: Cents
+    refunded: bool = False
+    refunds: RefundList | None = None
+    """Present in the webhook only where the account's API version still
+    expands it (before 2022-11-15); ``refund.*`` carry each refund anyway."""
+
+
+class Dispute(Metadata, kw_only=True):
+    id: Id
+    amount: Cents
+    status: Text
+
+
+class Invoice(Metadata, kw_only=True):
+    id: Id
+    customer: Id | None = None
+    currency: Annotated[str, Meta(pattern="^[A-Za-z]{3}$")]
+    amount_paid: Cents
 
 
 class Customer(Struct, kw_only=True):
@@ -112,7 +165,7 @@ def checkout_completed(
     commands: list[c.Command] = [
         c.CreateOrder(
             order_id=order_id,
-            customer_id=session.customer or "anonymous",
+            customer_id=session.customer,
             currency=session.currency.upper(),
             total_cents=session.amount_total,
             occurred_at=at,
@@ -154,17 +207,127 @@ def payment_canceled(event: Event[PaymentIntent]) -> list[c.Command] | c.Ignored
     ]
 
 
+REFUND_PROGRESS: Mapping[str | None, int] = {
+    "requires_action": 1,
+    "pending": 2,
+    "succeeded": 3,
+    "failed": 4,
+    "canceled": 4,
+}
+"""A refund's status as its progress: Stripe's clock counts whole seconds,
+so two versions of one refund in the same second are ordered by how far the
+refund got, never by their digest. A refund waits for the customer
+(``requires_action``), is sent (``pending``), and ends ``succeeded``,
+``failed`` or ``canceled``; a ``succeeded`` refund can still fail later (the
+card was closed), so ``failed`` comes after it. ``failed`` and ``canceled``
+tie: both count 0, so they state the same value. An unknown status is 0."""
+COUNTED_REFUNDS = frozenset({"pending", "succeeded"})
+"""The statuses whose amount counts as refunded (see the module docstring)."""
+
+
+def _refund(order_id: str, refund: Refund, at: datetime) -> c.RecordRefund:
+    return c.RecordRefund(
+        order_id=order_id,
+        refund_id=refund.id,
+        amount_cents=refund.amount if refund.status in COUNTED_REFUNDS else 0,
+        occurred_at=at,
+        progress=REFUND_PROGRESS.get(refund.status, 0),
+    )
+
+
 def charge_refunded(event: Event[Charge]) -> list[c.Command] | c.Ignored:
-    charge = event.data.object
-    if charge.order_id is None:
+    """Each refund the charge lists, by its id; and, only when the whole
+    charge is refunded, the order's move to refunded with the stated total
+    (a partial refund keeps books and leaves the status alone)."""
+    charge, at = event.data.object, _at(event)
+    refunds = charge.refunds.data if charge.refunds is not None else []
+    order_id = charge.order_id or next(
+        (refund.order_id for refund in refunds if refund.order_id), None
+    )
+    if order_id is None:
         return _no_order("charge")
-    return [
-        c.RefundOrder(
-            order_id=charge.order_id,
-            amount_cents=charge.amount_refunded,
-            occurred_at=_at(event),
-            progress=charge.amount_refunded,
+    commands: list[c.Command] = [_refund(order_id, refund, at) for refund in refunds]
+    if charge.refunded:
+        commands.append(
+            c.RefundOrder(
+                order_id=order_id,
+                amount_cents=charge.amount_refunded,
+                occurred_at=at,
+                progress=charge.amount_refunded,
+            )
         )
+    if not commands:
+        return c.Ignored(
+            "partial refund of a charge without its refunds list (API version "
+            "2022-11-15 or later): refund.created and refund.updated carry them"
+        )
+    return commands
+
+
+def refund_changed(event: Event[Refund]) -> list[c.Command] | c.Ignored:
+    refund = event.data.object
+    if refund.order_id is None:
+        return _no_order("refund")
+    return [_refund(refund.order_id, refund, _at(event))]
+
+
+CLOSED_DISPUTES = frozenset({"lost", "won", "warning_closed"})
+
+
+def dispute_closed(event: Event[Dispute]) -> list[c.Command] | c.Ignored:
+    """A closed dispute by its id; only a lost one counts its amount."""
+    dispute = event.data.object
+    if dispute.order_id is None:
+        return _no_order("dispute")
+    if dispute.status not in CLOSED_DISPUTES:
+        return c.Ignored(f"dispute closed with an unknown status {dispute.status!r}")
+    return [
+        c.RecordDispute(
+            order_id=dispute.order_id,
+            dispute_id=dispute.id,
+            amount_cents=dispute.amount,
+            lost=dispute.status == "lost",
+            occurred_at=_at(event),
+        )
+    ]
+
+
+def checkout_expired(event: Event[CheckoutSession]) -> list[c.Command] | c.Ignored:
+    """Cancel the session's order. The mapping cannot know whether the order
+    exists: when nothing created it, the cancellation parks like any order
+    event (another source sharing the namespace may still create it)."""
+    session = event.data.object
+    order_id = session.client_reference_id or session.order_id
+    if order_id is None:
+        return c.Ignored("checkout session without client_reference_id")
+    return [
+        c.CancelOrder(
+            order_id=order_id, reason="checkout session expired", occurred_at=_at(event)
+        )
+    ]
+
+
+def invoice_paid(event: Event[Invoice]) -> list[c.Command] | c.Ignored:
+    """A paid invoice (a subscription's period) is an order of its own, whose
+    id is the invoice id. An invoice that paid nothing (a trial, a 100 %
+    discount) moved no money and would only count as a paid order: ignored."""
+    invoice, at = event.data.object, _at(event)
+    if invoice.amount_paid == 0:
+        return c.Ignored("invoice paid nothing (a trial or a full discount)")
+    return [
+        c.CreateOrder(
+            order_id=invoice.id,
+            customer_id=invoice.customer,
+            currency=invoice.currency.upper(),
+            total_cents=invoice.amount_paid,
+            occurred_at=at,
+        ),
+        c.MarkPaid(
+            order_id=invoice.id,
+            amount_cents=invoice.amount_paid,
+            occurred_at=at,
+            progress=invoice.amount_paid,
+        ),
     ]
 
 
@@ -202,7 +365,15 @@ HANDLERS: dict[str, tuple[msgspec.json.Decoder[Any], Handler]] = {
         msgspec.json.Decoder(Event[PaymentIntent]),
         payment_canceled,
     ),
+    "checkout.session.expired": (
+        msgspec.json.Decoder(Event[CheckoutSession]),
+        checkout_expired,
+    ),
     "charge.refunded": (msgspec.json.Decoder(Event[Charge]), charge_refunded),
+    "refund.created": (msgspec.json.Decoder(Event[Refund]), refund_changed),
+    "refund.updated": (msgspec.json.Decoder(Event[Refund]), refund_changed),
+    "charge.dispute.closed": (msgspec.json.Decoder(Event[Dispute]), dispute_closed),
+    "invoice.paid": (msgspec.json.Decoder(Event[Invoice]), invoice_paid),
     "customer.created": (msgspec.json.Decoder(Event[Customer]), customer_changed),
     "customer.updated": (msgspec.json.Decoder(Event[Customer]), customer_changed),
     "customer.deleted": (msgspec.json.Decoder(Event[Customer]), customer_deleted),

@@ -22,10 +22,13 @@ from domain.commands import (
     DeleteCustomer,
     Ignored,
     MarkPaid,
+    RecordDispute,
+    RecordRefund,
     RefundOrder,
     UpsertCustomer,
 )
 from domain.delivery import Delivery, Outcome
+from domain.order import Order
 from infrastructure.mappings import InvalidPayload, load_mapping
 from infrastructure.mappings.stripe import map_stripe
 
@@ -190,6 +193,83 @@ def charge(**changes: Any) -> dict[str, Any]:
     return obj
 
 
+REFUND_ID = "re_3QGv9zLkdIwHu7ix0AbCdEfG"
+
+
+def refund(**changes: Any) -> dict[str, Any]:
+    obj: dict[str, Any] = {
+        "id": REFUND_ID,
+        "object": "refund",
+        "amount": 500,
+        "balance_transaction": "txn_3QGv9zLkdIwHu7ix0HiJkLmN",
+        "charge": "ch_3QGv2qLkdIwHu7ix1hIjKlMn",
+        "created": CREATED - 5,
+        "currency": "usd",
+        "destination_details": {"card": {"type": "refund"}, "type": "card"},
+        "metadata": {"order_id": ORDER_ID},
+        "payment_intent": "pi_3QGv2qLkdIwHu7ix1XyZaBcD",
+        "reason": "requested_by_customer",
+        "receipt_number": None,
+        "source_transfer_reversal": None,
+        "status": "succeeded",
+        "transfer_reversal": None,
+    }
+    obj.update(changes)
+    return obj
+
+
+def refunds(*objs: dict[str, Any]) -> dict[str, Any]:
+    """A charge's ``refunds`` list holding ``objs``."""
+    return {
+        "object": "list",
+        "data": list(objs),
+        "has_more": False,
+        "total_count": len(objs),
+        "url": "/v1/charges/ch_3QGv2qLkdIwHu7ix1hIjKlMn/refunds",
+    }
+
+
+def dispute(**changes: Any) -> dict[str, Any]:
+    obj: dict[str, Any] = {
+        "id": "dp_1QGw0aLkdIwHu7ixDsPtAbCd",
+        "object": "dispute",
+        "amount": 12500,
+        "charge": "ch_3QGv2qLkdIwHu7ix1hIjKlMn",
+        "created": CREATED - 86_400,
+        "currency": "usd",
+        "is_charge_refundable": False,
+        "livemode": False,
+        "metadata": {"order_id": ORDER_ID},
+        "payment_intent": "pi_3QGv2qLkdIwHu7ix1XyZaBcD",
+        "reason": "fraudulent",
+        "status": "lost",
+    }
+    obj.update(changes)
+    return obj
+
+
+def invoice(**changes: Any) -> dict[str, Any]:
+    obj: dict[str, Any] = {
+        "id": "in_1QGv2rLkdIwHu7ixInVoIcE1",
+        "object": "invoice",
+        "amount_due": 2900,
+        "amount_paid": 2900,
+        "amount_remaining": 0,
+        "billing_reason": "subscription_cycle",
+        "collection_method": "charge_automatically",
+        "created": CREATED - 3600,
+        "currency": "eur",
+        "customer": CUSTOMER_ID,
+        "metadata": {},
+        "paid": True,
+        "status": "paid",
+        "subscription": "sub_1QGuzRLkdIwHu7ixSuBsCrPt",
+        "total": 2900,
+    }
+    obj.update(changes)
+    return obj
+
+
 def customer(**changes: Any) -> dict[str, Any]:
     obj: dict[str, Any] = {
         "id": CUSTOMER_ID,
@@ -288,12 +368,83 @@ MAPPED: list[tuple[str, dict[str, Any], list[Command]]] = [
         ],
     ),
     (
-        "charge.refunded",
-        charge(amount_refunded=800, refunded=False),
+        "checkout.session.expired",
+        checkout_session(status="expired", payment_status="unpaid"),
         [
-            RefundOrder(
-                order_id=ORDER_ID, amount_cents=800, occurred_at=AT, progress=800
+            CancelOrder(
+                order_id=ORDER_ID, reason="checkout session expired", occurred_at=AT
             )
+        ],
+    ),
+    (
+        "charge.refunded",
+        charge(amount_refunded=500, refunds=refunds(refund())),
+        [
+            RecordRefund(
+                order_id=ORDER_ID,
+                refund_id=REFUND_ID,
+                amount_cents=500,
+                occurred_at=AT,
+                progress=3,
+            )
+        ],
+    ),
+    (
+        "refund.created",
+        refund(status="pending"),
+        [
+            RecordRefund(
+                order_id=ORDER_ID,
+                refund_id=REFUND_ID,
+                amount_cents=500,
+                occurred_at=AT,
+                progress=2,
+            )
+        ],
+    ),
+    (
+        "refund.updated",
+        refund(status="failed", failure_reason="expired_or_canceled_card"),
+        [
+            RecordRefund(
+                order_id=ORDER_ID,
+                refund_id=REFUND_ID,
+                amount_cents=0,
+                occurred_at=AT,
+                progress=4,
+            )
+        ],
+    ),
+    (
+        "charge.dispute.closed",
+        dispute(),
+        [
+            RecordDispute(
+                order_id=ORDER_ID,
+                dispute_id="dp_1QGw0aLkdIwHu7ixDsPtAbCd",
+                amount_cents=12500,
+                lost=True,
+                occurred_at=AT,
+            )
+        ],
+    ),
+    (
+        "invoice.paid",
+        invoice(),
+        [
+            CreateOrder(
+                order_id="in_1QGv2rLkdIwHu7ixInVoIcE1",
+                customer_id=CUSTOMER_ID,
+                currency="EUR",
+                total_cents=2900,
+                occurred_at=AT,
+            ),
+            MarkPaid(
+                order_id="in_1QGv2rLkdIwHu7ixInVoIcE1",
+                amount_cents=2900,
+                occurred_at=AT,
+                progress=2900,
+            ),
         ],
     ),
     (
@@ -351,7 +502,7 @@ def test_the_stripe_mapping_is_loadable_by_name() -> None:
 
 def test_occurred_at_is_the_events_created_second_in_utc() -> None:
     later = CREATED + 3_599
-    commands = mapped(event("charge.refunded", charge(), created=later))
+    commands = mapped(event("charge.refunded", charge(refunded=True), created=later))
     assert not isinstance(commands, Ignored)
     assert commands[0].occurred_at == datetime(2024, 11, 1, 10, 59, 59, tzinfo=UTC)
     assert commands[0].occurred_at.tzinfo is UTC
@@ -367,13 +518,92 @@ def test_the_currency_is_upper_cased(currency: str) -> None:
     assert commands[0].currency == currency.upper()
 
 
-def test_refund_progress_is_the_refunded_total_so_far() -> None:
+def test_a_full_refunds_progress_is_the_refunded_total() -> None:
     for refunded in (1, 500, 800, 12500):
-        commands = mapped(event("charge.refunded", charge(amount_refunded=refunded)))
+        obj = charge(amount_refunded=refunded, refunded=True)
+        commands = mapped(event("charge.refunded", obj))
         assert not isinstance(commands, Ignored)
-        assert commands[0].progress == refunded
-        assert isinstance(commands[0], RefundOrder)
-        assert commands[0].amount_cents == refunded
+        assert commands[-1].progress == refunded
+        assert isinstance(commands[-1], RefundOrder)
+        assert commands[-1].amount_cents == refunded
+
+
+def test_a_fully_refunded_charge_records_its_refunds_and_states_the_total() -> None:
+    first, second = refund(amount=5000), refund(id="re_2", amount=7500)
+    obj = charge(amount_refunded=12500, refunded=True, refunds=refunds(second, first))
+    assert [
+        (command.type, command.values())
+        for command in mapped(event("charge.refunded", obj))  # type: ignore[union-attr]
+    ] == [
+        ("order.refund_recorded", {"refunds.re_2": 7500}),
+        ("order.refund_recorded", {f"refunds.{REFUND_ID}": 5000}),
+        ("order.refunded", {"refunded_cents": 12500}),
+    ]
+
+
+def test_a_partial_refund_without_its_refunds_list_is_ignored_saying_why() -> None:
+    obj = charge(amount_refunded=800)
+    del obj["refunds"]
+    answer = mapped(event("charge.refunded", obj))
+    assert isinstance(answer, Ignored)
+    assert "refund.created" in answer.reason
+
+
+@pytest.mark.parametrize(
+    ("status", "cents", "progress"),
+    [
+        ("requires_action", 0, 1),
+        ("pending", 500, 2),
+        ("succeeded", 500, 3),
+        ("failed", 0, 4),
+        ("canceled", 0, 4),
+        ("some_future_status", 0, 0),
+        (None, 0, 0),
+    ],
+)
+def test_a_refund_counts_while_pending_or_succeeded_and_its_status_is_its_progress(
+    status: str | None, cents: int, progress: int
+) -> None:
+    commands = mapped(event("refund.updated", refund(status=status)))
+    assert not isinstance(commands, Ignored)
+    assert [(c.values(), c.progress) for c in commands] == [
+        ({f"refunds.{REFUND_ID}": cents}, progress)
+    ]
+
+
+def test_a_charge_without_an_order_id_takes_its_refunds_order_id() -> None:
+    obj = charge(metadata={}, refunds=refunds(refund()))
+    commands = mapped(event("charge.refunded", obj))
+    assert not isinstance(commands, Ignored)
+    assert [command.object_id for command in commands] == [ORDER_ID]
+
+
+@pytest.mark.parametrize("status", ["won", "warning_closed"])
+def test_a_dispute_that_was_not_lost_is_recorded_as_not_lost(status: str) -> None:
+    commands = mapped(event("charge.dispute.closed", dispute(status=status)))
+    assert not isinstance(commands, Ignored)
+    assert [command.values() for command in commands] == [
+        {"disputes.dp_1QGw0aLkdIwHu7ixDsPtAbCd": {"amount_cents": 12500, "lost": False}}
+    ]
+
+
+def test_a_dispute_closed_with_an_open_status_is_ignored_naming_it() -> None:
+    answer = mapped(event("charge.dispute.closed", dispute(status="under_review")))
+    assert isinstance(answer, Ignored)
+    assert "under_review" in answer.reason
+
+
+def test_an_invoice_of_a_guest_creates_an_order_without_a_customer() -> None:
+    commands = mapped(event("invoice.paid", invoice(customer=None)))
+    assert not isinstance(commands, Ignored)
+    assert isinstance(commands[0], CreateOrder)
+    assert commands[0].customer_id is None
+
+
+def test_an_invoice_that_paid_nothing_is_ignored() -> None:
+    answer = mapped(event("invoice.paid", invoice(amount_paid=0, total=0)))
+    assert isinstance(answer, Ignored)
+    assert "paid nothing" in answer.reason
 
 
 def test_a_completed_checkout_that_is_unpaid_only_creates_the_order() -> None:
@@ -398,12 +628,12 @@ def test_a_checkout_can_name_its_order_in_metadata() -> None:
     assert {command.object_id for command in commands} == {"ord_from_metadata"}
 
 
-def test_a_guest_checkout_without_a_customer_is_anonymous() -> None:
+def test_a_guest_checkout_creates_an_order_without_a_customer() -> None:
     session = checkout_session(customer=None, customer_creation="if_required")
     commands = mapped(event("checkout.session.completed", session))
     assert not isinstance(commands, Ignored)
     assert isinstance(commands[0], CreateOrder)
-    assert commands[0].customer_id == "anonymous"
+    assert commands[0].customer_id is None
 
 
 def test_customer_fields_absent_from_the_object_are_not_touched() -> None:
@@ -430,8 +660,32 @@ def test_customer_fields_absent_from_the_object_are_not_touched() -> None:
         ("payment_intent.canceled", payment_intent(metadata={}), "order_id"),
         ("charge.refunded", charge(metadata={"note": "manual"}), "order_id"),
         ("charge.refunded", charge(metadata={"order_id": ""}), "order_id"),
+        (
+            "charge.refunded",
+            charge(metadata={}, refunds=refunds(refund(metadata={}))),
+            "order_id",
+        ),
+        ("refund.created", refund(metadata={}), "refund without metadata.order_id"),
+        ("refund.updated", refund(metadata={}), "order_id"),
+        ("charge.dispute.closed", dispute(metadata={}), "dispute without"),
+        (
+            "checkout.session.expired",
+            checkout_session(client_reference_id=None, status="expired"),
+            "client_reference_id",
+        ),
     ],
-    ids=["checkout", "intent-succeeded", "intent-canceled", "charge", "empty-order-id"],
+    ids=[
+        "checkout",
+        "intent-succeeded",
+        "intent-canceled",
+        "charge",
+        "empty-order-id",
+        "charge-and-its-refunds",
+        "refund-created",
+        "refund-updated",
+        "dispute",
+        "expired-checkout",
+    ],
 )
 def test_an_object_without_an_order_id_is_ignored_with_a_reason(
     type_: str, obj: dict[str, Any], says: str
@@ -457,7 +711,7 @@ def test_an_async_payment_success_creates_and_pays_the_order() -> None:
 
 @pytest.mark.parametrize(
     "type_",
-    ["invoice.paid", "charge.succeeded", "payout.paid", "checkout.session.expired"],
+    ["invoice.created", "charge.succeeded", "payout.paid", "charge.dispute.created"],
 )
 def test_an_unmapped_type_is_ignored_naming_the_type(type_: str) -> None:
     answer = mapped(event(type_, {"id": "in_1QGv2rLkdIwHu7ixAbC", "object": "invoice"}))
@@ -466,8 +720,8 @@ def test_an_unmapped_type_is_ignored_naming_the_type(type_: str) -> None:
 
 
 def test_an_unmapped_type_is_ignored_whatever_its_data() -> None:
-    answer = map_stripe(b'{"type": "invoice.paid", "data": "anything"}', {})
-    assert answer == Ignored("no mapping for Stripe type 'invoice.paid'")
+    answer = map_stripe(b'{"type": "invoice.created", "data": "anything"}', {})
+    assert answer == Ignored("no mapping for Stripe type 'invoice.created'")
 
 
 # -- schema errors ---------------------------------------------------------------------
@@ -566,13 +820,16 @@ HISTORY = [
     ),
     event(
         "charge.refunded",
-        charge(amount_refunded=500),
+        charge(amount_refunded=500, refunds=refunds(refund(status="pending"))),
         created=CREATED + 120,
         id_="evt_3QGv9zLkdIwHu7ixRefund500",
     ),
     event(
         "charge.refunded",
-        charge(amount_refunded=800, refunds={"object": "list", "total_count": 2}),
+        charge(
+            amount_refunded=800,
+            refunds=refunds(refund(id="re_2", amount=300), refund()),
+        ),
         created=CREATED + 120,
         id_="evt_3QGv9zLkdIwHu7ixRefund800",
     ),
@@ -595,16 +852,17 @@ def order_state(service: SyncService) -> dict[str, Any]:
     return {"status": state["status"], **state["values"]}
 
 
-def test_in_source_order_the_refunded_total_is_the_last_one() -> None:
+def test_partial_refunds_in_order_keep_books_by_id_and_leave_the_order_paid() -> None:
     service, outcomes = deliver(HISTORY)
     assert outcomes == [Outcome.APPLIED] * 3
     assert order_state(service) == {
-        "status": "refunded",
+        "status": "paid",
         "customer_id": CUSTOMER_ID,
         "currency": "USD",
         "total_cents": 12500,
         "paid_cents": 12500,
-        "refunded_cents": 800,
+        f"refunds.{REFUND_ID}": 500,
+        "refunds.re_2": 300,
     }
 
 
@@ -620,7 +878,7 @@ def test_refunds_in_the_same_second_converge_in_any_order(
     schedule = [HISTORY[index] for index in order]
     service, _ = deliver(schedule)
     assert order_state(service) == expected
-    assert expected["refunded_cents"] == 800
+    assert Order.money_of(expected).refunded_cents == 800
 
 
 @pytest.mark.parametrize(
@@ -634,3 +892,28 @@ def test_retries_of_stripe_events_change_nothing_more(order: tuple[int, ...]) ->
     service, outcomes = deliver(schedule + schedule[::-1])
     assert outcomes[3:] == [Outcome.DUPLICATE] * 3
     assert order_state(service) == expected
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="known domain limitation: a delivery parks one command per object, "
+    "so a charge.refunded listing several refunds of an order that does not "
+    "exist yet keeps only the first (domain/application.py _decide, "
+    "AlreadyParked); releasing several commands of one key also resolves "
+    "its receipt once per command",
+)
+def test_a_charge_refunded_before_its_order_keeps_every_refund_it_lists() -> None:
+    second = refund(id="re_2", amount=12000)
+    whole = charge(
+        amount_refunded=12500, refunded=True, refunds=refunds(second, refund())
+    )
+    service, outcomes = deliver(
+        [
+            event("charge.refunded", whole, created=CREATED + 60, id_="evt_refund"),
+            event("checkout.session.completed", checkout_session(), id_="evt_co"),
+        ]
+    )
+    assert outcomes == [Outcome.PARKED, Outcome.APPLIED]
+    state = order_state(service)
+    assert state["status"] == "refunded"
+    assert Order.money_of(state).refunded_cents == 12500
