@@ -894,14 +894,6 @@ def test_retries_of_stripe_events_change_nothing_more(order: tuple[int, ...]) ->
     assert order_state(service) == expected
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known domain limitation: a delivery parks one command per object, "
-    "so a charge.refunded listing several refunds of an order that does not "
-    "exist yet keeps only the first (domain/application.py _decide, "
-    "AlreadyParked); releasing several commands of one key also resolves "
-    "its receipt once per command",
-)
 def test_a_charge_refunded_before_its_order_keeps_every_refund_it_lists() -> None:
     second = refund(id="re_2", amount=12000)
     whole = charge(
