@@ -93,7 +93,8 @@ class OrderCommand(Command):
 @dataclass(frozen=True, kw_only=True)
 class CreateOrder(OrderCommand):
     type: ClassVar[str] = "order.created"
-    customer_id: str
+    customer_id: str | None
+    """None for a guest order: no customer, never a made-up shared id."""
     currency: str
     total_cents: int
 
