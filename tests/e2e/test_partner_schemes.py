@@ -4,8 +4,9 @@ One ``idemsync serve`` per backend, configured with one source per scheme
 (README "Partners"), secrets from its environment. Each partner's request is
 built the way that partner builds it, signed by the partner's own library where
 there is one (``standardwebhooks``, ``svix``, ``stripe``), and that library
-confirms the request before it is sent. The GitHub and Shopify sources use the
-example plugin mappings of ``tests/plugin_mappings.py``.
+confirms the request before it is sent. The GitHub source uses the
+example plugin mapping of ``tests/plugin_mappings.py``; the Shopify source has
+no mapping line and gets the built-in ``shopify``.
 
 Also ``idemsync config check`` and ``idemsync serve`` on a broken
 configuration: exit 2 naming the key at fault, before anything is bound.
@@ -134,7 +135,6 @@ mapping = "{github_mapping}"
 [sources.shopify]
 scheme = "shopify"
 secrets = ["env:SHOPIFY_CLIENT_SECRET"]
-mapping = "tests.plugin_mappings:map_shopify"
 
 [sources.billing]
 scheme = "hmac-sha256"
