@@ -63,12 +63,12 @@ Partners' own are longer (Standard Webhooks and Svix: 24 bytes; Stripe:
 DEFAULT_MAPPINGS: Mapping[str, str] = {
     "standard-webhooks": "standard",
     "stripe": "stripe",
+    "shopify": "shopify",
     "github": "github",
 }
 """The mapping a source of each scheme gets when its table names none. A
-scheme not listed has none: its sources must name one (``shopify`` until its
-mapping is built in; ``hmac-sha256`` and ``none`` always, since what such a
-partner sends is anyone's guess)."""
+scheme not listed has none: its sources must name one (``hmac-sha256`` and
+``none``, since what such a partner sends is anyone's guess)."""
 MAX_TOLERANCE_SECONDS = 3600
 """The widest replay window accepted for a signed timestamp, past or future
 (Stripe and Standard Webhooks use 300 s): beyond an hour a captured request
@@ -154,12 +154,6 @@ def _mapping(fields: Mapping[str, object], where: str, scheme: str) -> str | Non
     if "mapping" not in fields:
         if scheme in DEFAULT_MAPPINGS:
             return None
-        if scheme == "shopify":
-            raise ConfigError(
-                f"{where}.mapping: required: no shopify mapping is built in yet, "
-                'so a mapping must be named for now (mapping = "package.module:'
-                'function")'
-            )
         raise ConfigError(
             f"{where}.mapping: required for scheme {scheme}: a mapping must be "
             'named (a built-in one, e.g. "standard", or "package.module:function")'

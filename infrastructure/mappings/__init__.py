@@ -2,7 +2,7 @@
 
 A mapping is a function ``(body: bytes, headers) -> Sequence[Command] |
 Ignored`` that raises ``InvalidPayload`` (naming the field path) for a payload
-it cannot read. ``standard``, ``stripe`` and ``github`` are built in; any
+it cannot read. ``standard``, ``stripe``, ``shopify`` and ``github`` are built in; any
 ``package.module:function`` with that signature can be configured per source.
 """
 
@@ -24,7 +24,7 @@ NO_NUL = "^[^\x00]*$"
 ObjectId = Annotated[str, Meta(min_length=1, max_length=200, pattern=NO_NUL)]
 Text = Annotated[str, Meta(max_length=1000, pattern=NO_NUL)]
 
-BUILT_IN = ("standard", "stripe", "github")
+BUILT_IN = ("standard", "stripe", "shopify", "github")
 """The mappings named by a word; any other is ``package.module:function``."""
 
 PayloadMapping = Callable[[bytes, Mapping[str, str]], Sequence[Command] | Ignored]
@@ -76,6 +76,10 @@ def load_mapping(name: str) -> PayloadMapping:
         from infrastructure.mappings.stripe import map_stripe
 
         return strict(map_stripe)
+    if name == "shopify":
+        from infrastructure.mappings.shopify import map_shopify
+
+        return strict(map_shopify)
     if name == "github":
         from infrastructure.mappings.github import map_github
 

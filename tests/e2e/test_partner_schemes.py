@@ -4,8 +4,9 @@ One ``idemsync serve`` per backend, configured with one source per scheme
 (README "Partners"), secrets from its environment. Each partner's request is
 built the way that partner builds it, signed by the partner's own library where
 there is one (``standardwebhooks``, ``svix``, ``stripe``), and that library
-confirms the request before it is sent. The GitHub and Shopify sources use the
-example plugin mappings of ``tests/plugin_mappings.py``.
+confirms the request before it is sent. The GitHub source uses the
+example plugin mapping of ``tests/plugin_mappings.py``; the Shopify source has
+no mapping line and gets the built-in ``shopify``.
 
 Also ``idemsync config check`` and ``idemsync serve`` on a broken
 configuration: exit 2 naming the key at fault, before anything is bound.
@@ -134,7 +135,6 @@ mapping = "{github_mapping}"
 [sources.shopify]
 scheme = "shopify"
 secrets = ["env:SHOPIFY_CLIENT_SECRET"]
-mapping = "tests.plugin_mappings:map_shopify"
 
 [sources.billing]
 scheme = "hmac-sha256"
@@ -565,11 +565,12 @@ CASES = {
             False,
             lambda uid: ("order", str(SHOPIFY_ORDER + uid % 10**9)),
             lambda uid: {
-                "status": "created",
+                "status": "paid",  # financial_status "paid": the built-in pays it
                 "values": {
                     "customer_id": str(SHOPIFY_CUSTOMER + uid % 10**6),
                     "currency": "EUR",
                     "total_cents": 12500,
+                    "paid_cents": 12500,
                 },
             },
         ),
@@ -949,7 +950,7 @@ SOURCE_LINES = [
     "svixsrc: scheme standard-webhooks, mapping standard (default)",
     "stripe: scheme stripe, mapping stripe",
     "github: scheme github, mapping tests.plugin_mappings:map_github",
-    "shopify: scheme shopify, mapping tests.plugin_mappings:map_shopify",
+    "shopify: scheme shopify, mapping shopify (default)",
     "billing: scheme hmac-sha256, mapping standard",
     "rotated: scheme standard-webhooks, mapping standard",
     "unsigned: scheme none, mapping standard",
@@ -1001,11 +1002,6 @@ BROKEN = {
         config_text(),
         "NEW",
         "sources.rotated.secrets[1]: environment variable NEW is not set",
-    ),
-    "shopify-without-mapping": (
-        config_text().replace('mapping = "tests.plugin_mappings:map_shopify"\n', ""),
-        None,
-        "sources.shopify.mapping: required: no shopify mapping is built in yet",
     ),
     "unsigned-without-mapping": (
         config_text().replace(

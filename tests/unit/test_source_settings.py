@@ -7,11 +7,13 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import inspect
 from pathlib import Path
 
 import pytest
 
 from infrastructure.intake import Source
+from infrastructure.mappings.shopify import map_shopify
 from infrastructure.schemes import build_scheme
 from infrastructure.schemes.github import GitHub
 from infrastructure.schemes.hmac_sha256 import HmacSha256
@@ -492,7 +494,12 @@ def bare_source(scheme: str) -> str:
 
 @pytest.mark.parametrize(
     ("scheme", "mapping"),
-    [("standard-webhooks", "standard"), ("stripe", "stripe"), ("github", "github")],
+    [
+        ("standard-webhooks", "standard"),
+        ("stripe", "stripe"),
+        ("shopify", "shopify"),
+        ("github", "github"),
+    ],
 )
 def test_a_source_without_a_mapping_gets_its_schemes_default_and_says_so(
     tmp_path: Path, scheme: str, mapping: str
@@ -501,21 +508,22 @@ def test_a_source_without_a_mapping_gets_its_schemes_default_and_says_so(
     assert (settings.mapping, settings.mapping_is_default) == (mapping, True)
 
 
-def test_the_defaults_are_these_three_and_no_other() -> None:
+def test_the_defaults_are_these_four_and_no_other() -> None:
     assert dict(DEFAULT_MAPPINGS) == {
         "standard-webhooks": "standard",
         "stripe": "stripe",
+        "shopify": "shopify",
         "github": "github",
     }
 
 
-def test_a_shopify_source_without_a_mapping_is_refused_saying_to_name_one_for_now(
+def test_a_shopify_source_builds_with_the_built_in_shopify_mapping(
     tmp_path: Path,
 ) -> None:
-    error = error_for(tmp_path, bare_source("shopify"))
-    assert error.startswith("sources.partner.mapping: required"), error
-    assert "no shopify mapping is built in yet" in error
-    assert "must be named for now" in error
+    settings = source(tmp_path, bare_source("shopify"))
+    built = Source.build(settings)
+    assert (settings.mapping, settings.mapping_is_default) == ("shopify", True)
+    assert inspect.unwrap(built.mapping) is map_shopify
 
 
 @pytest.mark.parametrize("scheme", ["hmac-sha256", "none"])
@@ -554,10 +562,11 @@ def test_settings_built_in_code_keep_standard_unless_they_name_another() -> None
 def test_a_mapping_word_that_is_not_built_in_is_refused_when_the_source_is_built(
     tmp_path: Path,
 ) -> None:
-    settings = source(tmp_path, bare_source("shopify") + 'mapping = "shopify"\n')
+    settings = source(tmp_path, bare_source("shopify") + 'mapping = "magento"\n')
     with pytest.raises(ConfigError) as refused:
         Source.build(settings)
     assert str(refused.value) == (
-        "sources.partner.mapping: cannot load 'shopify': unknown mapping "
-        "'shopify': use one of standard, stripe, github or 'package.module:function'"
+        "sources.partner.mapping: cannot load 'magento': unknown mapping "
+        "'magento': use one of standard, stripe, shopify, github or "
+        "'package.module:function'"
     )
