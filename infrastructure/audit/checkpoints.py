@@ -20,7 +20,7 @@ commit (which would leave that earlier one outside every checkpoint):
 
 - PostgreSQL: the recorder takes ``LOCK TABLE … IN EXCLUSIVE MODE`` on the
   event table before it inserts events and their ledger rows, and holds it
-  until its commit (FIELD-NOTES). Writers are serialised, notification ids
+  until its commit (as eventsourcing's own recorder does). Writers are serialised, notification ids
   are drawn under the lock, and a transaction is visible before its lock is
   released, so ids become visible in increasing order: a statement that sees
   id ``n`` sees every committed id below ``n``. (Ids of rolled-back

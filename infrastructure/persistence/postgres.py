@@ -41,7 +41,8 @@ class PostgresDeliveryRecorder(PostgresApplicationRecorder):
 
     Like the library's recorder it takes ``LOCK TABLE … IN EXCLUSIVE MODE``
     before inserting events, so notification ids commit in order and a
-    projection never passes a gap (see FIELD-NOTES). The lock comes first, so
+    projection never passes a gap (docs/design.md, "Talking to PostgreSQL").
+    The lock comes first, so
     two writers never wait on each other's delivery rows while holding it.
     It does not retry: a failure reaches the partner as a 503 and its retry
     is decided afresh. Each event's ledger row (provenance and chained hash)
