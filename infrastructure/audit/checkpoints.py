@@ -20,10 +20,11 @@ commit (which would leave that earlier one outside every checkpoint):
 
 - PostgreSQL: the recorder takes ``LOCK TABLE … IN EXCLUSIVE MODE`` on the
   event table before it inserts events and their ledger rows, and holds it
-  until its commit (as eventsourcing's own recorder does). Writers are serialised, notification ids
-  are drawn under the lock, and a transaction is visible before its lock is
-  released, so ids become visible in increasing order: a statement that sees
-  id ``n`` sees every committed id below ``n``. (Ids of rolled-back
+  until its commit (as eventsourcing's own recorder does). Writers are
+  serialised, notification ids are drawn under the lock, and a transaction
+  is visible before its lock is released, so ids become visible in
+  increasing order: a statement that sees id ``n`` sees every committed id
+  below ``n``. (Ids of rolled-back
   transactions are holes that are never filled.) The reading statement is one
   statement, hence one snapshot.
 - SQLite: there is one writer at a time, and a reader sees a committed
