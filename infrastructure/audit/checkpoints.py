@@ -24,9 +24,8 @@ commit (which would leave that earlier one outside every checkpoint):
   serialised, notification ids are drawn under the lock, and a transaction
   is visible before its lock is released, so ids become visible in
   increasing order: a statement that sees id ``n`` sees every committed id
-  below ``n``. (Ids of rolled-back
-  transactions are holes that are never filled.) The reading statement is one
-  statement, hence one snapshot.
+  below ``n``. (Ids of rolled-back transactions are holes that are never
+  filled.) The reading statement is one statement, hence one snapshot.
 - SQLite: there is one writer at a time, and a reader sees a committed
   snapshot. ``step`` takes the write lock (``BEGIN IMMEDIATE``) before it
   reads, so it is also serialised with the recorders and with other
