@@ -32,7 +32,7 @@ from eventsourcing.domain import (
 )
 from eventsourcing.persistence import IntegrityError
 
-from domain.commands import Command, Ignored
+from domain.commands import Command, Ignored, OrderCommand
 from domain.customer import Customer
 from domain.delivery import (
     Answer,
@@ -52,10 +52,15 @@ from domain.errors import (
 )
 from domain.objects import SyncedObject
 from domain.order import Order
+from domain.payment import Payment
 from domain.provenance import Provenance
 from domain.receipt import Receipt
 
-AGGREGATES: dict[str, type[SyncedObject]] = {"order": Order, "customer": Customer}
+AGGREGATES: dict[str, type[SyncedObject]] = {
+    "order": Order,
+    "customer": Customer,
+    "payment": Payment,
+}
 
 
 class TooMuchContention(Exception):
@@ -315,28 +320,80 @@ class SyncService(Application[uuid.UUID]):
         results: list[tuple[Outcome, str | None]] = []
         resolutions: list[Resolution] = []
         for command in mapped:
-            cls = AGGREGATES[command.aggregate]
-            object_id = cls.create_id(command.object_id)
-            if object_id not in objects:
-                objects[object_id] = self.load(cls, command.object_id, source, key)
-            obj = objects[object_id]
-            try:
-                resolutions += obj.execute(command, source, key)
-                results.append((Outcome.APPLIED, None))
-            except NotYetCreated as waiting:
-                with contextlib.suppress(AlreadyParked):
-                    obj.park(command, source, key)
-                results.append((Outcome.PARKED, waiting.reason))
-            except NothingNewer as old:
-                results.append((Outcome.STALE, old.reason))
-            except IllegalTransition as illegal:
-                results.append((Outcome.REJECTED, illegal.reason))
+            outcome, reason = self._execute(command, source, key, objects, resolutions)
+            results.append((outcome, reason))
         refs = tuple(
             ObjectRef(o.kind, o.object_id, o.version) for o in objects.values()
         )
         answer = Answer.combine(source, key, results, refs)
         changed = tuple(o for o in objects.values() if o.pending_events)
-        return answer, changed, tuple(resolutions)
+        return answer, changed, tuple(Resolution.per_delivery(resolutions))
+
+    def _execute(
+        self,
+        command: Command,
+        source: str,
+        key: str,
+        objects: dict[uuid.UUID, SyncedObject],
+        resolutions: list[Resolution],
+    ) -> tuple[Outcome, str | None]:
+        """Let the object ``command`` addresses decide it (loaded once per
+        decision, in ``objects``); the outcome and its reason. What became of
+        parked deliveries it released goes to ``resolutions``."""
+        if isinstance(command, OrderCommand) and command.via_payment is not None:
+            payment = cast(
+                Payment,
+                self._object(Payment, command.via_payment, source, key, objects),
+            )
+            if payment.order_id is None:
+                with contextlib.suppress(AlreadyParked):
+                    payment.park(command, source, key)
+                return Outcome.PARKED, (
+                    f"payment {command.via_payment} is not linked to an order yet; "
+                    f"{command.type} waits for the link"
+                )
+            command = command.for_order(payment.order_id)
+        obj = self._object(
+            AGGREGATES[command.aggregate], command.object_id, source, key, objects
+        )
+        try:
+            resolutions += obj.execute(command, source, key)
+        except NotYetCreated as waiting:
+            with contextlib.suppress(AlreadyParked):
+                obj.park(command, source, key)
+            return Outcome.PARKED, waiting.reason
+        except NothingNewer as old:
+            return Outcome.STALE, old.reason
+        except IllegalTransition as illegal:
+            return Outcome.REJECTED, illegal.reason
+        if isinstance(obj, Payment) and obj.order_id is not None:
+            for released, parked_source, parked_key in obj.forwarded():
+                assert isinstance(released, OrderCommand)
+                outcome, reason = self._execute(
+                    released.for_order(obj.order_id),
+                    parked_source,
+                    parked_key,
+                    objects,
+                    resolutions,
+                )
+                resolutions.append(
+                    Resolution(parked_source, parked_key, outcome, reason)
+                )
+        return Outcome.APPLIED, None
+
+    def _object(
+        self,
+        cls: type[SyncedObject],
+        object_id: str,
+        source: str,
+        key: str,
+        objects: dict[uuid.UUID, SyncedObject],
+    ) -> SyncedObject:
+        """The object ``object_id`` of ``cls`` as this decision sees it."""
+        aggregate_id = cls.create_id(object_id)
+        if aggregate_id not in objects:
+            objects[aggregate_id] = self.load(cls, object_id, source, key)
+        return objects[aggregate_id]
 
     def _resolved_receipts(self, resolutions: Sequence[Resolution]) -> list[Receipt]:
         """The receipts of the parked deliveries ``resolutions`` resolved."""

@@ -84,6 +84,15 @@ class Command:
 class OrderCommand(Command):
     aggregate: ClassVar[str] = "order"
     order_id: str
+    via_payment: str | None = None
+    """The partner's payment (a Stripe PaymentIntent) that names the order,
+    for an event that does not name it itself: ``order_id`` is then "" and
+    the order is the one the payment was linked to (``LinkPayment``); until
+    the link is known the command waits on the payment."""
+
+    def for_order(self, order_id: str) -> OrderCommand:
+        """This command, addressed to ``order_id``."""
+        return dataclasses.replace(self, order_id=order_id)
 
     @property
     def object_id(self) -> str:
@@ -241,6 +250,25 @@ class DeleteCustomer(CustomerCommand):
         return dict.fromkeys(CUSTOMER_FIELDS)
 
 
+@dataclass(frozen=True, kw_only=True)
+class LinkPayment(Command):
+    """A partner's payment belongs to an order (a Stripe Checkout Session
+    names both its order and its PaymentIntent): events about the payment
+    that do not name the order find it through this link."""
+
+    type: ClassVar[str] = "payment.linked"
+    aggregate: ClassVar[str] = "payment"
+    payment_id: str
+    order_id: str
+
+    @property
+    def object_id(self) -> str:
+        return self.payment_id
+
+    def values(self) -> dict[str, Any]:
+        return {"order_id": self.order_id}
+
+
 COMMANDS: dict[str, type[Command]] = {
     cls.type: cls
     for cls in (
@@ -254,6 +282,7 @@ COMMANDS: dict[str, type[Command]] = {
         RecordDispute,
         UpsertCustomer,
         DeleteCustomer,
+        LinkPayment,
     )
 }
 

@@ -149,9 +149,21 @@ CUSTOMER_TRANSITIONS: Final[dict[str | None, dict[str, Verdict]]] = {
 }
 # fmt: on
 
+PAYMENT_EVENTS: Final = ("payment.linked",)
+PAYMENT_STATUS_OF: Final = {"payment.linked": "linked"}
+
+# fmt: off
+PAYMENT_TRANSITIONS: Final[dict[str | None, dict[str, Verdict]]] = {
+    #          linked
+    None:      {"payment.linked": C},
+    "linked":  {"payment.linked": S},
+}
+# fmt: on
+
 RANK: Final[dict[str, int]] = {
     **{event_type: rank for rank, event_type in enumerate(ORDER_EVENTS)},
     **{event_type: rank for rank, event_type in enumerate(CUSTOMER_EVENTS)},
+    **{event_type: rank for rank, event_type in enumerate(PAYMENT_EVENTS)},
 }
 """Lifecycle rank, the first tie-breaker between events at the same value.
 A topological order of each lifecycle graph."""

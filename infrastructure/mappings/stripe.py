@@ -3,14 +3,16 @@
 Stripe sends ``{"id": "evt_…", "type", "created", "data": {"object": {…}}}``,
 where ``object`` is the whole object as it was when the event happened. An
 order is the partner's own id, which the integration puts in a Checkout
-Session's ``client_reference_id`` (or ``metadata.order_id``) and in the
-``metadata.order_id`` of PaymentIntents, Charges, Refunds and Disputes. An
-object that names no order is ``ignored``, saying so. (Finding the order of
-a PaymentIntent through the Checkout Session that made it is not built yet.)
+Session's ``client_reference_id`` (or ``metadata.order_id``). A completed
+session links its ``payment_intent`` to the order (``LinkPayment``); the
+PaymentIntent's own events, and charges, refunds and disputes that name it,
+find the order through that link (``OrderCommand.via_payment``; they wait on
+the payment until the link is known), unless the object names its order in
+``metadata.order_id``. An object that names neither is ``ignored``.
 
 | Stripe type | commands |
 |---|---|
-| ``checkout.session.completed`` | create order; mark paid if ``payment_status`` |
+| ``checkout.session.completed`` | create; pay if ``payment_status``; link payment |
 | ``checkout.session.async_payment_succeeded`` | create order and mark paid |
 | ``checkout.session.expired`` | cancel (reason ``checkout session expired``) |
 | ``payment_intent.succeeded`` | mark paid (``amount_received``) |
@@ -49,7 +51,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Annotated, Any, Generic, TypeVar
+from typing import Annotated, Any, Generic, NamedTuple, TypeVar
 
 import msgspec
 from msgspec import UNSET, Meta, Struct, UnsetType
@@ -86,8 +88,34 @@ class Metadata(Struct):
         return self.metadata.get("order_id") or None
 
 
+class OrderRef(NamedTuple):
+    """How a command finds its order: by its id, or, with ``order_id`` "",
+    through the payment ``via_payment`` (see ``domain.payment``)."""
+
+    order_id: str
+    via_payment: str | None = None
+
+
+class Paid(Metadata, kw_only=True):
+    """An object of a payment: it names its order in ``metadata.order_id``
+    where the integration put it there, and its PaymentIntent, which a
+    completed Checkout Session links to its order."""
+
+    payment_intent: Id | None = None
+
+    def order(self) -> OrderRef | None:
+        """Its order by ``metadata.order_id``, else through its payment;
+        None when it names neither."""
+        if self.order_id is not None:
+            return OrderRef(self.order_id)
+        if self.payment_intent is not None:
+            return OrderRef("", self.payment_intent)
+        return None
+
+
 class CheckoutSession(Metadata, kw_only=True):
     id: Id
+    payment_intent: Id | None = None
     client_reference_id: Id | None = None
     customer: Id | None = None
     currency: Annotated[str, Meta(pattern="^[A-Za-z]{3}$")] | None = None
@@ -100,8 +128,14 @@ class PaymentIntent(Metadata, kw_only=True):
     amount_received: Cents = 0
     cancellation_reason: Text | None = None
 
+    def order(self) -> OrderRef:
+        """Its order by ``metadata.order_id``, else through itself."""
+        if self.order_id is not None:
+            return OrderRef(self.order_id)
+        return OrderRef("", self.id)
 
-class Refund(Metadata, kw_only=True):
+
+class Refund(Paid, kw_only=True):
     """A Stripe Refund: on its own in ``refund.*``, or in a charge's list."""
 
     id: Id
@@ -113,7 +147,7 @@ class RefundList(Struct):
     data: list[Refund] = []
 
 
-class Charge(Metadata, kw_only=True):
+class Charge(Paid, kw_only=True):
     id: Id
     amount_refunded: Cents
     refunded: bool = False
@@ -122,7 +156,7 @@ class Charge(Metadata, kw_only=True):
     expands it (before 2022-11-15); ``refund.*`` carry each refund anyway."""
 
 
-class Dispute(Metadata, kw_only=True):
+class Dispute(Paid, kw_only=True):
     id: Id
     amount: Cents
     status: Text
@@ -148,7 +182,9 @@ def _at(event: Event[Any]) -> datetime:
 
 
 def _no_order(kind: str) -> c.Ignored:
-    return c.Ignored(f"{kind} without metadata.order_id: not an idemsync order")
+    return c.Ignored(
+        f"{kind} without metadata.order_id or a payment_intent: not an idemsync order"
+    )
 
 
 def checkout_completed(
@@ -177,16 +213,21 @@ def checkout_completed(
                 order_id=order_id, amount_cents=session.amount_total, occurred_at=at
             )
         )
+    if session.payment_intent is not None:
+        commands.append(
+            c.LinkPayment(
+                payment_id=session.payment_intent, order_id=order_id, occurred_at=at
+            )
+        )
     return commands
 
 
 def payment_succeeded(event: Event[PaymentIntent]) -> list[c.Command] | c.Ignored:
     intent = event.data.object
-    if intent.order_id is None:
-        return _no_order("payment intent")
     return [
         c.MarkPaid(
-            order_id=intent.order_id,
+            order_id=intent.order().order_id,
+            via_payment=intent.order().via_payment,
             amount_cents=intent.amount_received,
             occurred_at=_at(event),
             progress=intent.amount_received,
@@ -196,11 +237,10 @@ def payment_succeeded(event: Event[PaymentIntent]) -> list[c.Command] | c.Ignore
 
 def payment_canceled(event: Event[PaymentIntent]) -> list[c.Command] | c.Ignored:
     intent = event.data.object
-    if intent.order_id is None:
-        return _no_order("payment intent")
     return [
         c.CancelOrder(
-            order_id=intent.order_id,
+            order_id=intent.order().order_id,
+            via_payment=intent.order().via_payment,
             reason=intent.cancellation_reason,
             occurred_at=_at(event),
         )
@@ -225,9 +265,10 @@ COUNTED_REFUNDS = frozenset({"pending", "succeeded"})
 """The statuses whose amount counts as refunded (see the module docstring)."""
 
 
-def _refund(order_id: str, refund: Refund, at: datetime) -> c.RecordRefund:
+def _refund(order: OrderRef, refund: Refund, at: datetime) -> c.RecordRefund:
     return c.RecordRefund(
-        order_id=order_id,
+        order_id=order.order_id,
+        via_payment=order.via_payment,
         refund_id=refund.id,
         amount_cents=refund.amount if refund.status in COUNTED_REFUNDS else 0,
         occurred_at=at,
@@ -241,16 +282,17 @@ def charge_refunded(event: Event[Charge]) -> list[c.Command] | c.Ignored:
     (a partial refund keeps books and leaves the status alone)."""
     charge, at = event.data.object, _at(event)
     refunds = charge.refunds.data if charge.refunds is not None else []
-    order_id = charge.order_id or next(
-        (refund.order_id for refund in refunds if refund.order_id), None
+    order = charge.order() or next(
+        (found for refund in refunds if (found := refund.order()) is not None), None
     )
-    if order_id is None:
+    if order is None:
         return _no_order("charge")
-    commands: list[c.Command] = [_refund(order_id, refund, at) for refund in refunds]
+    commands: list[c.Command] = [_refund(order, refund, at) for refund in refunds]
     if charge.refunded:
         commands.append(
             c.RefundOrder(
-                order_id=order_id,
+                order_id=order.order_id,
+                via_payment=order.via_payment,
                 amount_cents=charge.amount_refunded,
                 occurred_at=at,
                 progress=charge.amount_refunded,
@@ -266,9 +308,10 @@ def charge_refunded(event: Event[Charge]) -> list[c.Command] | c.Ignored:
 
 def refund_changed(event: Event[Refund]) -> list[c.Command] | c.Ignored:
     refund = event.data.object
-    if refund.order_id is None:
+    order = refund.order()
+    if order is None:
         return _no_order("refund")
-    return [_refund(refund.order_id, refund, _at(event))]
+    return [_refund(order, refund, _at(event))]
 
 
 CLOSED_DISPUTES = frozenset({"lost", "won", "warning_closed"})
@@ -277,13 +320,15 @@ CLOSED_DISPUTES = frozenset({"lost", "won", "warning_closed"})
 def dispute_closed(event: Event[Dispute]) -> list[c.Command] | c.Ignored:
     """A closed dispute by its id; only a lost one counts its amount."""
     dispute = event.data.object
-    if dispute.order_id is None:
+    order = dispute.order()
+    if order is None:
         return _no_order("dispute")
     if dispute.status not in CLOSED_DISPUTES:
         return c.Ignored(f"dispute closed with an unknown status {dispute.status!r}")
     return [
         c.RecordDispute(
-            order_id=dispute.order_id,
+            order_id=order.order_id,
+            via_payment=order.via_payment,
             dispute_id=dispute.id,
             amount_cents=dispute.amount,
             lost=dispute.status == "lost",

@@ -309,3 +309,68 @@ def test_any_order_and_repetition_of_a_charges_refund_events_gives_the_same_book
         assert rows(engine, f"o{n}-b", currency_of(n, "b")) == expected
 
     same_books()
+
+
+def test_refunds_that_name_only_their_payment_wait_for_the_checkout_that_links_it(
+    settings: Settings, secret: str
+) -> None:
+    """An integration that names its order only in the Checkout Session's
+    ``client_reference_id``: the refunds and the dispute name the
+    PaymentIntent, not the order. Arriving before the checkout, they wait on
+    the payment; the completed checkout links it to the order and they are
+    applied to it, each with its own delivery, counted once."""
+    ids = (f"evt_1L{n:06d}" for n in itertools.count())
+    payment = "pi_3LinkOnlyByPayment"
+
+    def event(type_: str, obj: Any, at: int) -> Event:
+        return envelope(type_, obj, event_id=next(ids), created=T0 + at)
+
+    def send(document: Event) -> dict[str, Any]:
+        body = json.dumps(document).encode()
+        response = client.post(
+            "/webhooks/acme", content=body, headers=stripe_headers(secret, body)
+        )
+        answer: dict[str, Any] = response.json()
+        return answer
+
+    def by_payment(kind: str, **changes: Any) -> Any:
+        obj = example(kind, payment_intent=payment, **changes)
+        obj["metadata"].pop("order_id", None)
+        return obj
+
+    re_1 = by_payment("refund", id="re_L1", amount=1500, status="succeeded")
+    re_2 = by_payment("refund", id="re_L2", amount=500, status="succeeded")
+    partial = by_payment("charge", amount_refunded=2000, refunded=False)
+    partial["refunds"]["data"] = [re_1, re_2]
+    lost = by_payment("dispute", amount=1000, status="lost")
+    checkout = completed("ord_L", 10_000, payment_intent=payment)
+
+    with stripe_app(settings) as client:
+        early = [
+            send(event("charge.refunded", partial, 30)),
+            send(event("refund.created", re_1, 20)),
+            send(event("charge.dispute.closed", lost, 40)),
+        ]
+        assert [answer["outcome"] for answer in early] == ["parked"] * 3, early
+        assert all("not linked" in answer["reason"] for answer in early)
+        assert send(event("checkout.session.completed", checkout, 0))["outcome"] == (
+            "applied"
+        )
+        # The same refund again, as the charge stated it: counted once.
+        late = send(event("refund.updated", re_2, 30))
+        assert late["outcome"] == "stale", late
+        caught_up(client)
+        order = client.get("/views/orders/ord_L", headers=auth("reader")).json()
+
+    assert (order["status"], order["paid_cents"]) == ("paid", 10_000)
+    assert (order["refunded_cents"], order["disputed_cents"]) == (2000, 1000)
+    store = Store(settings.database_url)
+    try:
+        resolutions = {
+            key: store.delivery("acme", key)["resolution"]  # type: ignore[index]
+            for key in (answer["key"] for answer in early)
+        }
+    finally:
+        store.close()
+    # Released in position order: each took what was newer when it came.
+    assert set(resolutions.values()) == {"applied"}, resolutions

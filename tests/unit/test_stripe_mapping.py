@@ -21,7 +21,9 @@ from domain.commands import (
     CreateOrder,
     DeleteCustomer,
     Ignored,
+    LinkPayment,
     MarkPaid,
+    OrderCommand,
     RecordDispute,
     RecordRefund,
     RefundOrder,
@@ -35,6 +37,7 @@ from infrastructure.mappings.stripe import map_stripe
 CREATED = 1_730_455_200  # 2024-11-01T10:00:00Z
 AT = datetime(2024, 11, 1, 10, 0, tzinfo=UTC)
 ORDER_ID = "ord_1042"
+PAYMENT_INTENT = "pi_3QGv2qLkdIwHu7ix1XyZaBcD"
 CUSTOMER_ID = "cus_QvR3gT8mXkLp2a"
 
 
@@ -342,6 +345,7 @@ MAPPED: list[tuple[str, dict[str, Any], list[Command]]] = [
                 occurred_at=AT,
             ),
             MarkPaid(order_id=ORDER_ID, amount_cents=12500, occurred_at=AT),
+            LinkPayment(payment_id=PAYMENT_INTENT, order_id=ORDER_ID, occurred_at=AT),
         ],
     ),
     (
@@ -572,7 +576,7 @@ def test_a_refund_counts_while_pending_or_succeeded_and_its_status_is_its_progre
 
 
 def test_a_charge_without_an_order_id_takes_its_refunds_order_id() -> None:
-    obj = charge(metadata={}, refunds=refunds(refund()))
+    obj = charge(metadata={}, payment_intent=None, refunds=refunds(refund()))
     commands = mapped(event("charge.refunded", obj))
     assert not isinstance(commands, Ignored)
     assert [command.object_id for command in commands] == [ORDER_ID]
@@ -625,7 +629,9 @@ def test_a_checkout_can_name_its_order_in_metadata() -> None:
     )
     commands = mapped(event("checkout.session.completed", session))
     assert not isinstance(commands, Ignored)
-    assert {command.object_id for command in commands} == {"ord_from_metadata"}
+    assert {
+        command.object_id for command in commands if command.aggregate == "order"
+    } == {"ord_from_metadata"}
 
 
 def test_a_guest_checkout_creates_an_order_without_a_customer() -> None:
@@ -645,6 +651,42 @@ def test_customer_fields_absent_from_the_object_are_not_touched() -> None:
     ]
 
 
+# -- finding the order through the payment ---------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("type_", "obj"),
+    [
+        ("payment_intent.succeeded", payment_intent(metadata={})),
+        ("payment_intent.canceled", payment_intent(metadata={})),
+        ("charge.refunded", charge(metadata={}, refunds=refunds(refund(metadata={})))),
+        ("refund.created", refund(metadata={})),
+        ("refund.updated", refund(metadata={})),
+        ("charge.dispute.closed", dispute(metadata={})),
+    ],
+    ids=["intent-succeeded", "intent-canceled", "charge", "refund", "refund-u", "dp"],
+)
+def test_an_object_without_an_order_id_finds_its_order_through_its_payment(
+    type_: str, obj: dict[str, Any]
+) -> None:
+    """A Checkout integration names the order in ``client_reference_id``
+    only: the session links its PaymentIntent to the order, and the payment's
+    later events find the order through that link."""
+    commands = mapped(event(type_, obj))
+    assert not isinstance(commands, Ignored)
+    for command in commands:
+        assert isinstance(command, OrderCommand)
+        assert (command.order_id, command.via_payment) == ("", PAYMENT_INTENT)
+
+
+def test_a_completed_checkout_links_its_payment_to_its_order() -> None:
+    commands = mapped(event("checkout.session.completed", checkout_session()))
+    assert not isinstance(commands, Ignored)
+    assert commands[-1] == LinkPayment(
+        payment_id=PAYMENT_INTENT, order_id=ORDER_ID, occurred_at=AT
+    )
+
+
 # -- ignored ---------------------------------------------------------------------------
 
 
@@ -656,18 +698,36 @@ def test_customer_fields_absent_from_the_object_are_not_touched() -> None:
             checkout_session(client_reference_id=None, metadata={}),
             "client_reference_id",
         ),
-        ("payment_intent.succeeded", payment_intent(metadata={}), "order_id"),
-        ("payment_intent.canceled", payment_intent(metadata={}), "order_id"),
-        ("charge.refunded", charge(metadata={"note": "manual"}), "order_id"),
-        ("charge.refunded", charge(metadata={"order_id": ""}), "order_id"),
         (
             "charge.refunded",
-            charge(metadata={}, refunds=refunds(refund(metadata={}))),
+            charge(metadata={"note": "manual"}, payment_intent=None),
+            "order_id or a payment_intent",
+        ),
+        (
+            "charge.refunded",
+            charge(metadata={"order_id": ""}, payment_intent=None),
             "order_id",
         ),
-        ("refund.created", refund(metadata={}), "refund without metadata.order_id"),
-        ("refund.updated", refund(metadata={}), "order_id"),
-        ("charge.dispute.closed", dispute(metadata={}), "dispute without"),
+        (
+            "charge.refunded",
+            charge(
+                metadata={},
+                payment_intent=None,
+                refunds=refunds(refund(metadata={}, payment_intent=None)),
+            ),
+            "order_id",
+        ),
+        (
+            "refund.created",
+            refund(metadata={}, payment_intent=None),
+            "refund without metadata.order_id",
+        ),
+        ("refund.updated", refund(metadata={}, payment_intent=None), "order_id"),
+        (
+            "charge.dispute.closed",
+            dispute(metadata={}, payment_intent=None),
+            "dispute without",
+        ),
         (
             "checkout.session.expired",
             checkout_session(client_reference_id=None, status="expired"),
@@ -676,8 +736,6 @@ def test_customer_fields_absent_from_the_object_are_not_touched() -> None:
     ],
     ids=[
         "checkout",
-        "intent-succeeded",
-        "intent-canceled",
         "charge",
         "empty-order-id",
         "charge-and-its-refunds",
@@ -706,7 +764,11 @@ def test_an_async_payment_success_creates_and_pays_the_order() -> None:
     session = checkout_session(payment_status="unpaid")
     commands = mapped(event("checkout.session.async_payment_succeeded", session))
     assert not isinstance(commands, Ignored)
-    assert [command.type for command in commands] == ["order.created", "order.paid"]
+    assert [command.type for command in commands] == [
+        "order.created",
+        "order.paid",
+        "payment.linked",
+    ]
 
 
 @pytest.mark.parametrize(
