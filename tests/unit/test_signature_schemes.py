@@ -3,8 +3,8 @@
 Each scheme is checked with requests signed the way its partner signs them: by
 the partners' own libraries where they exist (``standardwebhooks``, ``svix``),
 the documented way otherwise, with Stripe's library confirming that the request
-is what Stripe sends (and refusing what ours refuses), and GitHub's published
-test vector.
+is what Stripe sends (and refusing what ours refuses), and GitHub's and
+Shopify's published test vectors.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from starlette.datastructures import Headers
 
 from infrastructure.schemes import Scheme, Unauthorized, build_scheme
 from infrastructure.schemes.github import GitHub
+from infrastructure.schemes.shopify import Shopify
 from infrastructure.settings import SourceSettings
 
 TOLERANCE = 300
@@ -705,6 +706,38 @@ def test_githubs_documented_test_vector_is_refused_with_another_secret(
     )
     scheme = GitHub([GITHUB_VECTOR_SECRET])
     assert refusal(scheme, headers, b"Hello, World?", now) == "no matching signature"
+
+
+# Shopify's own test vector: the secret of shopify-api-js's test configuration, the
+# raw body and the expected X-Shopify-Hmac-Sha256 of its webhook validation test.
+
+SHOPIFY_VECTOR_SECRET = "test_secret_key"
+SHOPIFY_VECTOR_BODY = b'{"foo": "bar"}'
+SHOPIFY_VECTOR_SIGNATURE = "B23tXN681gZ0qIWNRrgtzBE9XSDo5yaUu6wfmhu3a7g="
+
+
+def test_shopifys_published_test_vector_is_accepted(now: int) -> None:
+    """The triple is Shopify's, from ``Shopify/shopify-api-js`` at commit
+    9dd9284376deaca14598e8dc96c90b868e03086b: the body and the expected header
+    from ``packages/shopify-api/lib/webhooks/__tests__/validate.test.ts``
+    ("returns true for valid request"), the secret (``apiSecretKey``) from
+    ``packages/shopify-api/lib/__tests__/test-config.ts``."""
+    headers = {"x-shopify-hmac-sha256": SHOPIFY_VECTOR_SIGNATURE}
+    Shopify([SHOPIFY_VECTOR_SECRET]).verify(headers, SHOPIFY_VECTOR_BODY, now)
+    signed = sign_shopify(SHOPIFY_VECTOR_SECRET, SHOPIFY_VECTOR_BODY, now)
+    assert signed["x-shopify-hmac-sha256"] == SHOPIFY_VECTOR_SIGNATURE
+
+
+def test_shopifys_published_test_vector_is_refused_with_another_secret_or_body(
+    now: int,
+) -> None:
+    headers = {"x-shopify-hmac-sha256": SHOPIFY_VECTOR_SIGNATURE}
+    scheme = Shopify(["another_secret_key"])
+    assert refusal(scheme, headers, SHOPIFY_VECTOR_BODY, now) == (
+        "no matching signature"
+    )
+    scheme = Shopify([SHOPIFY_VECTOR_SECRET])
+    assert refusal(scheme, headers, b'{"foo":"bar"}', now) == "no matching signature"
 
 
 def test_none_accepts_anything_and_keys_on_idempotency_key(now: int) -> None:
