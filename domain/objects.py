@@ -247,8 +247,8 @@ class SyncedObject(Aggregate):
     def _release_parked(self, source: str, key: str) -> list[Resolution]:
         """Decide the parked commands, in position order, now that the object
         exists (``source``/``key``: the delivery that created it). Each keeps
-        its own delivery's source and key; a delivery that parked several
-        commands gets one resolution, the strongest of theirs."""
+        its own delivery's source and key (``SyncService`` gives a delivery
+        that parked several commands one resolution, the strongest)."""
         if not self.parked:
             return []
         waiting = sorted(
@@ -272,7 +272,7 @@ class SyncedObject(Aggregate):
             resolutions.append(
                 Resolution(parked["source"], parked["key"], outcome, reason)
             )
-        return Resolution.per_delivery(resolutions)
+        return resolutions
 
     @event("Parked")
     def _parked(

@@ -28,6 +28,7 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 
+from domain.application import AGGREGATES
 from domain.delivery import Answer, Outcome
 from projections.runner import Status
 
@@ -182,7 +183,7 @@ class Metrics:
             self.retries.labels(source)
             self.retry_delay.labels(source)
         self.refused.labels(UNKNOWN_SOURCE, "unknown_source")
-        for aggregate in ("order", "customer", "delivery"):
+        for aggregate in (*AGGREGATES, "delivery"):
             self.conflicts.labels(aggregate)
 
     def source(self, name: str) -> str:

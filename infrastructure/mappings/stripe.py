@@ -224,10 +224,11 @@ def checkout_completed(
 
 def payment_succeeded(event: Event[PaymentIntent]) -> list[c.Command] | c.Ignored:
     intent = event.data.object
+    order = intent.order()
     return [
         c.MarkPaid(
-            order_id=intent.order().order_id,
-            via_payment=intent.order().via_payment,
+            order_id=order.order_id,
+            via_payment=order.via_payment,
             amount_cents=intent.amount_received,
             occurred_at=_at(event),
             progress=intent.amount_received,
@@ -237,10 +238,11 @@ def payment_succeeded(event: Event[PaymentIntent]) -> list[c.Command] | c.Ignore
 
 def payment_canceled(event: Event[PaymentIntent]) -> list[c.Command] | c.Ignored:
     intent = event.data.object
+    order = intent.order()
     return [
         c.CancelOrder(
-            order_id=intent.order().order_id,
-            via_payment=intent.order().via_payment,
+            order_id=order.order_id,
+            via_payment=order.via_payment,
             reason=intent.cancellation_reason,
             occurred_at=_at(event),
         )
