@@ -13,7 +13,7 @@ at ``COPY`` speed without inventing anything the engine would not write:
    interval, which ``read_template`` checks);
 2. *clones* of the template, each with its own ids: every ``_pre`` in an id,
    key, payload, answer or event state becomes ``_cNNNNNN``; aggregate ids are
-   derived again (``uuid5(NAMESPACE, "<type>/<id>")``, as ``Order``,
+   derived again (``domain.namespaces.object_uuid``, as ``Order``,
    ``Customer`` and ``Receipt`` derive them; checked on the template),
    notification ids follow the store's head, and each event's ledger hash is
    chained again with ``ledger.event_hash`` (recorded times are the
@@ -43,7 +43,7 @@ from typing import Any
 
 import psycopg
 
-from domain.objects import NAMESPACE
+from domain.namespaces import object_uuid
 from domain.provenance import Provenance
 from infrastructure.persistence.database import Database
 from infrastructure.persistence.ledger import GENESIS, LEDGER_COLUMNS, event_hash, iso
@@ -83,7 +83,8 @@ class Template:
     """What the template database holds, in notification order."""
 
     events: list[TemplateEvent]
-    kinds: dict[uuid.UUID, tuple[str, str]]
+    kinds: dict[uuid.UUID, tuple[str, str, str]]
+    """Each aggregate's type, namespace and id."""
     deliveries: list[tuple[Any, ...]]
     delivery_columns: list[str]
 
@@ -92,10 +93,10 @@ class Template:
         return max(event.notification_id for event in self.events)
 
 
-def derived_id(aggregate_type: str, aggregate_id: str) -> uuid.UUID:
+def derived_id(aggregate_type: str, namespace: str, aggregate_id: str) -> uuid.UUID:
     """The id the domain derives for an object (``Order.create_id`` …;
     a receipt's ``aggregate_id`` is ``source/key``)."""
-    return uuid.uuid5(NAMESPACE, f"{aggregate_type}/{aggregate_id}")
+    return object_uuid(aggregate_type, namespace, aggregate_id)
 
 
 def read_template(url: str) -> Template:
@@ -103,7 +104,7 @@ def read_template(url: str) -> Template:
         rows = conn.execute(
             "SELECT e.notification_id, e.originator_id, e.originator_version, "
             "e.topic, e.state, a.aggregate_type, a.aggregate_id, a.source, "
-            "a.idempotency_key, a.occurred_at, a.recorded_at "
+            "a.idempotency_key, a.occurred_at, a.namespace, a.recorded_at "
             "FROM idemsync_events e JOIN event_audit a "
             "USING (originator_id, originator_version) ORDER BY e.notification_id"
         ).fetchall()
@@ -119,14 +120,15 @@ def read_template(url: str) -> Template:
         TemplateEvent(nid, oid, version, topic, bytes(state), Provenance(*where), at)
         for nid, oid, version, topic, state, *where, at in rows
     ]
-    kinds: dict[uuid.UUID, tuple[str, str]] = {}
+    kinds: dict[uuid.UUID, tuple[str, str, str]] = {}
     for event in events:
         where = event.provenance
         if MARK not in where.aggregate_id:
             raise ValueError(f"template id without {MARK!r}: {where.aggregate_id}")
-        if derived_id(where.aggregate_type, where.aggregate_id) != event.originator_id:
+        kind, namespace = where.aggregate_type, where.namespace
+        if derived_id(kind, namespace, where.aggregate_id) != event.originator_id:
             raise ValueError(f"{where.aggregate_id}: the domain derives another id")
-        kinds[event.originator_id] = (where.aggregate_type, where.aggregate_id)
+        kinds[event.originator_id] = (kind, namespace, where.aggregate_id)
     return Template(events, kinds, deliveries, columns)
 
 
@@ -151,6 +153,7 @@ class Renamer:
             where.source,
             self(where.key),
             where.occurred_at,
+            where.namespace,
         )
 
 
@@ -161,8 +164,8 @@ def clone_rows(
     ids are the template's plus ``offset``."""
     rename = Renamer(number)
     ids = {
-        old: derived_id(kind, rename(name))
-        for old, (kind, name) in template.kinds.items()
+        old: derived_id(kind, namespace, rename(name))
+        for old, (kind, namespace, name) in template.kinds.items()
     }
     last: dict[uuid.UUID, bytes] = {}
     events, ledger = [], []
@@ -194,6 +197,7 @@ def clone_rows(
                 where.key,
                 where.occurred_at,
                 digest.hex(),
+                where.namespace,
             )
         )
     deliveries = [tuple(rename(v) for v in row) for row in template.deliveries]

@@ -50,6 +50,7 @@ from domain.errors import (
     NothingNewer,
     NotYetCreated,
 )
+from domain.namespaces import DEFAULT_NAMESPACE
 from domain.objects import SyncedObject
 from domain.order import Order
 from domain.payment import Payment
@@ -61,6 +62,16 @@ AGGREGATES: dict[str, type[SyncedObject]] = {
     "customer": Customer,
     "payment": Payment,
 }
+
+
+@dataclass(frozen=True)
+class Addressed:
+    """Who asks (the delivery's source and key) and where its commands find
+    their objects (the namespace)."""
+
+    source: str
+    key: str
+    namespace: str
 
 
 class TooMuchContention(Exception):
@@ -319,11 +330,13 @@ class SyncService(Application[uuid.UUID]):
         objects: dict[uuid.UUID, SyncedObject] = {}
         results: list[tuple[Outcome, str | None]] = []
         resolutions: list[Resolution] = []
+        where = Addressed(source, key, delivery.namespace)
         for command in mapped:
-            outcome, reason = self._execute(command, source, key, objects, resolutions)
+            outcome, reason = self._execute(command, where, objects, resolutions)
             results.append((outcome, reason))
         refs = tuple(
-            ObjectRef(o.kind, o.object_id, o.version) for o in objects.values()
+            ObjectRef(o.kind, o.object_id, o.version, o.namespace)
+            for o in objects.values()
         )
         answer = Answer.combine(source, key, results, refs)
         changed = tuple(o for o in objects.values() if o.pending_events)
@@ -332,18 +345,18 @@ class SyncService(Application[uuid.UUID]):
     def _execute(
         self,
         command: Command,
-        source: str,
-        key: str,
+        where: Addressed,
         objects: dict[uuid.UUID, SyncedObject],
         resolutions: list[Resolution],
     ) -> tuple[Outcome, str | None]:
-        """Let the object ``command`` addresses decide it (loaded once per
-        decision, in ``objects``); the outcome and its reason. What became of
-        parked deliveries it released goes to ``resolutions``."""
+        """Let the object ``command`` addresses (in ``where``'s namespace)
+        decide it (loaded once per decision, in ``objects``); the outcome and
+        its reason. What became of parked deliveries it released goes to
+        ``resolutions``."""
+        source, key = where.source, where.key
         if isinstance(command, OrderCommand) and command.via_payment is not None:
             payment = cast(
-                Payment,
-                self._object(Payment, command.via_payment, source, key, objects),
+                Payment, self._object(Payment, command.via_payment, where, objects)
             )
             if payment.order_id is None:
                 with contextlib.suppress(AlreadyParked):
@@ -354,7 +367,7 @@ class SyncService(Application[uuid.UUID]):
                 )
             command = command.for_order(payment.order_id)
         obj = self._object(
-            AGGREGATES[command.aggregate], command.object_id, source, key, objects
+            AGGREGATES[command.aggregate], command.object_id, where, objects
         )
         try:
             resolutions += obj.execute(command, source, key)
@@ -371,8 +384,7 @@ class SyncService(Application[uuid.UUID]):
                 assert isinstance(released, OrderCommand)
                 outcome, reason = self._execute(
                     released.for_order(obj.order_id),
-                    parked_source,
-                    parked_key,
+                    Addressed(parked_source, parked_key, obj.namespace),
                     objects,
                     resolutions,
                 )
@@ -385,14 +397,15 @@ class SyncService(Application[uuid.UUID]):
         self,
         cls: type[SyncedObject],
         object_id: str,
-        source: str,
-        key: str,
+        where: Addressed,
         objects: dict[uuid.UUID, SyncedObject],
     ) -> SyncedObject:
         """The object ``object_id`` of ``cls`` as this decision sees it."""
-        aggregate_id = cls.create_id(object_id)
+        aggregate_id = cls.create_id(object_id, where.namespace)
         if aggregate_id not in objects:
-            objects[aggregate_id] = self.load(cls, object_id, source, key)
+            objects[aggregate_id] = self.load(
+                cls, object_id, where.source, where.key, where.namespace
+            )
         return objects[aggregate_id]
 
     def _resolved_receipts(self, resolutions: Sequence[Resolution]) -> list[Receipt]:
@@ -449,25 +462,37 @@ class SyncService(Application[uuid.UUID]):
         return super().save(*objs, provenance=provenance, **kwargs)
 
     def load(
-        self, cls: type[SyncedObject], object_id: str, source: str = "", key: str = ""
+        self,
+        cls: type[SyncedObject],
+        object_id: str,
+        source: str = "",
+        key: str = "",
+        namespace: str = DEFAULT_NAMESPACE,
     ) -> SyncedObject:
         """The object as stored, or a new one that does not exist yet (tracked
         because of the delivery ``source``/``key``)."""
-        found = self.find(cls.kind, object_id)
+        found = self.find(cls.kind, object_id, namespace)
         if found is not None:
             return found
-        return cls(object_id, source, key)  # type: ignore[call-arg]
+        return cls(object_id, source, key, namespace)  # type: ignore[call-arg]
 
-    def find(self, kind: str, object_id: str) -> SyncedObject | None:
+    def find(
+        self, kind: str, object_id: str, namespace: str = DEFAULT_NAMESPACE
+    ) -> SyncedObject | None:
         """The stored object, or None when idemsync has never heard of it."""
         cls = AGGREGATES[kind]
         try:
-            return cast(SyncedObject, self.repository.get(cls.create_id(object_id)))
+            return cast(
+                SyncedObject,
+                self.repository.get(cls.create_id(object_id, namespace)),
+            )
         except AggregateNotFoundError:
             return None
 
-    def state_of(self, kind: str, object_id: str) -> dict[str, Any] | None:
-        obj = self.find(kind, object_id)
+    def state_of(
+        self, kind: str, object_id: str, namespace: str = DEFAULT_NAMESPACE
+    ) -> dict[str, Any] | None:
+        obj = self.find(kind, object_id, namespace)
         return None if obj is None else obj.state()
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from types import MappingProxyType
 from typing import Any
 
@@ -10,7 +9,8 @@ from eventsourcing.domain import event
 
 from domain.commands import Command, DeleteCustomer
 from domain.errors import NothingNewer
-from domain.objects import NAMESPACE, SyncedObject
+from domain.namespaces import DEFAULT_NAMESPACE
+from domain.objects import SyncedObject
 from domain.rules import CUSTOMER_STATUS_OF, CUSTOMER_TRANSITIONS, Position, Verdict
 
 
@@ -23,13 +23,15 @@ class Customer(SyncedObject):
     transitions = CUSTOMER_TRANSITIONS
     status_of = CUSTOMER_STATUS_OF
 
-    @staticmethod
-    def create_id(object_id: str) -> uuid.UUID:
-        return uuid.uuid5(NAMESPACE, f"customer/{object_id}")
-
     @event("Tracked")
-    def __init__(self, object_id: str, source: str = "", key: str = "") -> None:
-        self._start(object_id)
+    def __init__(
+        self,
+        object_id: str,
+        source: str = "",
+        key: str = "",
+        namespace: str = DEFAULT_NAMESPACE,
+    ) -> None:
+        self._start(object_id, namespace)
 
     def check_changes(
         self, command: Command, verdict: Verdict, position: Position

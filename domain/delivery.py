@@ -13,6 +13,8 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any, Protocol
 
+from domain.namespaces import DEFAULT_NAMESPACE
+
 
 class Outcome(StrEnum):
     """The outcomes of contract section 4, strongest first for combining."""
@@ -36,7 +38,8 @@ class Delivery:
     partners whose key anyone may change (it is outside their signature): a
     delivery whose fingerprint was recorded before, from the same source,
     is a duplicate of that one whatever key it carries. None when the key
-    alone identifies the delivery."""
+    alone identifies the delivery. ``namespace``: where its commands find
+    their objects (its source's, ``domain.namespaces``)."""
 
     source: str
     key: str
@@ -44,6 +47,7 @@ class Delivery:
     payload: bytes = field(repr=False)
     headers: Mapping[str, str] = field(default_factory=dict, repr=False)
     fingerprint: str | None = None
+    namespace: str = DEFAULT_NAMESPACE
 
 
 @dataclass(frozen=True)
@@ -53,9 +57,15 @@ class ObjectRef:
     type: str
     id: str
     version: int
+    namespace: str = DEFAULT_NAMESPACE
 
     def to_json(self) -> dict[str, Any]:
-        return {"type": self.type, "id": self.id, "version": self.version}
+        return {
+            "type": self.type,
+            "id": self.id,
+            "namespace": self.namespace,
+            "version": self.version,
+        }
 
 
 @dataclass(frozen=True)
@@ -159,3 +169,8 @@ class DeliveryLog(Protocol):
     def find_answer(
         self, source: str, key: str, fingerprint: str | None = None
     ) -> FirstAnswer | None: ...
+
+    def pinned_namespaces(self) -> Mapping[str, str]:
+        """The namespace pinned to each source that wrote before there were
+        namespaces (``domain.namespaces.DEFAULT_NAMESPACE``), by source."""
+        ...

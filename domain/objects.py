@@ -19,6 +19,7 @@ from domain.errors import (
     NothingNewer,
     NotYetCreated,
 )
+from domain.namespaces import DEFAULT_NAMESPACE, object_uuid
 from domain.provenance import Provenance
 from domain.rules import (
     RECORDED_BEFORE_DIGESTS,
@@ -26,9 +27,6 @@ from domain.rules import (
     Position,
     Verdict,
 )
-
-NAMESPACE = uuid.UUID("6f0c1e0a-6f4b-4c1e-9a38-1d2d0b1d5e57")
-"""Namespace of the aggregate ids: ``uuid5(NAMESPACE, "order/<order_id>")``."""
 
 
 def position_of(stored: list[Any] | tuple[Any, ...]) -> Position:
@@ -60,9 +58,10 @@ class SyncedObject(Aggregate):
     eventsourcing replaces the nested classes once the aggregate class is
     made, so a class captured in the class body would be a stale copy."""
 
-    class_version = 2
+    class_version = 3
     """Version 2: positions end with a content digest, not the delivery's key
-    (snapshots taken before are upcast by ``upcast_v1_v2``)."""
+    (snapshots taken before are upcast by ``upcast_v1_v2``). Version 3: the
+    object has a namespace (``DEFAULT_NAMESPACE`` for those taken before)."""
 
     @staticmethod
     def upcast_v1_v2(state: dict[str, Any]) -> None:
@@ -70,18 +69,28 @@ class SyncedObject(Aggregate):
             name: _before_digests(at) for name, at in state["positions"].items()
         }
 
+    @staticmethod
+    def upcast_v2_v3(state: dict[str, Any]) -> None:
+        state["namespace"] = DEFAULT_NAMESPACE
+
+    @classmethod
+    def create_id(cls, object_id: str, namespace: str = DEFAULT_NAMESPACE) -> uuid.UUID:
+        return object_uuid(cls.kind, namespace, object_id)
+
     class Changed(Aggregate.Event):
         """A command took effect on the partner's object ``object_id``:
         ``changes`` holds the fields it took (with ``status`` when the status
         moved), all at ``position``. ``source``, ``key`` and ``occurred_at``
-        (the source's time) say which delivery.
+        (the source's time) say which delivery; ``namespace`` whose object
+        (projections read it from here).
 
         Version 2: ``position`` ends with the content digest of the command;
         events stored before end with the delivery's key, upcast on load to
         ``RECORDED_BEFORE_DIGESTS`` (the stored bytes, which the audit chain
-        hashes, are never rewritten)."""
+        hashes, are never rewritten). Version 3: ``namespace``;
+        ``DEFAULT_NAMESPACE`` for events stored before."""
 
-        class_version = 2
+        class_version = 3
 
         object_id: str
         changes: dict[str, Any]
@@ -89,10 +98,15 @@ class SyncedObject(Aggregate):
         source: str
         key: str
         occurred_at: str
+        namespace: str
 
         @staticmethod
         def upcast_v1_v2(state: dict[str, Any]) -> None:
             state["position"] = _before_digests(state["position"])
+
+        @staticmethod
+        def upcast_v2_v3(state: dict[str, Any]) -> None:
+            state["namespace"] = DEFAULT_NAMESPACE
 
         def apply(self, aggregate: Aggregate) -> None:
             cast(SyncedObject, aggregate)._apply(self.changes, self.position)
@@ -119,12 +133,14 @@ class SyncedObject(Aggregate):
             getattr(event, "source", None) or None,
             getattr(event, "key", None) or None,
             getattr(event, "occurred_at", None) or None,
+            self.namespace,
         )
 
-    def _start(self, object_id: str) -> None:
+    def _start(self, object_id: str, namespace: str) -> None:
         """Initial state (not annotated on the class: eventsourcing would take
         class annotations for constructor arguments)."""
         self.object_id = object_id
+        self.namespace = namespace
         self.status: str | None = None
         self.values: dict[str, Any] = {}
         self.positions: dict[str, Position] = {}
@@ -229,6 +245,7 @@ class SyncedObject(Aggregate):
             source=source,
             key=key,
             occurred_at=command.occurred_at.isoformat(),
+            namespace=self.namespace,
         )
 
     def _is_newer(self, name: str, position: Position) -> bool:

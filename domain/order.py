@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
@@ -11,7 +10,8 @@ from typing import Any
 from eventsourcing.domain import event
 
 from domain.commands import DISPUTES, REFUNDS
-from domain.objects import NAMESPACE, SyncedObject
+from domain.namespaces import DEFAULT_NAMESPACE
+from domain.objects import SyncedObject
 from domain.rules import ORDER_STATUS_OF, ORDER_TRANSITIONS
 
 
@@ -41,13 +41,15 @@ class Order(SyncedObject):
     transitions = ORDER_TRANSITIONS
     status_of = ORDER_STATUS_OF
 
-    @staticmethod
-    def create_id(object_id: str) -> uuid.UUID:
-        return uuid.uuid5(NAMESPACE, f"order/{object_id}")
-
     @event("Tracked")
-    def __init__(self, object_id: str, source: str = "", key: str = "") -> None:
-        self._start(object_id)
+    def __init__(
+        self,
+        object_id: str,
+        source: str = "",
+        key: str = "",
+        namespace: str = DEFAULT_NAMESPACE,
+    ) -> None:
+        self._start(object_id, namespace)
 
     @staticmethod
     def money_of(values: Mapping[str, Any]) -> Money:

@@ -10,14 +10,14 @@ own delivery's source and key.
 
 from __future__ import annotations
 
-import uuid
 from types import MappingProxyType
 
 from eventsourcing.domain import event
 
 from domain.commands import Command
 from domain.delivery import Resolution
-from domain.objects import NAMESPACE, SyncedObject
+from domain.namespaces import DEFAULT_NAMESPACE
+from domain.objects import SyncedObject
 from domain.rules import PAYMENT_STATUS_OF, PAYMENT_TRANSITIONS
 
 
@@ -29,13 +29,15 @@ class Payment(SyncedObject):
     transitions = PAYMENT_TRANSITIONS
     status_of = PAYMENT_STATUS_OF
 
-    @staticmethod
-    def create_id(object_id: str) -> uuid.UUID:
-        return uuid.uuid5(NAMESPACE, f"payment/{object_id}")
-
     @event("Tracked")
-    def __init__(self, object_id: str, source: str = "", key: str = "") -> None:
-        self._start(object_id)
+    def __init__(
+        self,
+        object_id: str,
+        source: str = "",
+        key: str = "",
+        namespace: str = DEFAULT_NAMESPACE,
+    ) -> None:
+        self._start(object_id, namespace)
 
     class Linked(SyncedObject.Changed):
         """The payment was linked to an order."""

@@ -14,7 +14,7 @@ from typing import Any
 
 from eventsourcing.domain import Aggregate, event
 
-from domain.objects import NAMESPACE
+from domain.namespaces import NAMESPACE
 from domain.provenance import Provenance
 
 

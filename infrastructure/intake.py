@@ -25,6 +25,7 @@ from eventsourcing.persistence import PersistenceError
 from domain.application import SyncService, TooMuchContention
 from domain.commands import Command, Ignored
 from domain.delivery import Answer, Delivery, Outcome
+from domain.namespaces import DEFAULT_NAMESPACE
 from infrastructure.group_commit import Overloaded
 from infrastructure.mappings import InvalidPayload, PayloadMapping, load_mapping
 from infrastructure.recent_answers import RecentAnswers
@@ -86,6 +87,9 @@ class Source:
     key: KeyFinder
     kept_headers: tuple[str, ...] = ()
     """The headers a delivery record keeps (``stored_headers``)."""
+    namespace: str = DEFAULT_NAMESPACE
+    """Where its deliveries' commands find their objects
+    (``SourceSettings.namespace_of``)."""
 
     @property
     def name(self) -> str:
@@ -107,9 +111,12 @@ class Source:
         return kept
 
     @staticmethod
-    def build(settings: SourceSettings) -> Source:
+    def build(
+        settings: SourceSettings, pinned: Mapping[str, str] | None = None
+    ) -> Source:
         """Build the scheme and load the mapping (a ConfigError or an
-        ImportError here is a configuration error, found at start)."""
+        ImportError here is a configuration error, found at start);
+        ``pinned``: the store's namespace pins (``namespace_of``)."""
         scheme = build_scheme(settings)
         key = KeyFinder(settings.name, scheme, settings.key, settings.key_fallback)
         try:
@@ -119,7 +126,10 @@ class Source:
                 f"sources.{settings.name}.mapping: cannot load "
                 f"{settings.mapping!r}: {error}"
             ) from error
-        return Source(settings, scheme, mapping, key, _kept_headers(settings, scheme))
+        namespace, _ = settings.namespace_of(pinned or {})
+        return Source(
+            settings, scheme, mapping, key, _kept_headers(settings, scheme), namespace
+        )
 
 
 def _kept_headers(settings: SourceSettings, scheme: Scheme) -> tuple[str, ...]:
@@ -214,8 +224,10 @@ class Intake:
         self.clock = clock
         self.sightings = sightings
         self.recent = RecentAnswers() if recent is None else recent
+        pinned = service.deliveries.pinned_namespaces()
         self.sources = {
-            name: Source.build(source) for name, source in settings.sources.items()
+            name: Source.build(source, pinned)
+            for name, source in settings.sources.items()
         }
 
     def source(self, name: str) -> Source:
@@ -320,6 +332,7 @@ class Intake:
             payload=body,
             headers=source.stored_headers(headers),
             fingerprint=admitted.fingerprint,
+            namespace=source.namespace,
         )
         answer = self.service.receive(delivery, mapped, looked_up=True)
         if answer.outcome is Outcome.DUPLICATE:

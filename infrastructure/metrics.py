@@ -21,6 +21,7 @@ from datetime import UTC, datetime
 from prometheus_client import (
     CollectorRegistry,
     Counter,
+    Gauge,
     Histogram,
     generate_latest,
 )
@@ -168,6 +169,14 @@ class Metrics:
             ["aggregate"],
             registry=self.registry,
         )
+        self.source_info = Gauge(
+            "idemsync_source_info",
+            "1 per configured source, labelled with its scheme, mapping and "
+            "namespace (join on source to break other series down by them).",
+            ["source", "scheme", "mapping", "namespace"],
+            registry=self.registry,
+            multiprocess_mode="max",
+        )
         self._create_series()
 
     def _create_series(self) -> None:
@@ -185,6 +194,10 @@ class Metrics:
         self.refused.labels(UNKNOWN_SOURCE, "unknown_source")
         for aggregate in (*AGGREGATES, "delivery"):
             self.conflicts.labels(aggregate)
+
+    def describe(self, source: str, scheme: str, mapping: str, namespace: str) -> None:
+        """The ``idemsync_source_info`` series of a configured source."""
+        self.source_info.labels(source, scheme, mapping, namespace).set(1)
 
     def source(self, name: str) -> str:
         """The ``source`` label of a request for ``name``."""

@@ -94,7 +94,12 @@ class Replayer:
             reason = f"today's mapping refuses it: {invalid.path}: {invalid.message}"
             return Replayed(key, before, before, reason, False, failed=True)
         delivery = Delivery(
-            self.source.name, key, parse_moment(row.received_at), payload, headers
+            self.source.name,
+            key,
+            parse_moment(row.received_at),
+            payload,
+            headers,
+            namespace=self.source.namespace,
         )
         answer = self.service.replay(delivery, mapped, commit=not self.dry_run)
         if answer is None:

@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from domain.namespaces import NAMESPACE_NAME
 from infrastructure.config_fields import (
     ConfigError,
     as_table,
@@ -48,6 +49,7 @@ SOURCE_KEYS = (
     "store_headers",
     "clock_skew_seconds",
     "allow_unsigned",
+    "namespace",
     *HMAC_KEYS,
 )
 KEY_LOCATION = re.compile(r"^(header:[A-Za-z0-9_-]+|body:\$(\.[A-Za-z0-9_-]+)+)$")
@@ -109,6 +111,19 @@ class SourceSettings:
     """hmac-sha256 only: when set, the signed content is ``{timestamp}.{body}``."""
     allow_unsigned: bool = False
     """none only: an unsigned source on PostgreSQL needs it set (settings.py)."""
+    namespace: str | None = None
+    """The namespace the file names (shared with other sources); None: the
+    source's own, ``namespace_of``."""
+
+    def namespace_of(self, pinned: Mapping[str, str]) -> tuple[str, str]:
+        """The namespace this source writes into, and why: the one its table
+        names, else the one the store pinned to it (``pinned``, by source:
+        it wrote before there were namespaces), else its own name."""
+        if self.namespace is not None:
+            return self.namespace, "named"
+        if self.name in pinned:
+            return pinned[self.name], "pinned: it wrote before namespaces"
+        return self.name, "its name"
 
 
 def read_source(
@@ -144,7 +159,19 @@ def read_source(
             fields, where, "clock_skew_seconds", 86_400
         ),
         allow_unsigned=_allow_unsigned(fields, where, scheme),
+        namespace=_namespace(fields, where),
     )
+
+
+def _namespace(fields: Mapping[str, object], where: str) -> str | None:
+    if "namespace" not in fields:
+        return None
+    namespace = read_string(fields, where, "namespace", "")
+    if not NAMESPACE_NAME.match(namespace):
+        raise ConfigError(
+            f"{where}.namespace: namespace names match {NAMESPACE_NAME.pattern}"
+        )
+    return namespace
 
 
 def _mapping(fields: Mapping[str, object], where: str, scheme: str) -> str | None:

@@ -67,3 +67,10 @@ def recorded_at(event: Any) -> datetime:
     """When the event was recorded (eventsourcing's timestamp), in UTC."""
     moment: datetime = event.timestamp
     return moment.astimezone(UTC)
+
+
+def object_key(event: Any) -> tuple[str, str]:
+    """The read-model key of the partner's object an event belongs to: its id
+    and namespace (``domain.namespaces``; the id first, so that the primary
+    key also finds an id whose namespace is not given)."""
+    return (event.object_id, event.namespace)

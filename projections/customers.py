@@ -13,13 +13,14 @@ from sqlalchemy import (
     DateTime,
     Integer,
     MetaData,
+    PrimaryKeyConstraint,
     Table,
     Text,
 )
 
 from domain.commands import CUSTOMER_FIELDS
 from domain.customer import Customer
-from projections.base import Projection, Tables, recorded_at
+from projections.base import Projection, Tables, object_key, recorded_at
 from projections.fold import Row, Rows
 
 
@@ -34,7 +35,8 @@ class CustomersProjection(Projection):
         customers = Table(
             f"customers{suffix}",
             metadata,
-            Column("customer_id", Text, primary_key=True),
+            Column("namespace", Text, nullable=False),
+            Column("customer_id", Text, nullable=False),
             Column("email", Text),
             Column("name", Text),
             Column("phone", Text),
@@ -42,22 +44,23 @@ class CustomersProjection(Projection):
             Column("deleted", Boolean, nullable=False),
             Column("version", Integer, nullable=False),
             Column("updated_at", DateTime(timezone=True), nullable=False),
+            PrimaryKeyConstraint("customer_id", "namespace"),
         )
         return {"customers": customers}
 
     def process_batch(
         self, conn: Connection, tables: Tables, events: Sequence[Any]
     ) -> None:
-        customers = Rows(
-            conn, tables["customers"], {event.object_id for event in events}
-        )
+        customers = Rows(conn, tables["customers"], map(object_key, events))
         for event in events:
-            row = customers.get(event.object_id) or {
+            key = object_key(event)
+            row = customers.get(key) or {
+                "namespace": event.namespace,
                 "customer_id": event.object_id,
                 **dict.fromkeys(CUSTOMER_FIELDS),
                 "deleted": False,
             }
-            customers.put(event.object_id, apply(row, event))
+            customers.put(key, apply(row, event))
         customers.write()
 
 

@@ -19,12 +19,13 @@ from sqlalchemy import (
     Index,
     Integer,
     MetaData,
+    PrimaryKeyConstraint,
     Table,
     Text,
 )
 
 from domain.order import Money, Order
-from projections.base import Projection, Tables, recorded_at
+from projections.base import Projection, Tables, object_key, recorded_at
 from projections.fold import Row, Rows
 from projections.money import Books, takes_money
 
@@ -60,7 +61,8 @@ class OrdersProjection(Projection):
         orders = Table(
             f"orders{suffix}",
             metadata,
-            Column("order_id", Text, primary_key=True),
+            Column("namespace", Text, nullable=False),
+            Column("order_id", Text, nullable=False),
             Column("customer_id", Text),
             Column("status", Text, nullable=False),
             Column("currency", Text),
@@ -72,32 +74,45 @@ class OrdersProjection(Projection):
             Column("version", Integer, nullable=False),
             Column("updated_at", DateTime(timezone=True), nullable=False),
             Column("disputed_cents", BigInteger, nullable=False, server_default="0"),
+            PrimaryKeyConstraint("order_id", "namespace"),
         )
-        Index(f"ix_orders_status{suffix}", orders.c.status, orders.c.order_id)
-        Index(f"ix_orders_customer{suffix}", orders.c.customer_id, orders.c.order_id)
+        Index(
+            f"ix_orders_status{suffix}",
+            orders.c.status,
+            orders.c.order_id,
+            orders.c.namespace,
+        )
+        Index(
+            f"ix_orders_customer{suffix}",
+            orders.c.customer_id,
+            orders.c.order_id,
+            orders.c.namespace,
+        )
         money = Table(
             f"orders_money{suffix}",
             metadata,
-            Column("order_id", Text, primary_key=True),
+            Column("namespace", Text, nullable=False),
+            Column("order_id", Text, nullable=False),
             Column("stated_refunded_cents", BigInteger),
             Column("by_id", Text, nullable=False),
+            PrimaryKeyConstraint("order_id", "namespace"),
         )
         return {"orders": orders, "orders_money": money}
 
     def process_batch(
         self, conn: Connection, tables: Tables, events: Sequence[Any]
     ) -> None:
-        ids = {event.object_id for event in events}
-        orders = Rows(conn, tables["orders"], ids)
+        orders = Rows(conn, tables["orders"], map(object_key, events))
         books = Rows(
             conn,
             tables["orders_money"],
-            {event.object_id for event in events if takes_money(event.changes)},
+            [object_key(event) for event in events if takes_money(event.changes)],
         )
         for event in events:
-            order_id = event.object_id
+            order_id = object_key(event)
             row = orders.get(order_id) or {
-                "order_id": order_id,
+                "namespace": event.namespace,
+                "order_id": event.object_id,
                 **dict.fromkeys(COLUMNS),
                 "refunded_cents": None,
                 "disputed_cents": 0,
@@ -113,7 +128,8 @@ class OrdersProjection(Projection):
                 books.put(
                     order_id,
                     {
-                        "order_id": order_id,
+                        "namespace": event.namespace,
+                        "order_id": event.object_id,
                         "stated_refunded_cents": after.stated,
                         "by_id": after.encoded_by_id(),
                     },

@@ -20,12 +20,13 @@ from sqlalchemy import (
     Connection,
     Integer,
     MetaData,
+    PrimaryKeyConstraint,
     Table,
     Text,
 )
 
 from domain.order import Order
-from projections.base import Projection, Tables
+from projections.base import Projection, Tables, object_key
 from projections.fold import Row, Rows
 from projections.money import Books, takes_money
 
@@ -37,7 +38,7 @@ def carries_money(changes: Mapping[str, Any]) -> bool:
 
 
 class RevenueProjection(Projection):
-    """Per currency: paid, refunded, lost to disputes, net, and how many
+    """Per namespace and currency: paid, refunded, lost to disputes, net, and how many
     orders paid."""
 
     name = "revenue"
@@ -55,6 +56,7 @@ class RevenueProjection(Projection):
         revenue = Table(
             f"revenue{suffix}",
             metadata,
+            Column("namespace", Text, primary_key=True),
             Column("currency", Text, primary_key=True),
             Column("paid_cents", BigInteger, nullable=False),
             Column("refunded_cents", BigInteger, nullable=False),
@@ -65,7 +67,8 @@ class RevenueProjection(Projection):
         per_order = Table(
             f"revenue_orders{suffix}",
             metadata,
-            Column("order_id", Text, primary_key=True),
+            Column("namespace", Text, nullable=False),
+            Column("order_id", Text, nullable=False),
             Column("currency", Text, nullable=False),
             Column("paid_cents", BigInteger, nullable=False),
             Column("refunded_cents", BigInteger, nullable=False),
@@ -74,6 +77,7 @@ class RevenueProjection(Projection):
                 "stated_refunded_cents", BigInteger, nullable=False, server_default="0"
             ),
             Column("by_id", Text, nullable=False, server_default="{}"),
+            PrimaryKeyConstraint("order_id", "namespace"),
         )
         return {"revenue": revenue, "revenue_orders": per_order}
 
@@ -83,31 +87,37 @@ class RevenueProjection(Projection):
         events = [e for e in events if carries_money(e.changes)]
         if not events:
             return
-        per_order = Rows(
-            conn, tables["revenue_orders"], {event.object_id for event in events}
-        )
-        deltas: dict[str, Row] = {}  # per currency, in the order first touched
+        per_order = Rows(conn, tables["revenue_orders"], map(object_key, events))
+        # per namespace and currency, in the order first touched
+        deltas: dict[tuple[str, str], Row] = {}
         for event in events:
-            old = per_order.get(event.object_id)
+            old = per_order.get(object_key(event))
             new = contribution_after(old, event)
             if new is None:
                 continue
-            per_order.put(event.object_id, new)
+            per_order.put(object_key(event), new)
             if old is not None:
                 self._add(deltas, old, -1)
             self._add(deltas, new, +1)
         per_order.write()
         revenue = Rows(conn, tables["revenue"], deltas)
-        for currency, delta in deltas.items():
-            total = revenue.get(currency) or {"currency": currency, **ZERO}
-            revenue.put(currency, {**total, **{k: total[k] + delta[k] for k in ZERO}})
+        for (namespace, currency), delta in deltas.items():
+            total = revenue.get((namespace, currency)) or {
+                "namespace": namespace,
+                "currency": currency,
+                **ZERO,
+            }
+            revenue.put(
+                (namespace, currency),
+                {**total, **{k: total[k] + delta[k] for k in ZERO}},
+            )
         revenue.write()
 
     @classmethod
-    def _add(cls, deltas: dict[str, Row], order: Row, sign: int) -> None:
+    def _add(cls, deltas: dict[tuple[str, str], Row], order: Row, sign: int) -> None:
         """Add (sign +1) or take away (-1) an order's contribution to its
-        currency's totals."""
-        delta = deltas.setdefault(order["currency"], dict(ZERO))
+        namespace's and currency's totals."""
+        delta = deltas.setdefault((order["namespace"], order["currency"]), dict(ZERO))
         for name, value in cls.contribution(order).items():
             delta[name] += sign * value
 
@@ -154,6 +164,7 @@ def contribution_after(old: Row | None, event: Any) -> Row | None:
     books = books.after(changes)
     money = books.money
     return {
+        "namespace": event.namespace,
         "order_id": event.object_id,
         "currency": currency,
         "paid_cents": changes.get("paid_cents", before["paid_cents"]) or 0,

@@ -96,7 +96,7 @@ class _AggregatePass:
         self.ledger_sql = (
             "SELECT originator_id, originator_version, notification_id, "
             "aggregate_type, aggregate_id, recorded_at, source, idempotency_key, "
-            "occurred_at, hash FROM event_audit "
+            "occurred_at, hash, namespace FROM event_audit "
             "ORDER BY originator_id, originator_version"
         )
 
@@ -152,6 +152,7 @@ class _AggregatePass:
                 entry.source,
                 entry.idempotency_key,
                 entry.occurred_at,
+                entry.namespace,
             )
         try:
             state = json.loads(_state_bytes(event.state))

@@ -15,6 +15,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, text
 
+from domain.namespaces import DEFAULT_NAMESPACE
 from domain.receipt import Receipt
 from infrastructure.persistence.deliveries import moment
 from infrastructure.persistence.ledger import iso, parse_time
@@ -71,6 +72,7 @@ def find(conn: Connection, source: str, key: str) -> Any:
 def summary(row: Any) -> dict[str, Any]:
     """A record without its payload (as listed in pages)."""
     received_at = time_text(row.received_at)
+    answer = json.loads(row.answer)
     return {
         "source": row.source,
         "key": row.idempotency_key,
@@ -82,15 +84,23 @@ def summary(row: Any) -> dict[str, Any]:
         else {
             "type": row.aggregate_type,
             "id": row.aggregate_id,
+            "namespace": _namespace(answer),
             "version": row.aggregate_version,
         },
-        "answer": json.loads(row.answer),
+        "answer": answer,
         "resolution": row.resolution,
         "resolution_reason": row.resolution_reason,
         "resolved_at": time_text(row.resolved_at),
         "attempts": row.attempts,
         "last_seen_at": _last_seen(row.received_at, row.last_seen_at),
     }
+
+
+def _namespace(answer: dict[str, Any]) -> str:
+    """The namespace of a record's first object, as its answer names it
+    (answers given before namespaces name none: ``DEFAULT_NAMESPACE``)."""
+    first = answer.get("aggregate") or {}
+    return str(first.get("namespace", DEFAULT_NAMESPACE))
 
 
 def full(row: Any) -> dict[str, Any]:

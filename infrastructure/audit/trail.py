@@ -17,29 +17,31 @@ recorded at or before ``T``, which is what idemsync could have answered at
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from datetime import datetime
 from typing import Any, cast
 
 from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.persistence import StoredEvent
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine, bindparam, text
 
 from domain.application import AGGREGATES, SyncService
+from domain.namespaces import DEFAULT_NAMESPACE
 from domain.objects import SyncedObject
 from domain.receipt import Receipt
 from infrastructure.audit import records
 from infrastructure.persistence.ledger import iso
+from infrastructure.persistence.rows import KNOWN_NAMESPACES
 
 EVENT_BOOKKEEPING = frozenset(
     {"originator_id", "originator_version", "timestamp", "source", "key"}
-    | {"occurred_at", "object_id"}
+    | {"occurred_at", "object_id", "namespace"}
 )
 """Event attributes shown elsewhere in an audit event than under ``data``."""
 
 EVENTS_SELECT = (
     "SELECT a.notification_id, a.originator_id, a.originator_version, "
-    "a.aggregate_type, a.aggregate_id, a.recorded_at, a.source, "
+    "a.aggregate_type, a.aggregate_id, a.namespace, a.recorded_at, a.source, "
     "a.idempotency_key, a.occurred_at, a.hash, e.topic, e.state "
     "FROM event_audit a JOIN idemsync_events e "
     "ON e.originator_id = a.originator_id "
@@ -51,14 +53,26 @@ class UnknownAggregate(Exception):
     """An aggregate type idemsync does not keep."""
 
 
+class AmbiguousObject(Exception):
+    """An object asked for without its namespace is in several."""
+
+
 class AuditTrail:
     """Reads histories, deliveries and the global log. ``service`` decodes
-    stored events and rebuilds aggregates at a version."""
+    stored events and rebuilds aggregates at a version.
 
-    def __init__(self, engine: Engine, service: SyncService) -> None:
+    An object asked for without its namespace is looked for in the
+    ``namespaces`` given (the configured sources'), the store's list of
+    namespaces (each a server was started with) and ``DEFAULT_NAMESPACE``:
+    the one that has it is the one; several are an ``AmbiguousObject``."""
+
+    def __init__(
+        self, engine: Engine, service: SyncService, namespaces: Iterable[str] = ()
+    ) -> None:
         self.engine = engine
         self.service = service
         self.postgres = engine.dialect.name == "postgresql"
+        self.namespaces = tuple(dict.fromkeys(namespaces))
 
     def _id(self, originator_id: uuid.UUID) -> uuid.UUID | str:
         return originator_id if self.postgres else originator_id.hex
@@ -66,14 +80,45 @@ class AuditTrail:
     def _moment(self, at: datetime) -> datetime | str:
         return at if self.postgres else iso(at)
 
-    @staticmethod
-    def originator_id(kind: str, object_id: str) -> uuid.UUID:
+    def originator_id(
+        self, kind: str, object_id: str, namespace: str | None = None
+    ) -> tuple[uuid.UUID, str]:
+        """The aggregate id of an object and its namespace: the one named,
+        else the only one that has it (see the class)."""
         cls = AGGREGATES.get(kind)
         if cls is None:
             raise UnknownAggregate(
                 f"no aggregate type {kind!r} (known: {', '.join(AGGREGATES)})"
             )
-        return cls.create_id(object_id)
+        if namespace is not None:
+            return cls.create_id(object_id, namespace), namespace
+        candidates = {
+            cls.create_id(object_id, name): name for name in self._known_namespaces()
+        }
+        with self.engine.connect() as conn:
+            found = [
+                candidates[uuid.UUID(str(row[0]))]
+                for row in conn.execute(
+                    text(
+                        "SELECT originator_id FROM event_audit "
+                        "WHERE originator_version = 1 "
+                        "AND originator_id IN :ids"
+                    ).bindparams(bindparam("ids", expanding=True)),
+                    {"ids": [self._id(oid) for oid in candidates]},
+                )
+            ]
+        if len(found) > 1:
+            raise AmbiguousObject(
+                f"{kind} {object_id!r} is in several namespaces "
+                f"({', '.join(sorted(found))}): name one"
+            )
+        name = found[0] if found else DEFAULT_NAMESPACE
+        return cls.create_id(object_id, name), name
+
+    def _known_namespaces(self) -> list[str]:
+        with self.engine.connect() as conn:
+            known = [name for (name,) in conn.execute(text(KNOWN_NAMESPACES))]
+        return list(dict.fromkeys((DEFAULT_NAMESPACE, *self.namespaces, *known)))
 
     def event(self, row: Any) -> dict[str, Any]:
         """One event as auditors read it."""
@@ -99,6 +144,7 @@ class AuditTrail:
             "aggregate": {
                 "type": row.aggregate_type,
                 "id": row.aggregate_id,
+                "namespace": row.namespace,
                 "version": row.originator_version,
             },
             "type": row.topic.rpartition(".")[2],
@@ -110,11 +156,16 @@ class AuditTrail:
         }
 
     def events_of(
-        self, kind: str, object_id: str, after: int = 0, limit: int = 100
+        self,
+        kind: str,
+        object_id: str,
+        after: int = 0,
+        limit: int = 100,
+        namespace: str | None = None,
     ) -> dict[str, Any] | None:
         """A page of one object's events, by version; None when idemsync has
         never heard of it."""
-        originator_id = self.originator_id(kind, object_id)
+        originator_id, namespace = self.originator_id(kind, object_id, namespace)
         with self.engine.connect() as conn:
             rows = conn.execute(
                 text(
@@ -129,7 +180,7 @@ class AuditTrail:
         events = [self.event(row) for row in rows[:limit]]
         more = len(rows) > limit
         return {
-            "aggregate": {"type": kind, "id": object_id},
+            "aggregate": {"type": kind, "id": object_id, "namespace": namespace},
             "events": events,
             "next_cursor": events[-1]["aggregate"]["version"] if more else None,
         }
@@ -141,10 +192,11 @@ class AuditTrail:
         *,
         version: int | None = None,
         as_of: datetime | None = None,
+        namespace: str | None = None,
     ) -> dict[str, Any] | None:
         """The object at ``version``, or as recorded at ``as_of``, or now;
         None when it did not exist (yet) at that point."""
-        originator_id = self.originator_id(kind, object_id)
+        originator_id, namespace = self.originator_id(kind, object_id, namespace)
         if as_of is not None:
             version = self.version_at(originator_id, as_of)
             if version is None:
@@ -160,7 +212,12 @@ class AuditTrail:
             return None
         recorded_at = self.recorded_at(originator_id, obj.version)
         return {
-            "aggregate": {"type": kind, "id": object_id, "version": obj.version},
+            "aggregate": {
+                "type": kind,
+                "id": object_id,
+                "namespace": namespace,
+                "version": obj.version,
+            },
             "as_of": None if as_of is None else iso(as_of),
             "recorded_at": recorded_at,
             "exists": obj.exists,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+from collections.abc import Iterable
 from contextlib import closing, suppress
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import create_engine, inspect, text
 from sqlalchemy.engine import Engine
 
+from infrastructure.persistence.rows import KNOWN_NAMESPACES, PINNED_NAMESPACES
 from infrastructure.settings import Settings
 
 CUSTOM_PLANS = "-c plan_cache_mode=force_custom_plan"
@@ -171,6 +173,29 @@ class Database:
                 f"not {head}: run `idemsync db upgrade`",
                 NOT_AT_HEAD,
             )
+
+    def pinned_namespaces(self) -> dict[str, str]:
+        """The store's namespace pins by source (``SourceSettings.namespace_of``)."""
+        with self.engine().connect() as conn:
+            return {
+                source: namespace
+                for source, namespace in conn.execute(text(PINNED_NAMESPACES))
+            }
+
+    def remember_namespaces(self, names: Iterable[str]) -> None:
+        """Add ``names`` to the store's list of namespaces (``namespaces``:
+        where ``AuditTrail`` looks for an object asked for by its id alone)."""
+        wanted = set(names)
+        with self.engine().begin() as conn:
+            known = {name for (name,) in conn.execute(text(KNOWN_NAMESPACES))}
+            for name in sorted(wanted - known):
+                conn.execute(
+                    text(
+                        "INSERT INTO namespaces (name) VALUES (:name) "
+                        "ON CONFLICT (name) DO NOTHING"
+                    ),
+                    {"name": name},
+                )
 
     def engine(self) -> Engine:
         if self._engine is None:

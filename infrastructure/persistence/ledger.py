@@ -7,9 +7,12 @@ SHA-256 chained to the previous event of the same aggregate::
 
     hash(v) = SHA-256(hash(v-1) | originator id | version
                       | SHA-256(stored state) | topic | recorded_at
-                      | aggregate type and id | source | key | occurred_at)
+                      | aggregate type and id | source | key | occurred_at
+                      [| namespace])
 
-(the texts length-prefixed), with ``hash(0)`` = 32 zero bytes. Changing an
+(the texts length-prefixed), with ``hash(0)`` = 32 zero bytes; the
+namespace is hashed when it is not ``DEFAULT_NAMESPACE``, so that the rows
+written before namespaces (all in it) verify as they were written. Changing an
 event's stored bytes, or its ledger row, or removing an event from the middle
 of its aggregate's history, breaks the chain;
 ``infrastructure/audit/checkpoints.py`` chains the ledger in global order so
@@ -30,6 +33,7 @@ from typing import Any, Protocol
 from eventsourcing.persistence import StoredEvent
 from sqlalchemy import Connection, text
 
+from domain.namespaces import DEFAULT_NAMESPACE
 from domain.provenance import Provenance
 
 log = logging.getLogger("idemsync.ledger")
@@ -46,10 +50,12 @@ LEDGER_COLUMNS = (
     "idempotency_key",
     "occurred_at",
     "hash",
+    "namespace",
 )
 KINDS = {
     "domain.order:Order": "order",
     "domain.customer:Customer": "customer",
+    "domain.payment:Payment": "payment",
     "domain.receipt:Receipt": "delivery",
 }
 """The aggregate type of each aggregate class's topic (for events stored
@@ -99,6 +105,8 @@ def event_hash(
         provenance.occurred_at,
     ):
         _field(digest, value)
+    if provenance.namespace != DEFAULT_NAMESPACE:
+        _field(digest, provenance.namespace)
     return digest.digest()
 
 
@@ -246,6 +254,7 @@ def row_values(entry: LedgerEntry, text_types: bool) -> tuple[Any, ...]:
         where.key,
         where.occurred_at,
         entry.hash.hex(),
+        where.namespace,
     )
 
 
@@ -267,6 +276,7 @@ def stored_provenance(
         state.get("source") or None,
         state.get("key") or None,
         state.get("occurred_at") or None,
+        state.get("namespace") or DEFAULT_NAMESPACE,
     )
 
 
@@ -281,7 +291,9 @@ def _recorded_time(state: Mapping[str, Any]) -> datetime:
 def enter_existing_events(conn: Connection, batch: int = 1000) -> None:
     """Enter every event already stored into the ledger (migration 0003):
     provenance from the events' stored state, recorded time from their own
-    timestamps. Streams the log in aggregate order, holding one aggregate's
+    timestamps. The ledger then has no ``namespace`` column (migration 0007
+    adds it): every event stored then is in ``DEFAULT_NAMESPACE``, which is
+    not hashed. Streams the log in aggregate order, holding one aggregate's
     last entry and one batch of rows at a time."""
     postgres = conn.dialect.name == "postgresql"
     position = "notification_id" if postgres else "rowid"
@@ -292,10 +304,9 @@ def enter_existing_events(conn: Connection, batch: int = 1000) -> None:
             "ORDER BY originator_id, originator_version"
         ).execution_options(stream_results=True, yield_per=batch)
     )
-    names = ", ".join(f":{name}" for name in LEDGER_COLUMNS)
-    insert = text(
-        f"INSERT INTO event_audit ({', '.join(LEDGER_COLUMNS)}) VALUES ({names})"
-    )
+    columns = LEDGER_COLUMNS[: LEDGER_COLUMNS.index("namespace")]
+    names = ", ".join(f":{name}" for name in columns)
+    insert = text(f"INSERT INTO event_audit ({', '.join(columns)}) VALUES ({names})")
     last: LedgerEntry | None = None
     rows: list[dict[str, Any]] = []
     for row in events:
@@ -320,9 +331,8 @@ def enter_existing_events(conn: Connection, batch: int = 1000) -> None:
             previous,
             _recorded_time(state),
         )
-        rows.append(
-            dict(zip(LEDGER_COLUMNS, row_values(last, not postgres), strict=True))
-        )
+        values = row_values(last, not postgres)
+        rows.append(dict(zip(columns, values[: len(columns)], strict=True)))
         if len(rows) >= batch:
             conn.execute(insert, rows)
             rows = []

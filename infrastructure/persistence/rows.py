@@ -28,6 +28,12 @@ DELIVERY_COLUMNS = (
 
 RESOLUTION_COLUMNS = ("resolution", "resolution_reason", "resolved_at")
 
+PINNED_NAMESPACES = "SELECT source, namespace FROM source_namespaces"
+"""The sources that wrote before namespaces, with the namespace they keep
+(migration 0007)."""
+KNOWN_NAMESPACES = "SELECT name FROM namespaces"
+"""Every namespace a server was started with, and ``default``."""
+
 
 def delivery_row(record: DeliveryRecord) -> tuple[Any, ...]:
     """A record as the values of ``DELIVERY_COLUMNS``."""
