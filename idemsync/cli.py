@@ -42,24 +42,26 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     # Before uvicorn applies it: the warnings at start are in the log's format.
     logging.config.dictConfig(log_config(args.log_format, args.log_level))
     build_sources(settings)
+    for loose in loose_files(settings):
+        log.warning("%s", loose)
+    database = Database.of(settings)
+    try:
+        database.check_ready()
+        pinned = database.pinned_namespaces()
+    except NotReady as problem:
+        print(f"idemsync: cannot serve: {problem}", file=sys.stderr)
+        return 2
+    finally:
+        database.close()
     for source in settings.sources.values():
         fields = {
             "source": source.name,
             "scheme": source.scheme,
             "mapping": source.mapping,
             "mapping_is_default": source.mapping_is_default,
+            "namespace": source.namespace_of(pinned)[0],
         }
-        log.info("source %s", describe_source(source), extra={FIELDS: fields})
-    for loose in loose_files(settings):
-        log.warning("%s", loose)
-    database = Database.of(settings)
-    try:
-        database.check_ready()
-    except NotReady as problem:
-        print(f"idemsync: cannot serve: {problem}", file=sys.stderr)
-        return 2
-    finally:
-        database.close()
+        log.info("source %s", describe_source(source, pinned), extra={FIELDS: fields})
     try:
         protocol = http_protocol(args.http)
     except RuntimeError as problem:
@@ -134,9 +136,23 @@ def cmd_config_check(args: argparse.Namespace, settings: Settings) -> int:
         return 1
     names = ", ".join(settings.sources) or "none"
     print(f"{settings.config_path}: ok; sources: {names}")
+    pinned = store_pins(settings)
     for source in settings.sources.values():
-        print(describe_source(source))
+        print(describe_source(source, pinned))
     return 0
+
+
+def store_pins(settings: Settings) -> dict[str, str] | None:
+    """The store's namespace pins, or None when it cannot be read (no store
+    yet, not migrated, or down: ``config check`` does not need it)."""
+    database = Database.of(settings)
+    try:
+        database.check_ready()
+        return database.pinned_namespaces()
+    except Exception:
+        return None
+    finally:
+        database.close()
 
 
 def cmd_demo_request(args: argparse.Namespace, settings: Settings) -> int:

@@ -51,9 +51,9 @@ def cmd_deliveries_replay(args: argparse.Namespace, settings: Settings) -> int:
             file=sys.stderr,
         )
         return 2
-    source = Source.build(settings.sources[args.source])
     database = Database.of(settings)
     database.check_ready()
+    source = Source.build(settings.sources[args.source], database.pinned_namespaces())
     service = SyncService(env=database.eventsourcing_env())
     console = Console()
     try:

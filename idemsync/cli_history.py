@@ -16,7 +16,7 @@ from typing import Any
 
 import msgspec
 
-from infrastructure.audit.trail import AuditTrail, UnknownAggregate
+from infrastructure.audit.trail import AmbiguousObject, AuditTrail, UnknownAggregate
 from infrastructure.persistence.database import Database
 from infrastructure.settings import Settings
 
@@ -29,8 +29,10 @@ def audit_trail(settings: Settings) -> Iterator[AuditTrail]:
     database = Database.of(settings)
     database.check_ready()
     service = SyncService(env=database.eventsourcing_env())
+    pinned = database.pinned_namespaces()
+    namespaces = [s.namespace_of(pinned)[0] for s in settings.sources.values()]
     try:
-        yield AuditTrail(database.engine(), service)
+        yield AuditTrail(database.engine(), service, namespaces)
     finally:
         service.close()
         database.close()
@@ -51,8 +53,8 @@ def cmd_history(args: argparse.Namespace, settings: Settings) -> int:
 
     with audit_trail(settings) as trail:
         try:
-            events = list(_all_events(trail, args.type, args.id))
-        except UnknownAggregate as unknown:
+            events = list(_all_events(trail, args.type, args.id, args.namespace))
+        except (UnknownAggregate, AmbiguousObject) as unknown:
             print(f"idemsync: {unknown}", file=sys.stderr)
             return 2
     if not events:
@@ -62,7 +64,8 @@ def cmd_history(args: argparse.Namespace, settings: Settings) -> int:
         for event in events:
             sys.stdout.write(msgspec.json.encode(event).decode() + "\n")
         return 0
-    table = Table(title=f"{args.type} {args.id}")
+    namespace = events[0]["aggregate"]["namespace"]
+    table = Table(title=f"{args.type} {args.id} (namespace {namespace})")
     for column in ("v", "recorded at", "event", "delivery", "occurred at", "data"):
         table.add_column(column, overflow="fold")
     for event in events:
@@ -80,11 +83,11 @@ def cmd_history(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _all_events(
-    trail: AuditTrail, kind: str, object_id: str
+    trail: AuditTrail, kind: str, object_id: str, namespace: str | None
 ) -> Iterator[dict[str, Any]]:
     after = 0
     while True:
-        page = trail.events_of(kind, object_id, after, 1000)
+        page = trail.events_of(kind, object_id, after, 1000, namespace)
         if page is None:
             return
         yield from page["events"]
@@ -146,8 +149,13 @@ def cmd_audit_export(args: argparse.Namespace, settings: Settings) -> int:
 def add_history_command(commands: Any) -> None:
     """Register ``idemsync history``."""
     history = commands.add_parser("history", help="the events of one object")
-    history.add_argument("type", help="order or customer")
+    history.add_argument("type", help="order, customer or payment")
     history.add_argument("id", help="the partner's id of the object")
+    history.add_argument(
+        "--namespace",
+        help="the object's namespace (needed when the id is in several; "
+        "default: the one that has it)",
+    )
     history.add_argument("--json", action="store_true", help="one JSON per line")
     history.set_defaults(run=cmd_history, secrets=False)
 

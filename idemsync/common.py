@@ -3,6 +3,8 @@ one line that describes each source."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from infrastructure.settings import Settings, SourceSettings
 
 
@@ -15,10 +17,19 @@ def build_sources(settings: Settings) -> None:
         Source.build(source)
 
 
-def describe_source(source: SourceSettings) -> str:
-    """``acme: scheme standard-webhooks, mapping standard (default)``: what a
-    source verifies with and maps with, as ``config check`` prints it and
-    ``serve`` logs it at start. What else identifies a source's objects (its
-    namespace) belongs in this line too."""
+def describe_source(
+    source: SourceSettings, pinned: Mapping[str, str] | None = None
+) -> str:
+    """``acme: scheme standard-webhooks, mapping standard (default), namespace
+    acme (its name)``: what a source verifies with, maps with and writes into,
+    as ``config check`` prints it and ``serve`` logs it at start. ``pinned``:
+    the store's namespace pins; None when the store could not be read (a
+    source that names no namespace may then be pinned there)."""
     default = " (default)" if source.mapping_is_default else ""
-    return f"{source.name}: scheme {source.scheme}, mapping {source.mapping}{default}"
+    namespace, why = source.namespace_of(pinned or {})
+    if pinned is None and source.namespace is None:
+        why += ", unless the store pinned it"
+    return (
+        f"{source.name}: scheme {source.scheme}, mapping {source.mapping}{default}, "
+        f"namespace {namespace} ({why})"
+    )

@@ -132,7 +132,16 @@ def create_app(
     app.state.store_gauges = StoreGauges(
         runner.status, lambda: parked_backlog(database.engine()), settings.sources
     )
-    app.state.audit = AuditTrail(database.engine(), service)
+    namespaces = [source.namespace for source in app.state.intake.sources.values()]
+    database.remember_namespaces(namespaces)
+    for source in app.state.intake.sources.values():
+        metrics.describe(
+            source.name,
+            source.settings.scheme,
+            source.settings.mapping,
+            source.namespace,
+        )
+    app.state.audit = AuditTrail(database.engine(), service, namespaces)
     app.state.openapi = build_document(
         projections=tuple(runner.projections),
         metrics_require_token=settings.metrics_require_token,

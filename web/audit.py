@@ -2,8 +2,9 @@
 
 - ``GET /audit/deliveries/{source}/{key}``: one delivery and its events.
 - ``GET /audit/deliveries?source=&outcome=&since=&until=&limit=&cursor=``.
-- ``GET /audit/aggregates/{type}/{id}/events?limit=&cursor=``.
-- ``GET /audit/aggregates/{type}/{id}?version=N`` or ``?as_of=<ISO 8601>``.
+- ``GET /audit/aggregates/{type}/{id}/events?namespace=&limit=&cursor=``.
+- ``GET /audit/aggregates/{type}/{id}?namespace=&version=N`` or
+  ``?as_of=<ISO 8601>`` (``namespace``: needed when the id is in several).
 - ``GET /audit/events?after=&limit=``: the global log; NDJSON, streamed,
   with ``Accept: application/x-ndjson`` (then ``limit`` is optional).
 
@@ -25,7 +26,7 @@ from starlette.routing import BaseRoute, Route
 from domain.delivery import Outcome
 from infrastructure.access import Role
 from infrastructure.audit.records import DeliveryFilter
-from infrastructure.audit.trail import AuditTrail, UnknownAggregate
+from infrastructure.audit.trail import AmbiguousObject, AuditTrail, UnknownAggregate
 from web import params
 from web.access import requires
 from web.params import BadParameter
@@ -42,9 +43,14 @@ async def _answer(
     request: Request, read: Callable[[AuditTrail], Any], missing: str
 ) -> Response:
     trail: AuditTrail = request.app.state.audit
-    return await answer_read(
-        request, lambda: read(trail), missing, not_found=(UnknownAggregate,)
-    )
+
+    def answered() -> Any:
+        try:
+            return read(trail)
+        except AmbiguousObject as several:
+            raise BadParameter(str(several)) from several
+
+    return await answer_read(request, answered, missing, not_found=(UnknownAggregate,))
 
 
 @requires(Role.AUDITOR)
@@ -106,7 +112,13 @@ def _events_page(
         raise BadParameter("cursor is not one this server gave")
     if not 0 <= after <= MAX_VERSION:
         raise BadParameter("cursor is not one this server gave")
-    page = trail.events_of(kind, object_id, after, params.limit(query, 100, 1000))
+    page = trail.events_of(
+        kind,
+        object_id,
+        after,
+        params.limit(query, 100, 1000),
+        params.text(query, "namespace"),
+    )
     if page is not None and page["next_cursor"] is not None:
         page["next_cursor"] = params.encode_cursor(page["next_cursor"])
     return page
@@ -130,7 +142,13 @@ def _state(
     as_of = params.moment(query, "as_of")
     if version is not None and as_of is not None:
         raise BadParameter("give version or as_of, not both")
-    return trail.state(kind, object_id, version=version, as_of=as_of)
+    return trail.state(
+        kind,
+        object_id,
+        version=version,
+        as_of=as_of,
+        namespace=params.text(query, "namespace"),
+    )
 
 
 @requires(Role.AUDITOR)

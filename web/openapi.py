@@ -321,6 +321,11 @@ def health() -> dict[str, Schema]:
     }
 
 
+IN_NAMESPACE = (
+    "the object's namespace; needed when the id is in several (400 otherwise)"
+)
+
+
 def views() -> dict[str, Schema]:
     def view(
         operation_id: str,
@@ -356,6 +361,7 @@ def views() -> dict[str, Schema]:
             parameters=[
                 enum("status", "only orders in this status", ORDER_LIFECYCLE),
                 text("customer_id", "only this customer's orders"),
+                text("namespace", "only this namespace's orders"),
                 limit(50, 500),
                 cursor(),
             ],
@@ -366,16 +372,30 @@ def views() -> dict[str, Schema]:
             "One order",
             "Order",
             missing="no such order",
-            parameters=[in_path("order_id", "the partner's order id")],
+            parameters=[
+                in_path("order_id", "the partner's order id"),
+                text("namespace", IN_NAMESPACE),
+            ],
+            bad=True,
         ),
         "/views/customers/{customer_id}": view(
             "getCustomer",
             "One customer",
             "Customer",
             missing="no such customer",
-            parameters=[in_path("customer_id", "the partner's customer id")],
+            parameters=[
+                in_path("customer_id", "the partner's customer id"),
+                text("namespace", IN_NAMESPACE),
+            ],
+            bad=True,
         ),
-        "/views/revenue": view("listRevenue", "Revenue per currency", "RevenueList"),
+        "/views/revenue": view(
+            "listRevenue",
+            "Revenue per namespace and currency",
+            "RevenueList",
+            parameters=[text("namespace", "only this namespace's revenue")],
+            bad=True,
+        ),
         "/views/sources": view(
             "listSourceStats", "Outcomes per source", "SourceStatsList"
         ),
@@ -522,7 +542,13 @@ def audit() -> dict[str, Schema]:
             "listObjectEvents",
             "One object's events, by version",
             json_body("a page of its events", ref("AggregateEvents")),
-            [kind, object_id, limit(100, 1000), cursor()],
+            [
+                kind,
+                object_id,
+                text("namespace", IN_NAMESPACE),
+                limit(100, 1000),
+                cursor(),
+            ],
             missing="unknown type, or no event of this object",
         ),
         "/audit/aggregates/{type}/{id}": read(
@@ -532,6 +558,7 @@ def audit() -> dict[str, Schema]:
             [
                 kind,
                 object_id,
+                text("namespace", IN_NAMESPACE),
                 integer("version", "the state at this version", 1, MAX_POSITION),
                 moment(
                     "as_of",

@@ -86,7 +86,9 @@ def _answers() -> dict[str, Schema]:
     return {
         "ObjectRef": closed(
             {"type": STRING, "id": STRING, "version": COUNT},
-            description="An object addressed: the partner's id and the "
+            {"namespace": STRING},
+            description="An object addressed: the partner's id, its namespace "
+            "(absent from answers given before namespaces) and the "
             "aggregate's version after the decision.",
         ),
         "Answer": closed(
@@ -141,6 +143,7 @@ def _read_models() -> dict[str, Schema]:
     return {
         "Order": closed(
             {
+                "namespace": STRING,
                 "order_id": STRING,
                 "customer_id": text,
                 "status": one_of(ORDER_LIFECYCLE),
@@ -166,6 +169,7 @@ def _read_models() -> dict[str, Schema]:
         ),
         "Customer": closed(
             {
+                "namespace": STRING,
                 "customer_id": STRING,
                 "email": text,
                 "name": text,
@@ -183,6 +187,7 @@ def _read_models() -> dict[str, Schema]:
         ),
         "RevenueRow": closed(
             {
+                "namespace": STRING,
                 "currency": STRING,
                 "paid_cents": {"type": "integer"},
                 "refunded_cents": {"type": "integer"},
@@ -196,7 +201,7 @@ def _read_models() -> dict[str, Schema]:
                 },
                 "orders_paid": COUNT,
             },
-            description="Revenue in one currency.",
+            description="Revenue of one namespace in one currency.",
         ),
         "SourceStatsRow": closed(
             {
@@ -208,8 +213,10 @@ def _read_models() -> dict[str, Schema]:
             },
             description="First outcomes of one source's deliveries.",
         ),
-        "OrdersPage": page(ref("Order"), "Orders by order_id."),
-        "RevenueList": listing(ref("RevenueRow"), "Every currency."),
+        "OrdersPage": page(ref("Order"), "Orders by order_id, then namespace."),
+        "RevenueList": listing(
+            ref("RevenueRow"), "Every namespace and currency, in that order."
+        ),
         "SourceStatsList": listing(ref("SourceStatsRow"), "Every source and outcome."),
     }
 
@@ -345,7 +352,9 @@ def _audit() -> dict[str, Schema]:
         ),
         "AggregateEvents": closed(
             {
-                "aggregate": closed({"type": STRING, "id": STRING}),
+                "aggregate": closed(
+                    {"type": STRING, "id": STRING, "namespace": STRING}
+                ),
                 "events": {"type": "array", "items": ref("AuditEvent")},
                 "next_cursor": nullable(STRING),
             },

@@ -18,7 +18,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Engine, MetaData, Select, Table, select
+from sqlalchemy import Engine, MetaData, Select, Table, select, tuple_
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
@@ -39,6 +39,9 @@ ORDERS = OrdersProjection().define(MetaData())["orders"]
 CUSTOMERS = CustomersProjection().define(MetaData())["customers"]
 REVENUE = RevenueProjection().define(MetaData())["revenue"]
 STATS = SourceStatsProjection().define(MetaData())["source_stats"]
+NAMESPACES_LISTED = 20
+"""At most this many namespaces are named in the 400 of an id that is in
+several."""
 
 
 def _iso(value: Any) -> Any:
@@ -56,37 +59,73 @@ def _rows(engine: Engine, query: Select[Any]) -> list[dict[str, Any]]:
 
 
 def _orders_page(engine: Engine, query: Mapping[str, str]) -> dict[str, Any]:
+    """Orders by id, then namespace; ``namespace``, ``status`` and
+    ``customer_id`` filter."""
     limit, after = params.limit(query, 50, 500), params.cursor(query)
-    if after is not None and not isinstance(after, str):
+    if after is not None and not _is_pair(after):
         raise BadParameter("cursor is not one this server gave")
     status = params.text(query, "status")
     customer_id = params.text(query, "customer_id")
-    rows = select(ORDERS).order_by(ORDERS.c.order_id).limit(limit + 1)
+    namespace = params.text(query, "namespace")
+    key = tuple_(ORDERS.c.order_id, ORDERS.c.namespace)
+    rows = (
+        select(ORDERS).order_by(ORDERS.c.order_id, ORDERS.c.namespace).limit(limit + 1)
+    )
     if status is not None:
         if status not in ORDER_LIFECYCLE:
             raise BadParameter(f"status must be one of {', '.join(ORDER_LIFECYCLE)}")
         rows = rows.where(ORDERS.c.status == status)
     if customer_id is not None:
         rows = rows.where(ORDERS.c.customer_id == customer_id)
+    if namespace is not None:
+        rows = rows.where(ORDERS.c.namespace == namespace)
     if after is not None:
-        rows = rows.where(ORDERS.c.order_id > after)
+        rows = rows.where(key > tuple_(*after))
     items = _rows(engine, rows)
     more = len(items) > limit
-    last = params.encode_cursor(items[limit - 1]["order_id"]) if more else None
-    return {"items": items[:limit], "next_cursor": last}
+    last = items[limit - 1] if more else None
+    cursor = (
+        params.encode_cursor([last["order_id"], last["namespace"]]) if last else None
+    )
+    return {"items": items[:limit], "next_cursor": cursor}
 
 
-def _by_id(engine: Engine, table: Table, value: str) -> dict[str, Any] | None:
-    """The row whose primary key is ``value`` (never one with a NUL)."""
+def _is_pair(cursor: object) -> bool:
+    return (
+        isinstance(cursor, list)
+        and len(cursor) == 2
+        and all(isinstance(part, str) for part in cursor)
+    )
+
+
+def _by_id(
+    engine: Engine, table: Table, value: str, query: Mapping[str, str]
+) -> dict[str, Any] | None:
+    """The row of the object ``value`` in the namespace the query names; in
+    the only one that has it when it names none (several: a 400 that lists
+    them). Never one with a NUL."""
+    namespace = params.text(query, "namespace")
     if "\x00" in value:
         return None
-    key = next(iter(table.primary_key.columns))
-    rows = _rows(engine, select(table).where(key == value))
+    id_column = next(c for c in table.primary_key.columns if c.name != "namespace")
+    wanted = select(table).where(id_column == value).limit(NAMESPACES_LISTED + 1)
+    if namespace is not None:
+        wanted = wanted.where(table.c.namespace == namespace)
+    rows = _rows(engine, wanted)
+    if len(rows) > 1:
+        names = ", ".join(row["namespace"] for row in rows[:NAMESPACES_LISTED])
+        more = ", …" if len(rows) > NAMESPACES_LISTED else ""
+        raise BadParameter(
+            f"{value!r} is in several namespaces ({names}{more}): "
+            "name one with ?namespace="
+        )
     return rows[0] if rows else None
 
 
-def _customer(engine: Engine, customer_id: str) -> dict[str, Any] | None:
-    row = _by_id(engine, CUSTOMERS, customer_id)
+def _customer(
+    engine: Engine, customer_id: str, query: Mapping[str, str]
+) -> dict[str, Any] | None:
+    row = _by_id(engine, CUSTOMERS, customer_id, query)
     if row is None:
         return None
     row["deleted"] = bool(row["deleted"])
@@ -115,9 +154,10 @@ async def orders(request: Request) -> Response:
 @requires(Role.READER)
 async def order(request: Request) -> Response:
     order_id: str = request.path_params["order_id"]
+    query = request.query_params
     return await _answer(
         request,
-        lambda engine: _by_id(engine, ORDERS, order_id),
+        lambda engine: _by_id(engine, ORDERS, order_id, query),
         f"no order {order_id!r}",
     )
 
@@ -125,19 +165,31 @@ async def order(request: Request) -> Response:
 @requires(Role.READER)
 async def customer(request: Request) -> Response:
     customer_id: str = request.path_params["customer_id"]
+    query = request.query_params
     return await _answer(
         request,
-        lambda engine: _customer(engine, customer_id),
+        lambda engine: _customer(engine, customer_id, query),
         f"no customer {customer_id!r}",
     )
 
 
-def _listing(query: Select[Any]) -> Callable[[Request], Awaitable[Response]]:
-    """A view of every row of ``query``, as ``{"items": [...]}``."""
+def _listing(
+    query: Select[Any], namespaced: Table | None = None
+) -> Callable[[Request], Awaitable[Response]]:
+    """A view of every row of ``query``, as ``{"items": [...]}``; of one
+    namespace's rows of ``namespaced`` when the request names one."""
+
+    def items(engine: Engine, given: Mapping[str, str]) -> dict[str, Any]:
+        namespace = params.text(given, "namespace")
+        rows = query
+        if namespaced is not None and namespace is not None:
+            rows = query.where(namespaced.c.namespace == namespace)
+        return {"items": _rows(engine, rows)}
 
     @requires(Role.READER)
     async def view(request: Request) -> Response:
-        return await _answer(request, lambda engine: {"items": _rows(engine, query)})
+        given = request.query_params
+        return await _answer(request, lambda engine: items(engine, given))
 
     return view
 
@@ -147,7 +199,13 @@ def routes() -> list[BaseRoute]:
         Route("/views/orders", orders),
         Route("/views/orders/{order_id}", order),
         Route("/views/customers/{customer_id}", customer),
-        Route("/views/revenue", _listing(select(REVENUE).order_by(REVENUE.c.currency))),
+        Route(
+            "/views/revenue",
+            _listing(
+                select(REVENUE).order_by(REVENUE.c.namespace, REVENUE.c.currency),
+                REVENUE,
+            ),
+        ),
         Route(
             "/views/sources",
             _listing(select(STATS).order_by(STATS.c.source, STATS.c.outcome)),
