@@ -151,6 +151,8 @@ def partner(secret: str) -> Partner:
 
 @pytest.fixture
 def store(database_url: str) -> Iterator[Store]:
-    inspector = Store(database_url)
+    """The test's store, reading objects in the namespace of ``settings``'
+    source ``acme`` (its name)."""
+    inspector = Store(database_url, namespace="acme")
     yield inspector
     inspector.close()

@@ -8,14 +8,18 @@ from typing import Any
 from sqlalchemy import text
 
 from domain.application import SyncService
+from domain.namespaces import DEFAULT_NAMESPACE
 from infrastructure.persistence.database import Database
 
 
 class Store:
-    """Counts rows, reads delivery records and loads aggregates."""
+    """Counts rows, reads delivery records and loads aggregates;
+    ``namespace``: where ``state`` looks unless told (the namespace of the
+    source whose objects the test reads)."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, namespace: str = DEFAULT_NAMESPACE) -> None:
         self.database = Database(url)
+        self.namespace = namespace
         self._service: SyncService | None = None
 
     def count(self, table: str) -> int:
@@ -74,8 +78,11 @@ class Store:
             self._service = SyncService(env=self.database.eventsourcing_env())
         return self._service
 
-    def state(self, kind: str, object_id: str) -> dict[str, Any] | None:
-        return self.service.state_of(kind, object_id)
+    def state(
+        self, kind: str, object_id: str, namespace: str | None = None
+    ) -> dict[str, Any] | None:
+        """The object's domain state, in ``namespace`` or the store's."""
+        return self.service.state_of(kind, object_id, namespace or self.namespace)
 
     def close(self) -> None:
         if self._service is not None:

@@ -33,7 +33,7 @@ from projections.customers import CustomersProjection
 from projections.orders import OrdersProjection
 from projections.positions import positions as positions_table
 from projections.revenue import RevenueProjection
-from tests.chaos.script import ACME, HUB, Chunk, Keys, keys_of
+from tests.chaos.script import ACME, HUB, NAMESPACE, Chunk, Keys, keys_of
 from tests.chaos.simulator import ATTEMPT_HEADER, Traffic
 from tests.histories import Event, ObjectKey
 from tests.integration.test_projection_runner import (
@@ -134,7 +134,7 @@ def read_positions(store: Store) -> dict[str, tuple[int, str, str | None]]:
 def wait_caught_up(database_url: str, stall_seconds: float) -> Result:
     """Wait until every projection's position is the head of the log; fail
     when none moved for ``stall_seconds``."""
-    store = Store(database_url)
+    store = Store(database_url, NAMESPACE)
     try:
         names = list(all_projections())
         last, moved = None, time.monotonic()
@@ -173,7 +173,7 @@ def run_all(
     audit_sample: int,
     seed: int,
 ) -> list[Result]:
-    store = Store(database_url)
+    store = Store(database_url, NAMESPACE)
     try:
         keys = keys_of(taken)
         events = {event.key: event for each in taken for event in each.events}
@@ -656,13 +656,15 @@ def check_read_models(
 ) -> list[Result]:
     engine = store.database.engine()
     orders = truth_orders(truth)
-    found_orders = without_log_columns(table_rows(OrdersProjection(), "orders", engine))
+    found_orders = without_log_columns(
+        table_rows(OrdersProjection(), "orders", engine, NAMESPACE)
+    )
     customers = truth_customers(truth)
     found_customers = without_log_columns(
-        table_rows(CustomersProjection(), "customers", engine)
+        table_rows(CustomersProjection(), "customers", engine, NAMESPACE)
     )
     revenue = expected_revenue(orders)
-    found_revenue = table_rows(RevenueProjection(), "revenue", engine)
+    found_revenue = table_rows(RevenueProjection(), "revenue", engine, NAMESPACE)
     money = ", ".join(
         f"{currency} net {totals['net_cents'] / 100:,.2f}"
         for currency, totals in sorted(revenue.items())
@@ -694,21 +696,27 @@ def check_read_models_versions(
     found = {
         **{
             ("order", k): v
-            for k, v in table_rows(OrdersProjection(), "orders", engine).items()
+            for k, v in table_rows(
+                OrdersProjection(), "orders", engine, NAMESPACE
+            ).items()
         },
         **{
             ("customer", k): v
-            for k, v in table_rows(CustomersProjection(), "customers", engine).items()
+            for k, v in table_rows(
+                CustomersProjection(), "customers", engine, NAMESPACE
+            ).items()
         },
     }
     expected = {
         **{
             ("order", k): v
-            for k, v in expected_orders(store.service, order_ids).items()
+            for k, v in expected_orders(store.service, order_ids, NAMESPACE).items()
         },
         **{
             ("customer", k): v
-            for k, v in expected_customers(store.service, customer_ids).items()
+            for k, v in expected_customers(
+                store.service, customer_ids, NAMESPACE
+            ).items()
         },
     }
     checked = compare_rows(
@@ -743,7 +751,7 @@ def check_source_stats(store: Store, traffic: Traffic, keys: Keys) -> Result:
 
 
 def aggregate_id(kind: str, object_id: str) -> Any:
-    return (Order if kind == "order" else Customer).create_id(object_id)
+    return (Order if kind == "order" else Customer).create_id(object_id, NAMESPACE)
 
 
 class Caused:

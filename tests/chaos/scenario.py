@@ -49,6 +49,7 @@ from tests.chaos.processes import (
 from tests.chaos.script import (
     ACME,
     HUB,
+    NAMESPACE,
     Chunk,
     chunk,
     chunks_for,
@@ -95,12 +96,14 @@ poll_seconds = 0.2
 scheme = "standard-webhooks"
 secrets = ["env:ACME_SECRET"]
 store_headers = ["x-chaos-attempt"]
+namespace = "{NAMESPACE}"
 
 [sources.hub]
 scheme = "github"
 mapping = "standard"
 secrets = ["env:HUB_SECRET"]
 store_headers = ["x-chaos-attempt"]
+namespace = "{NAMESPACE}"
 
 [tokens.chaos-auditor]
 role = "auditor"

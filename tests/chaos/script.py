@@ -48,6 +48,9 @@ HUB_SHARE = 1 / 3
 REORDER_WINDOW = 150
 """How far (in queue places) an event may move from its source order."""
 ACME, HUB = "acme", "hub"
+NAMESPACE = "partner"
+"""Both sources' namespace: one partner's objects over two channels (each
+object is sent over one of them only)."""
 KINDS = ("first", "concurrent", "late", "re-send", "concurrent re-send")
 
 

@@ -685,8 +685,11 @@ def db(backend_url: str) -> Iterator[Store]:
     store.close()
 
 
-def state_of(db: Store, kind: str, object_id: str) -> dict[str, Any] | None:
-    state = db.state(kind, object_id)
+def state_of(
+    db: Store, source: str, kind: str, object_id: str
+) -> dict[str, Any] | None:
+    """The object's state in ``source``'s namespace (its name)."""
+    state = db.state(kind, object_id, source)
     return None if state is None else {k: state[k] for k in ("status", "values")}
 
 
@@ -750,7 +753,7 @@ def test_a_signed_delivery_is_applied_and_its_retry_is_a_duplicate(
 
     answer = assert_applied(applied, source, first.key, aggregate)
     assert_duplicate(replayed, source, first.key, answer)
-    assert state_of(db, *aggregate) == case.state(uid)
+    assert state_of(db, source, *aggregate) == case.state(uid)
     record = db.delivery(source, first.key)
     assert record is not None
     assert (record["payload"], record["answer"]) == (first.body, answer)
@@ -779,7 +782,7 @@ def test_a_tampered_body_is_refused_and_the_reason_is_only_logged(
         )
 
     assert db.keys() == keys
-    assert state_of(db, *case.aggregate(uid + 1)) is None
+    assert state_of(db, source, *case.aggregate(uid + 1)) is None
     assert partners.log_since(offset).count(refusal_logged_line(source)) == 2
     # Nothing of the refusals was kept: the genuine delivery is a first one.
     assert_applied(
@@ -800,7 +803,7 @@ def test_a_delivery_signed_with_another_secret_is_refused(
     assert_unauthorized(partners.post(source, forged))
 
     assert db.keys() == keys
-    assert state_of(db, *case.aggregate(uid)) is None
+    assert state_of(db, source, *case.aggregate(uid)) is None
     assert refusal_logged_line(source) in partners.log_since(offset)
     genuine = case.deliver(payload, now)
     assert_applied(
@@ -896,7 +899,7 @@ def test_both_rotated_secrets_are_accepted_until_the_old_one_is_removed(
             first_new,
         )
         assert partners.log_since(offset).count(refusal_logged_line("rotated")) == 2
-        assert state_of(db, *order_of(uids[2])) is None
+        assert state_of(db, "rotated", *order_of(uids[2])) is None
         kept = db.delivery("rotated", payloads[0][0])
         assert kept is not None and kept["answer"] == first_old
     finally:
@@ -956,7 +959,15 @@ SOURCE_LINES = [
     "unsigned: scheme none, mapping standard",
 ]
 """What ``config check`` prints and ``serve`` logs for each source of
-``config_text``: ``svixsrc`` names no mapping and gets its scheme's."""
+``config_text`` (then its namespace: ``namespace_line``): ``svixsrc`` names
+no mapping and gets its scheme's."""
+
+
+def namespace_line(line: str, why: str) -> str:
+    """``line`` with its source's namespace: none names one, so each is in
+    its own (``serve`` reads the store's pins; ``config check`` here has no
+    store to read them from, and says so)."""
+    return f"{line}, namespace {line.partition(':')[0]} ({why})"
 
 
 def test_serve_logs_each_sources_scheme_and_mapping_once_at_start(
@@ -973,7 +984,7 @@ def test_serve_logs_each_sources_scheme_and_mapping_once_at_start(
         if record["logger"] == "idemsync" and record["message"].startswith("source ")
     ]
     assert [record["message"] for record in described] == [
-        f"source {line}" for line in SOURCE_LINES
+        f"source {namespace_line(line, 'its name')}" for line in SOURCE_LINES
     ]
     svix = described[1]
     assert (svix["level"], svix["source"], svix["scheme"]) == (
@@ -982,6 +993,7 @@ def test_serve_logs_each_sources_scheme_and_mapping_once_at_start(
         "standard-webhooks",
     )
     assert (svix["mapping"], svix["mapping_is_default"]) == ("standard", True)
+    assert svix["namespace"] == "svixsrc"
 
 
 def test_config_check_builds_every_source_and_lists_them(tmp_path: Path) -> None:
@@ -991,7 +1003,10 @@ def test_config_check_builds_every_source_and_lists_them(tmp_path: Path) -> None
     config = tmp_path / "idemsync.toml"
     assert finished.stdout.splitlines() == [
         f"{config}: ok; sources: {', '.join(SOURCES)}",
-        *SOURCE_LINES,
+        *(
+            namespace_line(line, "its name, unless the store pinned it")
+            for line in SOURCE_LINES
+        ),
     ]
     for secret in SECRETS.values():
         assert secret not in finished.stdout + finished.stderr

@@ -33,7 +33,12 @@ def test_a_signed_webhook_is_applied_over_the_socket_and_its_retry_is_a_duplicat
         "outcome": "applied",
         "source": "acme",
         "key": request.key,
-        "aggregate": {"type": "order", "id": "ord_e2e", "version": 2},
+        "aggregate": {
+            "type": "order",
+            "id": "ord_e2e",
+            "namespace": "acme",
+            "version": 2,
+        },
     }
     assert "idempotent-replayed" not in first.headers
     assert again.status_code == 200, again.text

@@ -161,7 +161,8 @@ def send_with_retries(
 
 
 def aggregate_id(kind: str, object_id: str) -> Any:
-    return (Order if kind == "order" else Customer).create_id(object_id)
+    """In the namespace of the server's source ``acme``."""
+    return (Order if kind == "order" else Customer).create_id(object_id, "acme")
 
 
 def test_a_killed_server_loses_no_acknowledged_delivery_and_applies_none_twice(

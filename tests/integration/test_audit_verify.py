@@ -47,7 +47,7 @@ class Log:
 
     def oid(self, order_id: str) -> Any:
         """The originator id of an order as the tables store it."""
-        originator_id = Order.create_id(order_id)
+        originator_id = Order.create_id(order_id, "acme")
         return originator_id if self.postgres else originator_id.hex
 
     def run(self, sql: str, **params: Any) -> None:
@@ -341,6 +341,25 @@ def test_a_ledger_row_whose_source_was_edited_is_named_modified(
     )
 
 
+@pytest.mark.parametrize("forged", ["default", "elsewhere"])
+def test_a_ledger_row_moved_to_another_namespace_is_named_modified(
+    log: Log, forged: str
+) -> None:
+    """A row's namespace is hashed (``acme``'s, not the default): moving the
+    event to another namespace's object, the default included, is caught."""
+    created = log.event("ord_1", 2)
+    log.run(
+        "UPDATE event_audit SET namespace = :forged "
+        "WHERE originator_id = :id AND originator_version = :version",
+        forged=forged,
+        **log.where("ord_1", 2),
+    )
+    report = verify(log.engine)
+    assert brief(report.findings) == [
+        (MODIFIED, created.notification_id, "order", "ord_1", 2, None)
+    ]
+
+
 def test_an_edited_ledger_hash_is_one_finding_and_its_checkpoint_not_a_cascade(
     log: Log,
 ) -> None:
@@ -374,10 +393,11 @@ def test_an_event_rewritten_with_a_recomputed_ledger_hash_breaks_the_next_link(
         entry.source,
         entry.idempotency_key,
         entry.occurred_at,
+        entry.namespace,
     )
     rehashed = event_hash(
         before,
-        Order.create_id("ord_1"),
+        Order.create_id("ord_1", "acme"),
         3,
         paid.topic,
         forged,

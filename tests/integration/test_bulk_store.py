@@ -83,7 +83,9 @@ def test_the_clones_verify_load_and_project_like_the_template(
     assert report.uncovered_events == 0
     assert report.events == events
 
-    template_orders = sum(1 for kind, _ in template.kinds.values() if kind == "order")
+    template_orders = sum(
+        1 for kind, _, _ in template.kinds.values() if kind == "order"
+    )
     assert orders == before[3] + COPIES * template_orders
     template_revenue = revenue_of_template(template)
     for currency, (paid, refunded, count) in revenue(postgres_url).items():
@@ -95,9 +97,13 @@ def test_the_clones_verify_load_and_project_like_the_template(
 
     service = SyncService(env=database.eventsourcing_env())
     try:
-        order_id = next(n for kind, n in template.kinds.values() if kind == "order")
+        namespace, order_id = next(
+            (ns, n) for kind, ns, n in template.kinds.values() if kind == "order"
+        )
         first, last = (
-            service.state_of("order", order_id.replace(bulk_store.MARK, f"_c{n:06d}"))
+            service.state_of(
+                "order", order_id.replace(bulk_store.MARK, f"_c{n:06d}"), namespace
+            )
             for n in (1, COPIES)
         )
         assert first is not None and first["status"]

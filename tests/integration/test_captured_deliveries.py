@@ -93,7 +93,7 @@ def billing(body: bytes, key: str) -> dict[str, str]:
 
 
 def version_of(store: Store, order_id: str) -> int:
-    order = store.service.find("order", order_id)
+    order = store.service.find("order", order_id, store.namespace)
     assert order is not None
     return order.version
 

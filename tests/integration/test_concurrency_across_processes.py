@@ -186,7 +186,7 @@ def test_two_hundred_deliveries_on_one_order_from_eight_processes_are_all_decide
     assert state["values"]["paid_cents"] == 201
     assert (
         store.service.repository.get(
-            store.service.find("order", "ord_hot").id  # type: ignore[union-attr]
+            store.service.find("order", "ord_hot", "acme").id  # type: ignore[union-attr]
         ).version
         == first_version - 1 + outcomes["applied"]
     )

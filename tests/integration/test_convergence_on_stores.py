@@ -175,7 +175,7 @@ def in_order(
             key, body = example.key(sent), example.body(sent.command)
             answer = send(memory, partner, source, key, body)
             assert answer.outcome is Outcome.APPLIED, answer.to_json()
-        states = {obj: service.state_of(*obj) for obj in example.objects()}
+        states = {obj: service.state_of(*obj, source) for obj in example.objects()}
     finally:
         service.close()
     for state in states.values():
@@ -205,7 +205,7 @@ def test_duplicates_reorderings_and_re_sends_under_fresh_keys_end_in_the_in_orde
 
     # The in-order state, money counted once.
     for obj, state in expected.items():
-        assert intake.service.state_of(*obj) == state, obj
+        assert intake.service.state_of(*obj, source) == state, obj
     order = expected[("order", f"ord-{example.run}")]
     assert order["values"].get("paid_cents") == latest_amount(history, "order.paid")
     assert order["values"].get("refunded_cents") == latest_amount(

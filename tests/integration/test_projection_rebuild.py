@@ -268,7 +268,7 @@ def test_a_double_counting_bug_is_reported_by_verify_and_repaired_by_a_rebuild(
         "revenue_orders": 0,
     }
     euros = next(d for d in check.differences or () if d.table == "revenue")
-    assert euros.examples[0]["key"] == {"currency": "EUR"}
+    assert euros.examples[0]["key"] == {"namespace": "acme", "currency": "EUR"}
     assert euros.examples[0]["live"]["paid_cents"] == 15000
     assert euros.examples[0]["rebuilt"]["paid_cents"] == 7500
     assert revenue_rows(engine)["EUR"] == (15000, 1000, 14000, 2)

@@ -42,6 +42,7 @@ from domain.application import Decision, SyncService
 from domain.commands import CUSTOMER_FIELDS
 from domain.customer import Customer
 from domain.delivery import Delivery
+from domain.namespaces import DEFAULT_NAMESPACE
 from domain.order import Order
 from domain.receipt import Receipt
 from infrastructure.mappings.standard import map_standard
@@ -217,16 +218,19 @@ def order_row(state: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def expected_orders(
-    service: SyncService, order_ids: Sequence[str]
+    service: SyncService,
+    order_ids: Sequence[str],
+    namespace: str = DEFAULT_NAMESPACE,
 ) -> dict[str, dict[str, Any]]:
-    """The ``orders`` rows that the aggregates say should exist."""
+    """The ``orders`` rows that the aggregates of ``namespace`` say should
+    exist."""
     topics = OrdersProjection().topics
     rows = {}
     for order_id in dict.fromkeys(order_ids):
-        state = service.state_of("order", order_id)
+        state = service.state_of("order", order_id, namespace)
         if state is None or state["status"] is None:
             continue  # tracked for a parked delivery, never created
-        last = last_shown_event(service, Order.create_id(order_id), topics)
+        last = last_shown_event(service, Order.create_id(order_id, namespace), topics)
         row = order_row(state)
         row["version"] = last.originator_version
         row["updated_at"] = as_utc(last.timestamp)
@@ -235,16 +239,21 @@ def expected_orders(
 
 
 def expected_customers(
-    service: SyncService, customer_ids: Sequence[str]
+    service: SyncService,
+    customer_ids: Sequence[str],
+    namespace: str = DEFAULT_NAMESPACE,
 ) -> dict[str, dict[str, Any]]:
-    """The ``customers`` rows that the aggregates say should exist."""
+    """The ``customers`` rows that the aggregates of ``namespace`` say should
+    exist."""
     topics = CustomersProjection().topics
     rows = {}
     for customer_id in dict.fromkeys(customer_ids):
-        state = service.state_of("customer", customer_id)
+        state = service.state_of("customer", customer_id, namespace)
         if state is None or state["status"] is None:
             continue
-        last = last_shown_event(service, Customer.create_id(customer_id), topics)
+        last = last_shown_event(
+            service, Customer.create_id(customer_id, namespace), topics
+        )
         row: dict[str, Any] = {
             name: json_text(state["values"].get(name)) for name in CUSTOMER_FIELDS
         }
@@ -284,17 +293,26 @@ def expected_revenue(orders: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
     return dict(revenue)
 
 
-def table_rows(projection: Projection, table: str, engine: Engine) -> dict[str, Any]:
-    """A read model's rows by primary key, typed by the projection's own table
-    definition (SQLite keeps times as text)."""
+def table_rows(
+    projection: Projection,
+    table: str,
+    engine: Engine,
+    namespace: str = DEFAULT_NAMESPACE,
+) -> dict[str, Any]:
+    """A read model's rows by primary key but the namespace, all of which
+    must be ``namespace``, typed by the projection's own table definition
+    (SQLite keeps times as text)."""
     definition = projection.define(MetaData())[table]
-    (key,) = definition.primary_key.columns
+    (key,) = (c for c in definition.primary_key.columns if c.name != "namespace")
     with engine.connect() as conn:
-        rows = conn.execute(select(definition)).mappings()
-        found = {
-            row[key.name]: {k: v for k, v in row.items() if k != key.name}
-            for row in rows
+        rows = list(conn.execute(select(definition)).mappings())
+    assert {row["namespace"] for row in rows} <= {namespace}
+    found = {
+        row[key.name]: {
+            k: v for k, v in row.items() if k not in (key.name, "namespace")
         }
+        for row in rows
+    }
     for row in found.values():
         if isinstance(row.get("updated_at"), datetime):
             row["updated_at"] = as_utc(row["updated_at"])

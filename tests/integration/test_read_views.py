@@ -157,6 +157,7 @@ def test_revenue_is_per_currency_net_of_refunds(
     assert status == 200
     assert body["items"] == [
         {
+            "namespace": "acme",
             "currency": "EUR",
             "paid_cents": 10000,
             "refunded_cents": 1500,
@@ -165,6 +166,7 @@ def test_revenue_is_per_currency_net_of_refunds(
             "orders_paid": 2,
         },
         {
+            "namespace": "acme",
             "currency": "USD",
             "paid_cents": 5000,
             "refunded_cents": 0,

@@ -188,6 +188,7 @@ def test_revenue_to_the_cent_after_refunds_by_id_a_stated_total_and_disputes(
         revenue = client.get("/views/revenue", headers=auth("reader")).json()
         assert revenue["items"] == [
             {
+                "namespace": "acme",
                 "currency": "EUR",
                 "paid_cents": 12_000,
                 "refunded_cents": 750,
@@ -196,6 +197,7 @@ def test_revenue_to_the_cent_after_refunds_by_id_a_stated_total_and_disputes(
                 "disputed_cents": 1_000,
             },
             {
+                "namespace": "acme",
                 "currency": "USD",
                 "paid_cents": 700,
                 "refunded_cents": 700,

@@ -202,6 +202,7 @@ def test_each_new_stripe_type_first_delivered_retried_and_reordered_in_the_read_
         revenue = client.get("/views/revenue", headers=auth("reader")).json()
         by_currency = {row["currency"]: row for row in revenue["items"]}
         assert by_currency["EUR"] == {
+            "namespace": "acme",
             "currency": "EUR",
             "paid_cents": 15_000,
             "refunded_cents": 6000,

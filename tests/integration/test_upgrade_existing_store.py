@@ -31,6 +31,7 @@ from typing import Any
 import pytest
 from starlette.testclient import TestClient
 
+from domain.namespaces import DEFAULT_NAMESPACE
 from infrastructure.audit.checkpoints import Checkpointer
 from infrastructure.audit.verify import verify
 from infrastructure.persistence.database import Database
@@ -174,9 +175,13 @@ def keeps_working(url: str, expected: dict[str, Any]) -> None:
         answer = send(client, paid, source).json()
         assert answer["outcome"] == "applied", answer
         assert answer["aggregate"]["version"] == before["version"] + 1, answer
+        assert answer["aggregate"]["namespace"] == DEFAULT_NAMESPACE, answer
         caught_up(client)
 
     database = Database(url)
+    assert database.pinned_namespaces() == dict.fromkeys(
+        expected["sources"], DEFAULT_NAMESPACE
+    ), "every source that wrote before namespaces keeps writing where it wrote"
     Checkpointer(database.engine()).catch_up()
     head = expected["audit"]["head"]
     report = verify(database.engine(), anchor=(head["seq"], head["hash"]))

@@ -21,7 +21,12 @@ def test_a_new_order_is_applied_and_its_record_is_committed_with_its_events(
         "outcome": "applied",
         "source": "acme",
         "key": request.key,
-        "aggregate": {"type": "order", "id": "ord_1", "version": 2},
+        "aggregate": {
+            "type": "order",
+            "id": "ord_1",
+            "namespace": "acme",
+            "version": 2,
+        },
     }
     record = store.delivery("acme", request.key)
     assert record is not None
@@ -92,7 +97,12 @@ def test_an_older_event_is_stale_and_changes_nothing(
     assert status == 200
     assert body["outcome"] == "stale"
     assert body["reason"]
-    assert body["aggregate"] == {"type": "order", "id": "ord_1", "version": 3}
+    assert body["aggregate"] == {
+        "type": "order",
+        "id": "ord_1",
+        "namespace": "acme",
+        "version": 3,
+    }
     assert store.topics("domain.order:") == order_events
     assert store.topics("domain.receipt:").count(RECEIPT_ISSUED) == 3
     assert store.state("order", "ord_1")["values"]["paid_cents"] == 10
