@@ -113,7 +113,7 @@ class WebhookAccessFilter(logging.Filter):
 QUERY_NAMES_SHOWN = frozenset(
     {
         *("after", "as_of", "cursor", "customer_id", "dry_run", "limit", "outcome"),
-        *("since", "source", "status", "until", "verify", "version"),
+        *("namespace", "since", "source", "status", "until", "verify", "version"),
         *("token", "access_token", "api_key", "key"),
     }
 )

@@ -15,6 +15,7 @@ from eventsourcing.persistence import IntegrityError
 from domain.application import Decision, SyncService
 from domain.commands import CreateOrder, MarkPaid
 from domain.delivery import Answer, Delivery, Outcome
+from domain.namespaces import DEFAULT_NAMESPACE
 from infrastructure.group_commit import GroupCommit, Overloaded
 from infrastructure.persistence.database import Database
 from tests.store import Store
@@ -127,7 +128,7 @@ def test_concurrent_deliveries_share_one_transaction_and_keep_their_outcomes(
     assert held.sizes == [1, len(work)]
     assert group.batches == 2 and group.committed == len(work) + 1
     assert len(store.keys()) == len(work) + 1
-    assert store.state("order", "ord_7")["status"] == "created"
+    assert store.state("order", "ord_7", DEFAULT_NAMESPACE)["status"] == "created"
     pool.shutdown()
 
 
@@ -143,7 +144,7 @@ def test_deliveries_to_one_aggregate_never_share_a_batch_and_are_all_decided(
     results = answers(futures)
     assert all(a.outcome in (Outcome.APPLIED, Outcome.STALE) for a in results)
     assert Outcome.APPLIED in {a.outcome for a in results}
-    state = store.state("order", "ord_1")
+    state = store.state("order", "ord_1", DEFAULT_NAMESPACE)
     assert state is not None and state["values"]["paid_cents"] == 100
     assert state["positions"]["status"][0] == 7
     assert set(held.shared) == {0}

@@ -39,10 +39,13 @@ GAUGES = (
     "idemsync_parked_deliveries",
     "idemsync_parked_oldest_seconds",
 )
+# Set once at start: one series per configured source, for joins.
+INFO = ("idemsync_source_info",)
 # Every series name /metrics exports: a histogram is its three series.
 SERIES = frozenset(
     COUNTERS
     + GAUGES
+    + INFO
     + tuple(
         f"{h}{suffix}" for h in HISTOGRAMS for suffix in ("_bucket", "_sum", "_count")
     )
