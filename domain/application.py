@@ -74,6 +74,10 @@ class Addressed:
     namespace: str
 
 
+Mapped = Sequence[Command] | Ignored
+"""What a mapping makes of a payload: commands, or why none."""
+
+
 class TooMuchContention(Exception):
     """A delivery lost every one of its attempts to concurrent writers."""
 
@@ -120,6 +124,10 @@ class Decision:
         return [a.kind for a in self.aggregates if isinstance(a, SyncedObject)]
 
 
+Commit = Callable[[Sequence[Decision]], None]
+"""``SyncService.commit``: one transaction for the decisions given."""
+
+
 class Committer(Protocol):
     """Commits one decision, maybe together with others (group commit);
     raises ``IntegrityError`` when a concurrent writer got there first."""
@@ -151,39 +159,40 @@ class SyncService(Application[uuid.UUID]):
         env: Mapping[str, str] | None = None,
         *,
         on_conflict: Callable[[str], None] | None = None,
+        committer: Callable[[Commit], Committer] | None = None,
     ) -> None:
         """``on_conflict`` hears the aggregate type of each commit lost to a
-        concurrent writer (``delivery`` when the race was for the key)."""
+        concurrent writer (``delivery`` when the race was for the key).
+        ``committer``: makes what commits deliveries together (the server's
+        group commit) from this service's ``commit``; without it each
+        delivery commits in its own transaction."""
         super().__init__(env)
         self.deliveries = cast(DeliveryLog, self.recorder)
         self.conflicts = 0
         self.on_conflict = on_conflict
-        self.committer: Committer | None = None
-        """Set by the server to commit deliveries together; None commits
-        each delivery in its own transaction."""
+        self.committer = None if committer is None else committer(self.commit)
 
     def receive(
-        self,
-        delivery: Delivery,
-        mapped: Sequence[Command] | Ignored,
-        *,
-        looked_up: bool = False,
+        self, delivery: Delivery, mapped: Mapped | Callable[[], Mapped]
     ) -> Answer:
         """Decide and record ``delivery``; the answer of a retry is the first one.
 
-        ``looked_up``: the caller has just found no first answer (the intake
-        looks before decoding), so the first attempt does not look again."""
+        ``mapped``: its commands, or what decodes them, called only when the
+        delivery has no first answer (a retry is answered without decoding
+        its body, and a body that no longer decodes cannot fail it)."""
+        commands: Mapped | None = None
         for attempt in range(self.max_attempts):
-            if attempt > 0 or not looked_up:
-                first = self.first_answer(
-                    delivery.source,
-                    delivery.key,
-                    attempt > 0,
-                    fingerprint=delivery.fingerprint,
-                )
-                if first is not None:
-                    return Answer.duplicate(delivery.source, delivery.key, first)
-            decision = self.decide(delivery, mapped)
+            first = self.first_answer(
+                delivery.source,
+                delivery.key,
+                attempt > 0,
+                fingerprint=delivery.fingerprint,
+            )
+            if first is not None:
+                return Answer.duplicate(delivery.source, delivery.key, first)
+            if commands is None:
+                commands = mapped() if callable(mapped) else mapped
+            decision = self.decide(delivery, commands)
             try:
                 if self.committer is None:
                     self.commit([decision])
@@ -198,7 +207,7 @@ class SyncService(Application[uuid.UUID]):
     def replay(
         self,
         delivery: Delivery,
-        mapped: Sequence[Command] | Ignored,
+        mapped: Mapped,
         *,
         commit: bool = True,
     ) -> Answer | None:
@@ -273,9 +282,7 @@ class SyncService(Application[uuid.UUID]):
             )
         return first
 
-    def decide(
-        self, delivery: Delivery, mapped: Sequence[Command] | Ignored
-    ) -> Decision:
+    def decide(self, delivery: Delivery, mapped: Mapped) -> Decision:
         """Let each addressed object decide its command; nothing is written."""
         answer, changed, resolutions = self._decide(delivery, mapped)
         receipt = Receipt(
@@ -318,7 +325,7 @@ class SyncService(Application[uuid.UUID]):
         return tuple(events), provenance
 
     def _decide(
-        self, delivery: Delivery, mapped: Sequence[Command] | Ignored
+        self, delivery: Delivery, mapped: Mapped
     ) -> tuple[Answer, tuple[SyncedObject, ...], tuple[Resolution, ...]]:
         """The answer, the objects with new events, and what became of the
         parked deliveries they released."""

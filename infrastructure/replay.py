@@ -2,9 +2,10 @@
 
 After a mapping fix, deliveries that were ``ignored`` (or ``rejected``,
 ``parked``...) under the old code are decided again: the raw payload and
-headers kept in the delivery log go through the source's mapping, built by
-``Source.build``, without HTTP and without a signature check (they were
-verified when they were received), then through ``SyncService.replay``
+headers kept in the delivery log are decoded as a live delivery is
+(``Source.decode``: the source's mapping and the refusals every mapping
+gets), without HTTP and without a signature check (they were verified when
+they were received), then go through ``SyncService.replay``
 against the objects as they are now. That writes the new events, the record's
 ``resolution`` and the receipt's ``Resolved`` in one transaction, and writes
 nothing when the delivery's effect would not change: replaying twice is
@@ -26,9 +27,9 @@ from sqlalchemy import Engine, Row, case, func, select
 
 from domain.application import SyncService
 from domain.delivery import Delivery
-from infrastructure.intake import Source
-from infrastructure.mappings import InvalidPayload
 from infrastructure.persistence.deliveries import DELIVERIES, moment, parse_moment
+from infrastructure.refusals import UnreadablePayload
+from infrastructure.sources import Source
 
 _current_outcome = func.coalesce(DELIVERIES.c.resolution, DELIVERIES.c.outcome)
 _current_reason = case(
@@ -88,15 +89,16 @@ class Replayer:
             return None
         headers: dict[str, str] = json.loads(row.headers)
         payload = bytes(row.payload)
+        received_at = parse_moment(row.received_at)
         try:
-            mapped = self.source.mapping(payload, headers)
-        except InvalidPayload as invalid:
+            mapped = self.source.decode(payload, headers, received_at)
+        except UnreadablePayload as invalid:
             reason = f"today's mapping refuses it: {invalid.path}: {invalid.message}"
             return Replayed(key, before, before, reason, False, failed=True)
         delivery = Delivery(
             self.source.name,
             key,
-            parse_moment(row.received_at),
+            received_at,
             payload,
             headers,
             namespace=self.source.namespace,

@@ -5,19 +5,26 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Mapping
 from datetime import UTC, datetime
 
-from starlette.concurrency import run_in_threadpool
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
 from domain.delivery import Answer, Outcome
-from infrastructure.intake import Intake, Refused
 from infrastructure.logs import FIELDS, log_decision
-from infrastructure.metrics import Metrics
+from infrastructure.refusals import (
+    Busy,
+    MissingKey,
+    PayloadTooLarge,
+    Refusal,
+    StoreUnavailable,
+    UnknownSource,
+    UnreadablePayload,
+    Unsigned,
+)
 from web.responses import json_response, retry_later
+from web.state import app_state
 
 log = logging.getLogger("idemsync.webhooks")
 
@@ -27,30 +34,52 @@ CLOSE = {"Connection": "close"}
 connection after the answer instead of reading on to the next request."""
 
 
+class BodyTimeout(Refusal):
+    """The body did not arrive whole in time (HTTP only)."""
+
+    error = "body_timeout"
+
+
+class ClientDisconnected(Refusal):
+    """The client hung up before its whole body (HTTP only)."""
+
+    error = "client_disconnected"
+
+
+STATUS: Mapping[type[Refusal], int] = {
+    UnknownSource: 404,
+    PayloadTooLarge: 413,
+    Unsigned: 401,
+    MissingKey: 400,
+    UnreadablePayload: 400,
+    BodyTimeout: 408,
+    ClientDisconnected: 400,
+    Busy: 503,
+    StoreUnavailable: 503,
+}
+"""The HTTP status of each refusal: chosen here, and only here."""
+
+
 async def read_body(request: Request, limit: int, seconds: float) -> bytes:
-    """The raw body, refused with 413 as soon as it passes ``limit`` bytes
-    (before reading it whole when Content-Length already says so), and with
-    408 unless it has all arrived within ``seconds`` (uvicorn has no such
+    """The raw body, refused as too large as soon as it passes ``limit``
+    bytes (before reading it whole when Content-Length already says so), and
+    as late unless it has all arrived within ``seconds`` (uvicorn has no such
     deadline: a client sending a byte now and then would hold on for ever)."""
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > limit:
-        raise Refused(413, "payload_too_large", f"body over {limit} bytes")
+        raise PayloadTooLarge(f"body over {limit} bytes")
     chunks, size = [], 0
     try:
         async with asyncio.timeout(seconds):
             async for chunk in request.stream():
                 size += len(chunk)
                 if size > limit:
-                    raise Refused(413, "payload_too_large", f"body over {limit} bytes")
+                    raise PayloadTooLarge(f"body over {limit} bytes")
                 chunks.append(chunk)
     except TimeoutError:
-        raise Refused(
-            408, "body_timeout", f"body not received within {seconds:g} s"
-        ) from None
+        raise BodyTimeout(f"body not received within {seconds:g} s") from None
     except ClientDisconnect:
-        raise Refused(
-            400, "client_disconnected", "connection closed before the whole body"
-        ) from None
+        raise ClientDisconnected("connection closed before the whole body") from None
     return b"".join(chunks)
 
 
@@ -62,71 +91,45 @@ def answer_response(answer: Answer) -> Response:
     return json_response(answer.to_json(), status, headers)
 
 
-class Admission:
-    """Counts the deliveries being decided and committed by this process and
-    refuses one more than ``limit`` with a 503 at once, so that a slow store
-    makes partners retry later instead of queueing requests without bound.
-    A body is read before it is admitted: a client trickling bytes holds no
-    place (``body_timeout_seconds`` bounds it). The event loop is one
-    thread: the count needs no lock."""
-
-    def __init__(self, limit: int) -> None:
-        self.limit = limit
-        self.current = 0
-
-    @contextmanager
-    def admit(self) -> Iterator[None]:
-        if self.current >= self.limit:
-            raise Refused(503, "overloaded", "too many requests in progress; retry")
-        self.current += 1
-        try:
-            yield
-        finally:
-            self.current -= 1
+def refusal_response(request: Request, refused: Refusal) -> Response:
+    status = STATUS[type(refused)]
+    if status == 503:
+        return retry_later(request, refused.to_json())
+    close = CLOSE if status in (408, 413) else None
+    return json_response(refused.to_json(), status, close)
 
 
 async def receive_webhook(request: Request) -> Response:
-    intake: Intake = request.app.state.intake
-    metrics: Metrics = request.app.state.metrics
-    admission: Admission = request.app.state.admission
+    state = app_state(request.app)
+    metrics = state.metrics
     name = request.path_params["source"]
     started = time.perf_counter()
     try:
-        source = intake.source(name)
+        source = state.pipeline.source(name)
         body = await read_body(
             request,
             source.settings.max_body_bytes,
-            request.app.state.settings.body_timeout_seconds,
+            state.settings.body_timeout_seconds,
         )
-        with admission.admit():
-            admitted = intake.admit(name, request.headers, body)
-            recalled = intake.recall(admitted)  # a retry answered from memory
-            if recalled is not None:
-                answer = recalled
-            else:
-                answer = await run_in_threadpool(
-                    intake.decide, admitted, request.headers, body
-                )
-    except Refused as refused:
+        with state.admission.admit():
+            answer = await state.pipeline.answer(source, request.headers, body)
+    except Refusal as refused:
         metrics.refusal(name, refused.error)
         log.warning(
             "refused delivery source=%r status=%d error=%s detail=%s",
             name[:100],
-            refused.status,
+            STATUS[type(refused)],
             refused.error,
             refused.detail,
             extra={
                 FIELDS: {
                     "source": metrics.source(name),
-                    "status": refused.status,
+                    "status": STATUS[type(refused)],
                     "error": refused.error,
                 }
             },
         )
-        if refused.status == 503:
-            return retry_later(request, refused.to_json())
-        close = CLOSE if refused.status in (408, 413) else None
-        return json_response(refused.to_json(), refused.status, close)
+        return refusal_response(request, refused)
     except Exception:
         # A bug, not the partner's fault: nothing was stored (the transaction
         # rolled back), so ask for a retry instead of answering 500.
