@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from idemsync.cli_history import add_show_command
+from idemsync.common import check_ready
 from infrastructure.persistence.database import Database
 from infrastructure.settings import Settings
 
@@ -40,8 +41,7 @@ def cmd_deliveries_replay(args: argparse.Namespace, settings: Settings) -> int:
     )
     from rich.table import Column, Table
 
-    from domain.application import SyncService
-    from infrastructure.intake import Source
+    from infrastructure.bootstrap import bootstrap
     from infrastructure.replay import Replayed, Replayer, summary
 
     if args.source not in settings.sources:
@@ -51,13 +51,14 @@ def cmd_deliveries_replay(args: argparse.Namespace, settings: Settings) -> int:
             file=sys.stderr,
         )
         return 2
-    database = Database.of(settings)
-    database.check_ready()
-    source = Source.build(settings.sources[args.source], database.pinned_namespaces())
-    service = SyncService(env=database.eventsourcing_env())
+    check_ready(settings)
+    services = bootstrap(settings)
+    source = services.pipeline.source(args.source)
     console = Console()
     try:
-        replayer = Replayer(service, database.engine(), source, args.dry_run)
+        replayer = Replayer(
+            services.service, services.database.engine(), source, args.dry_run
+        )
         candidates = replayer.candidates(args.outcome, args.since)
         results: list[Replayed] = []
         columns = (
@@ -74,8 +75,7 @@ def cmd_deliveries_replay(args: argparse.Namespace, settings: Settings) -> int:
                     results.append(result)
                 progress.advance(task)
     finally:
-        service.close()
-        database.close()
+        services.close()
     shown = [r for r in results if args.all or r.changed or r.failed]
     if shown:
         after = "would be" if args.dry_run else "outcome now"

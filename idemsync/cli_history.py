@@ -16,26 +16,22 @@ from typing import Any
 
 import msgspec
 
+from idemsync.common import check_ready
 from infrastructure.audit.trail import AmbiguousObject, AuditTrail, UnknownAggregate
-from infrastructure.persistence.database import Database
 from infrastructure.settings import Settings
 
 
 @contextmanager
 def audit_trail(settings: Settings) -> Iterator[AuditTrail]:
     """The audit trail of the configured store, closed afterwards."""
-    from domain.application import SyncService
+    from infrastructure.bootstrap import bootstrap
 
-    database = Database.of(settings)
-    database.check_ready()
-    service = SyncService(env=database.eventsourcing_env())
-    pinned = database.pinned_namespaces()
-    namespaces = [s.namespace_of(pinned)[0] for s in settings.sources.values()]
+    check_ready(settings)
+    services = bootstrap(settings)
     try:
-        yield AuditTrail(database.engine(), service, namespaces)
+        yield services.audit
     finally:
-        service.close()
-        database.close()
+        services.close()
 
 
 def _summary(event: dict[str, Any]) -> str:

@@ -8,10 +8,22 @@ from collections.abc import Mapping
 from infrastructure.settings import Settings, SourceSettings
 
 
+def check_ready(settings: Settings) -> None:
+    """Refuse (``NotReady``) a store that is not there or not migrated,
+    before any service is built on it."""
+    from infrastructure.persistence.database import Database
+
+    database = Database.of(settings)
+    try:
+        database.check_ready()
+    finally:
+        database.close()
+
+
 def build_sources(settings: Settings) -> None:
     """Build every source's scheme and mapping: configuration errors show now,
     not in the first request."""
-    from infrastructure.intake import Source
+    from infrastructure.sources import Source
 
     for source in settings.sources.values():
         Source.build(source)

@@ -22,6 +22,7 @@ from starlette.responses import Response
 
 from infrastructure.access import Access, Role, Token
 from web.responses import json_response
+from web.state import app_state
 
 __all__ = ["Endpoint", "required_role", "requires"]
 
@@ -62,7 +63,7 @@ def _unauthorized(request: Request, message: str) -> Response:
 def authorize(request: Request, role: Role) -> Token | Response:
     """The caller's token if its role is ``role`` or higher, else the 401 or
     403 to answer."""
-    access: Access = request.app.state.access
+    access: Access = app_state(request.app).access
     presented = _presented(request)
     if isinstance(presented, str):
         return _unauthorized(request, presented)

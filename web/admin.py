@@ -27,6 +27,7 @@ from projections.rebuild import Progress, RebuildReport, rebuild
 from projections.runner import ProjectionRunner
 from web.access import requires
 from web.responses import json_response, retry_later
+from web.state import app_state
 
 TRUE = ("1", "true", "yes", "on")
 
@@ -109,8 +110,8 @@ class Rebuilds:
 
 def _rebuilds(request: Request) -> Rebuilds:
     """This app's ``Rebuilds`` (made on first use, on the event loop)."""
-    state = request.app.state
-    if not hasattr(state, "rebuilds"):
+    state = app_state(request.app)
+    if state.rebuilds is None:
         state.rebuilds = Rebuilds(state.runner)
     rebuilds: Rebuilds = state.rebuilds
     return rebuilds

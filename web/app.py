@@ -12,20 +12,17 @@ from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.routing import Route
 
-from domain.application import SyncService
 from infrastructure.access import Access
 from infrastructure.audit.checkpoints import PeriodicCheckpoint
-from infrastructure.audit.trail import AuditTrail
-from infrastructure.group_commit import GroupCommit
-from infrastructure.intake import Intake
+from infrastructure.bootstrap import bootstrap
 from infrastructure.metrics import Metrics, StoreGauges
-from infrastructure.persistence.database import Database
 from infrastructure.persistence.deliveries import parked_backlog
 from infrastructure.retention import PeriodicPrune
 from infrastructure.settings import Settings, load_settings
-from infrastructure.sightings import PeriodicFlush, Sightings
+from infrastructure.sightings import PeriodicFlush
 from projections.catalog import runner_for
 from web import admin, audit, dashboard, views
+from web.admission import Admission
 from web.health import healthz, readyz
 from web.http_errors import http_error, internal_error
 from web.limits import (
@@ -38,7 +35,8 @@ from web.limits import (
 from web.metrics import metrics_route
 from web.openapi import build_document, openapi_json
 from web.slashes import RelativeSlashRedirect
-from web.webhooks import Admission, receive_webhook
+from web.state import AppState
+from web.webhooks import receive_webhook
 
 log = logging.getLogger("idemsync")
 
@@ -55,21 +53,16 @@ def create_app(
     duplicate sightings written every ``sightings_flush_seconds`` (and at
     shutdown), and the audit ledger checkpointed every
     ``checkpoint_interval_seconds``."""
-    database = Database.of(settings)
     metrics = Metrics(settings.sources)
-    service = SyncService(
-        env=database.eventsourcing_env(), on_conflict=metrics.conflict
+    services = bootstrap(
+        settings, group_commit=True, sightings=True, on_conflict=metrics.conflict
     )
-    committing = GroupCommit(
-        service.commit,
-        max_waiting=settings.max_waiting_commits,
-        wait_seconds=settings.commit_wait_seconds,
-    )
-    service.committer = committing
+    database, service, pipeline = services.database, services.service, services.pipeline
+    committing = services.group_commit
+    assert committing is not None and pipeline.sightings is not None
     runner = runner_for(service, database.engine(), settings)
     pruning = PeriodicPrune(database.engine(), settings.sources, prune_interval_seconds)
-    sightings = Sightings(database.engine())
-    flushing = PeriodicFlush(sightings, sightings_flush_seconds)
+    flushing = PeriodicFlush(pipeline.sightings, sightings_flush_seconds)
     checkpointing = PeriodicCheckpoint(database.engine(), checkpoint_interval_seconds)
     stop = threading.Event()
     projecting = threading.Thread(
@@ -94,8 +87,7 @@ def create_app(
         stop.set()
         if projecting.is_alive():
             projecting.join(timeout=10)
-        service.close()
-        database.close()
+        services.close()
 
     app = Starlette(
         routes=[
@@ -121,37 +113,39 @@ def create_app(
     )
     app.router.redirect_slashes = False
     app.router.default = RelativeSlashRedirect(app.router)
-    app.state.settings = settings
-    app.state.access = Access(settings.tokens)
-    app.state.database = database
-    app.state.admission = Admission(settings.max_in_flight)
-    app.state.intake = Intake(settings, service, sightings=sightings)
-    app.state.sightings = sightings
-    app.state.runner = runner
-    app.state.metrics = metrics
-    app.state.store_gauges = StoreGauges(
-        runner.status, lambda: parked_backlog(database.engine()), settings.sources
-    )
-    namespaces = [source.namespace for source in app.state.intake.sources.values()]
-    database.remember_namespaces(namespaces)
-    for source in app.state.intake.sources.values():
+    for source in pipeline.sources.values():
         metrics.describe(
             source.name,
             source.settings.scheme,
             source.settings.mapping,
             source.namespace,
         )
-    app.state.audit = AuditTrail(database.engine(), service, namespaces)
-    app.state.openapi = build_document(
-        projections=tuple(runner.projections),
-        metrics_require_token=settings.metrics_require_token,
+    database.remember_namespaces(
+        source.namespace for source in pipeline.sources.values()
     )
-    for source in settings.sources.values():
-        if source.scheme == "none":
+    app.state.idemsync = AppState(
+        settings=settings,
+        services=services,
+        database=database,
+        access=Access(settings.tokens),
+        admission=Admission(settings.max_in_flight),
+        sightings=pipeline.sightings,
+        runner=runner,
+        metrics=metrics,
+        store_gauges=StoreGauges(
+            runner.status, lambda: parked_backlog(database.engine()), settings.sources
+        ),
+        openapi=build_document(
+            projections=tuple(runner.projections),
+            metrics_require_token=settings.metrics_require_token,
+        ),
+    )
+    for configured in settings.sources.values():
+        if configured.scheme == "none":
             log.warning(
                 "!!! source %r accepts UNSIGNED webhooks (scheme none): "
                 "anyone can write to it. Development only. !!!",
-                source.name,
+                configured.name,
             )
     return app
 

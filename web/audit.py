@@ -31,6 +31,7 @@ from web import params
 from web.access import requires
 from web.params import BadParameter
 from web.responses import answer_read, json_response
+from web.state import app_state
 
 NDJSON = "application/x-ndjson"
 MAX_VERSION = 2**62
@@ -42,7 +43,7 @@ OUTCOMES = tuple(
 async def _answer(
     request: Request, read: Callable[[AuditTrail], Any], missing: str
 ) -> Response:
-    trail: AuditTrail = request.app.state.audit
+    trail: AuditTrail = app_state(request.app).audit
 
     def answered() -> Any:
         try:
@@ -184,7 +185,7 @@ async def events(request: Request) -> Response:
         )
     except BadParameter as bad:
         return json_response({"error": "bad_parameter", "message": str(bad)}, 400)
-    trail: AuditTrail = request.app.state.audit
+    trail: AuditTrail = app_state(request.app).audit
     if streaming:
         return StreamingResponse(
             _ndjson(trail.log(after or 0, limit)), media_type=NDJSON

@@ -14,6 +14,7 @@ from starlette.responses import Response
 
 from infrastructure.persistence.database import Database, NotReady
 from web.responses import json_response
+from web.state import app_state
 
 log = logging.getLogger("idemsync.health")
 
@@ -23,7 +24,7 @@ async def healthz(request: Request) -> Response:
 
 
 async def readyz(request: Request) -> Response:
-    database: Database = request.app.state.database
+    database: Database = app_state(request.app).database
     try:
         await run_in_threadpool(database.check_ready)
     except NotReady as problem:

@@ -14,14 +14,14 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from infrastructure.access import Role
-from infrastructure.metrics import Metrics
 from web.access import requires
+from web.state import app_state
 
 
 async def exposition(request: Request) -> Response:
     """Every series, with the store's gauges read now."""
-    counted: Metrics = request.app.state.metrics
-    body = await run_in_threadpool(counted.exposition, request.app.state.store_gauges)
+    state = app_state(request.app)
+    body = await run_in_threadpool(state.metrics.exposition, state.store_gauges)
     return Response(body, media_type=CONTENT_TYPE_LATEST)
 
 

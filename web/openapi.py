@@ -27,6 +27,7 @@ from infrastructure.access import Role
 from web.dashboard import ASSETS
 from web.openapi_schemas import FIRST_OUTCOMES, Schema, component_schemas, ref
 from web.responses import json_response
+from web.state import app_state
 
 NDJSON = "application/x-ndjson"
 MAX_POSITION = 2**62
@@ -722,5 +723,5 @@ def build_document(
 
 async def openapi_json(request: Request) -> Response:
     """``GET /openapi.json``: the document built at start."""
-    document: Mapping[str, Any] = request.app.state.openapi
+    document: Mapping[str, Any] = app_state(request.app).openapi
     return json_response(document)

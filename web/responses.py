@@ -13,6 +13,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from web.params import BadParameter
+from web.state import app_state
 
 
 def json_response(
@@ -29,7 +30,7 @@ def json_response(
 def retry_later(request: Request, body: Mapping[str, Any]) -> Response:
     """503 with ``Retry-After`` (``[server] retry_after_seconds``): nothing was
     stored or read, try again."""
-    seconds = str(request.app.state.settings.retry_after_seconds)
+    seconds = str(app_state(request.app).settings.retry_after_seconds)
     return json_response(body, 503, {"Retry-After": seconds})
 
 

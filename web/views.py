@@ -34,6 +34,7 @@ from web import params
 from web.access import requires
 from web.params import BadParameter
 from web.responses import answer_read
+from web.state import app_state
 
 ORDERS = OrdersProjection().define(MetaData())["orders"]
 CUSTOMERS = CustomersProjection().define(MetaData())["customers"]
@@ -141,7 +142,7 @@ def _customer(
 async def _answer(
     request: Request, read: Callable[[Engine], Any], missing: str = ""
 ) -> Response:
-    engine: Engine = request.app.state.database.engine()
+    engine: Engine = app_state(request.app).database.engine()
     return await answer_read(request, lambda: read(engine), missing)
 
 

@@ -1,0 +1,86 @@
+"""``bootstrap(settings)``: the services every entry point uses, built once,
+the same way, for the server, the CLI and the tests.
+
+The web app adds what only a server runs (the projections thread, periodic
+prune, flush and checkpoint, metrics and access) around them; the CLI and
+the tests use them as they are. Nothing is attached afterwards: what a
+service needs is given to its constructor.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from domain.application import Commit, Committer, SyncService
+from infrastructure.audit.trail import AuditTrail
+from infrastructure.group_commit import GroupCommit
+from infrastructure.persistence.database import Database
+from infrastructure.pipeline import Pipeline
+from infrastructure.settings import Settings
+from infrastructure.sightings import Sightings
+
+
+@dataclass(frozen=True)
+class Services:
+    """The store, the service that decides deliveries, the pipeline that
+    takes them, and the audit trail, for one configuration."""
+
+    settings: Settings
+    database: Database
+    service: SyncService
+    pipeline: Pipeline
+    audit: AuditTrail
+
+    @property
+    def group_commit(self) -> GroupCommit | None:
+        """The writer thread, when the service commits in groups."""
+        committer = self.service.committer
+        return committer if isinstance(committer, GroupCommit) else None
+
+    def close(self) -> None:
+        if self.group_commit is not None:
+            self.group_commit.close()
+        self.service.close()
+        self.database.close()
+
+
+def bootstrap(
+    settings: Settings,
+    *,
+    group_commit: bool = False,
+    sightings: bool = False,
+    on_conflict: Callable[[str], None] | None = None,
+) -> Services:
+    """The services of ``settings``. ``group_commit``: deliveries commit
+    together in a writer thread (the server; its ``start`` is the caller's);
+    ``sightings``: duplicates are counted for a periodic flush (the server).
+    The namespaces of the configured sources are remembered in the store
+    (where ``AuditTrail`` looks for an id alone)."""
+    database = Database.of(settings)
+    committer: Callable[[Commit], Committer] | None = None
+    if group_commit:
+
+        def committer(commit: Commit) -> Committer:
+            return GroupCommit(
+                commit,
+                max_waiting=settings.max_waiting_commits,
+                wait_seconds=settings.commit_wait_seconds,
+            )
+
+    service = SyncService(
+        env=database.eventsourcing_env(), on_conflict=on_conflict, committer=committer
+    )
+    pipeline = Pipeline(
+        settings,
+        service,
+        sightings=Sightings(database.engine()) if sightings else None,
+    )
+    namespaces = [source.namespace for source in pipeline.sources.values()]
+    return Services(
+        settings,
+        database,
+        service,
+        pipeline,
+        AuditTrail(database.engine(), service, namespaces),
+    )
