@@ -4,8 +4,8 @@ a server and its periodic threads: the test decides when checkpoints fall."""
 from __future__ import annotations
 
 from domain.application import SyncService
-from infrastructure.intake import Intake
 from infrastructure.persistence.database import Database
+from infrastructure.pipeline import Pipeline
 from infrastructure.settings import Settings
 from tests.partner import Request
 
@@ -15,7 +15,7 @@ def deliver(settings: Settings, *requests: Request, source: str = "acme") -> Non
     database = Database.of(settings)
     service = SyncService(env=database.eventsourcing_env())
     try:
-        intake = Intake(settings, service)
+        intake = Pipeline(settings, service)
         for request in requests:
             answer = intake.receive(source, request.headers, request.body)
             assert answer.to_json()["outcome"] == "applied", answer.to_json()

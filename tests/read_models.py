@@ -11,12 +11,13 @@ from starlette.testclient import TestClient
 
 from infrastructure.persistence.database import Database
 from projections.catalog import all_projections
+from web.state import app_state
 
 
 def caught_up(client: TestClient, timeout: float = 20.0) -> None:
     """Wait until every projection of the app under test has reached the head
     of the log (fail at once if one failed)."""
-    runner = client.app.state.runner  # type: ignore[attr-defined]
+    runner = app_state(client.app).runner
     deadline = time.monotonic() + timeout
     while True:
         statuses = runner.status()

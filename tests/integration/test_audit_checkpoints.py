@@ -23,9 +23,9 @@ from infrastructure.audit.checkpoints import (
     head,
 )
 from infrastructure.audit.verify import verify
-from infrastructure.intake import Intake
 from infrastructure.persistence.database import Database
 from infrastructure.persistence.ledger import GENESIS
+from infrastructure.pipeline import Pipeline
 from infrastructure.settings import Settings
 from tests.intake import deliver
 from tests.partner import Partner, post
@@ -140,7 +140,7 @@ def test_two_processes_checkpointing_while_deliveries_arrive_never_fork_the_chai
     context = multiprocessing.get_context("spawn")
     database = Database(settings.database_url)
     service = SyncService(env=database.eventsourcing_env())
-    intake = Intake(settings, service)
+    intake = Pipeline(settings, service)
     with (
         context.Manager() as manager,
         ProcessPoolExecutor(2, mp_context=context) as pool,

@@ -12,6 +12,7 @@ from starlette.testclient import TestClient
 from idemsync.cli import main
 from infrastructure.settings import Settings
 from tests.partner import Partner, auth, post
+from web.state import app_state
 
 
 @pytest.fixture
@@ -85,7 +86,7 @@ def test_deliveries_show_is_what_the_api_answers(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     keys = deliver(client, partner)
-    client.app.state.sightings.flush()  # type: ignore[attr-defined]
+    app_state(client.app).sightings.flush()  # type: ignore[attr-defined]
     assert main(["deliveries", "show", "acme", keys["created"]]) == 0
     shown = json.loads(capsys.readouterr().out)
     assert shown == api(client, f"/audit/deliveries/acme/{keys['created']}")

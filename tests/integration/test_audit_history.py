@@ -14,6 +14,7 @@ import pytest
 from starlette.testclient import TestClient
 
 from tests.partner import Partner, Request, auth, post
+from web.state import app_state
 
 ORDER = "ord_day"
 
@@ -103,7 +104,7 @@ def day(client: TestClient, partner: Partner) -> Day:
         time.sleep(0.002)
         after[step.name] = datetime.now(UTC)
         time.sleep(0.002)
-    client.app.state.sightings.flush()  # type: ignore[attr-defined]
+    app_state(client.app).sightings.flush()  # type: ignore[attr-defined]
     return Day(requests, after, start)
 
 

@@ -28,6 +28,7 @@ from infrastructure.settings import Settings, SourceSettings
 from tests.partner import Partner, auth, make_settings, post
 from tests.read_models import caught_up
 from tests.store import Store
+from web.state import app_state
 
 HUB_SECRET = "gh-" + "h" * 29
 SHOP_SECRET = "shpss_" + "s" * 26
@@ -168,7 +169,7 @@ def test_a_re_sent_capture_counts_as_an_attempt_of_the_first_delivery(
         again = deliver(client, source, body, sign(body, f"k-again-{n}"))
         assert again["outcome"] == "duplicate"
         assert again["first"] == first
-    client.app.state.sightings.flush()  # type: ignore[attr-defined]
+    app_state(client.app).sightings.flush()  # type: ignore[attr-defined]
     record = store.delivery(source, "k-first")
     assert record is not None and record["attempts"] == 4
 

@@ -18,8 +18,9 @@ from typing import Any
 
 import pytest
 
-from infrastructure.intake import Intake, Refused
 from infrastructure.persistence.database import Database
+from infrastructure.pipeline import Pipeline
+from infrastructure.refusals import Refusal
 from infrastructure.settings import Settings, SourceSettings
 from tests.partner import Partner, Request, make_settings
 from tests.store import Store
@@ -27,7 +28,7 @@ from tests.store import Store
 PROCESSES = 8
 HUB_SECRET = "gh-" + "p" * 29
 Sent = tuple[str, bytes, dict[str, str], str]
-_intakes: dict[str, Intake] = {}
+_intakes: dict[str, Pipeline] = {}
 Runner = Callable[..., tuple[list[dict[str, Any]], int]]
 
 
@@ -49,7 +50,7 @@ def fire(url: str, secret: str, requests: list[Sent], barrier: Any) -> tuple[Any
         _intakes.clear()
         database = Database(url, pool_size=2)
         service = SyncService(env=database.eventsourcing_env())
-        _intakes[url] = Intake(settings_for(url, secret), service)
+        _intakes[url] = Pipeline(settings_for(url, secret), service)
     intake = _intakes[url]
     conflicts_before = intake.service.conflicts
     answers: list[dict[str, Any]] = []
@@ -57,8 +58,8 @@ def fire(url: str, secret: str, requests: list[Sent], barrier: Any) -> tuple[Any
     for _, body, headers, source in requests:
         try:
             answers.append(intake.receive(source, headers, body).to_json())
-        except Refused as refused:
-            answers.append({"outcome": f"refused {refused.status}: {refused.detail}"})
+        except Refusal as refused:
+            answers.append({"outcome": f"refused {refused.error}: {refused.detail}"})
     return answers, intake.service.conflicts - conflicts_before
 
 

@@ -3,7 +3,7 @@
 The property of ``tests/unit/test_convergence_properties.py`` (its strategies,
 ``tests/history_strategies.py``), through the whole pipeline: each generated
 history becomes signed requests with the ``standard`` envelope, delivered by
-the real ``Intake`` to a real SQLite file and a real PostgreSQL database, in
+the real ``Pipeline`` to a real SQLite file and a real PostgreSQL database, in
 any order, with retries and with re-sends of any delivery under fresh keys.
 
 Two sources: ``acme`` (Standard Webhooks, the key is signed, so only the
@@ -13,7 +13,7 @@ the key is outside the signature: a captured body re-sent under a fresh key
 is a ``duplicate`` of the first copy, found by its fingerprint).
 
 Every schedule must end in the state in-order delivery ends in (the same
-requests through an ``Intake`` on the in-memory store), count money once,
+requests through a ``Pipeline`` on the in-memory store), count money once,
 give every key one first answer that its retries repeat, reject nothing, and
 apply each event at most once whatever keys carry it.
 """
@@ -35,9 +35,9 @@ from hypothesis import HealthCheck, given
 from domain.application import SyncService
 from domain.commands import Command, CustomerCommand, OrderCommand, UpsertCustomer
 from domain.delivery import Answer, Outcome
-from infrastructure.intake import Intake
 from infrastructure.mappings.standard import map_standard
 from infrastructure.persistence.database import Database
+from infrastructure.pipeline import Pipeline
 from infrastructure.settings import Settings, SourceSettings
 from tests.histories import MEMORY_ENV
 from tests.history_strategies import (
@@ -75,13 +75,13 @@ def settings(database_url: str, secret: str) -> Settings:
 
 
 @pytest.fixture
-def intake(settings: Settings) -> Iterator[Intake]:
+def intake(settings: Settings) -> Iterator[Pipeline]:
     """The pipeline on the test's database, as ``idemsync serve`` runs it
     (without its periodic threads)."""
     database = Database.of(settings)
     service = SyncService(env=database.eventsourcing_env())
     try:
-        yield Intake(settings, service)
+        yield Pipeline(settings, service)
     finally:
         service.close()
         database.close()
@@ -146,7 +146,7 @@ def github_headers(body: bytes, key: str) -> dict[str, str]:
 
 
 def send(
-    intake: Intake, partner: Partner, source: str, key: str, body: bytes
+    intake: Pipeline, partner: Partner, source: str, key: str, body: bytes
 ) -> Answer:
     """Deliver ``body`` under ``key``: to ``acme`` signed now (a retry is
     signed again when it is sent), to ``hub`` with GitHub's headers (a
@@ -170,7 +170,7 @@ def in_order(
     be applied (a valid history)."""
     service = SyncService(env=MEMORY_ENV)
     try:
-        memory = Intake(settings, service)
+        memory = Pipeline(settings, service)
         for sent in history:
             key, body = example.key(sent), example.body(sent.command)
             answer = send(memory, partner, source, key, body)
@@ -188,7 +188,7 @@ def in_order(
 @pytest.mark.parametrize("source", ["acme", "hub"])
 def test_duplicates_reorderings_and_re_sends_under_fresh_keys_end_in_the_in_order_state(
     settings: Settings,
-    intake: Intake,
+    intake: Pipeline,
     partner: Partner,
     store: Store,
     source: str,

@@ -16,10 +16,10 @@ import pytest
 from starlette.testclient import TestClient
 
 from domain.application import SyncService
-from infrastructure.intake import Source
 from infrastructure.persistence.database import Database
 from infrastructure.replay import Replayed, Replayer, summary
 from infrastructure.settings import Settings
+from infrastructure.sources import Source
 from tests.partner import Partner, auth, post
 from tests.read_models import caught_up, snapshot
 from tests.store import Store

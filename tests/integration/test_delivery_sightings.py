@@ -23,15 +23,16 @@ from starlette.testclient import TestClient
 
 from domain.application import SyncService
 from domain.delivery import FirstAnswer
-from infrastructure.intake import Intake
 from infrastructure.persistence.database import Database
 from infrastructure.persistence.deliveries import moment, parse_moment
+from infrastructure.pipeline import Pipeline
 from infrastructure.settings import Settings
 from infrastructure.sightings import Sightings
 from tests.conftest import pg_execute
 from tests.partner import Partner, post
 from tests.store import Store
 from web.app import create_app
+from web.state import app_state
 
 
 def quiet_app(settings: Settings) -> Starlette:
@@ -75,11 +76,11 @@ def test_three_duplicates_give_four_attempts_and_the_last_ones_time_after_a_flus
             before = datetime.now(UTC)
             assert post(client, request)[1]["outcome"] == "duplicate"
             windows.append((before, datetime.now(UTC)))
-        pending = app.state.sightings.snapshot()[("acme", request.key)]
+        pending = app_state(app).sightings.snapshot()[("acme", request.key)]
         assert pending.count == 3
         assert windows[2][0] <= pending.last_seen_at <= windows[2][1]
         assert pending.last_seen_at > windows[1][1]
-        assert app.state.sightings.flush() == 1
+        assert app_state(app).sightings.flush() == 1
         record = store.delivery("acme", request.key)
         assert record is not None
         assert seen(record) == (4, pending.last_seen_at)
@@ -100,7 +101,7 @@ def test_a_duplicate_writes_nothing_until_the_flush(
             assert post(client, request)[1]["outcome"] == "duplicate"
         assert store.delivery("acme", request.key) == before
         assert row_version(settings.database_url, request.key) == version
-        app.state.sightings.flush()
+        app_state(app).sightings.flush()
         after = store.delivery("acme", request.key)
         assert after is not None and after["attempts"] == 4
         assert after["last_seen_at"] is not None
@@ -168,7 +169,7 @@ def test_a_duplicate_found_by_the_service_after_a_lost_race_is_counted_too(
     database = Database(settings.database_url)
     service = RacingService(env=database.eventsourcing_env())
     sightings = Sightings(database.engine())
-    intake = Intake(settings, service, sightings=sightings)
+    intake = Pipeline(settings, service, sightings=sightings)
     request = partner.order_created("ord_1")
     try:
         assert (

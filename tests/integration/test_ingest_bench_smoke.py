@@ -27,7 +27,7 @@ SCRIPT = ROOT / "bench" / "run.py"
 ROWS = (
     ("ceiling", "raw psycopg, table lock", "postgres"),
     ("ceiling", "raw psycopg CEILING (best)", "postgres"),
-    ("ceiling", "raw psycopg, no lock (info)", "postgres"),
+    ("ceiling", "raw psycopg, no table lock", "postgres"),
     ("ceiling", "raw sqlite3 CEILING, one writer", "sqlite"),
     ("loadgen", "wrk -> no-op server", "-"),
     ("loadgen", "wrk -> idemsync GET /healthz", "sqlite"),

@@ -17,6 +17,7 @@ from starlette.testclient import TestClient
 from infrastructure.persistence.database import NOT_AT_HEAD, UNREACHABLE, Database
 from tests.e2e.conftest import free_port
 from tests.store import Store
+from web.state import app_state
 
 
 def fragments(url: str) -> set[str]:
@@ -72,15 +73,15 @@ def test_readyz_on_an_unreachable_store_says_only_store_unreachable(
     client: TestClient, unreachable_url: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     app = client.app
-    working = app.state.database  # type: ignore[attr-defined]
-    app.state.database = Database(unreachable_url)  # type: ignore[attr-defined]
+    working = app_state(app).database
+    app_state(app).database = Database(unreachable_url)  # type: ignore[attr-defined]
     try:
         with caplog.at_level(logging.WARNING, logger="idemsync.health"):
             ready = client.get("/readyz")
             health = client.get("/healthz")
     finally:
-        app.state.database.close()  # type: ignore[attr-defined]
-        app.state.database = working  # type: ignore[attr-defined]
+        app_state(app).database.close()  # type: ignore[attr-defined]
+        app_state(app).database = working  # type: ignore[attr-defined]
     assert ready.status_code == 503
     assert ready.json() == {"status": "unavailable", "reason": UNREACHABLE}
     assert_discloses_nothing(ready.text, unreachable_url)

@@ -34,6 +34,7 @@ from tests.partner import Partner, auth, make_settings, post, send
 from tests.store import Store
 from web import admin
 from web.app import create_app
+from web.state import app_state
 
 ROOT = Path(__file__).resolve().parents[2]
 INCREMENTAL = "__inc"
@@ -163,7 +164,7 @@ def test_a_projection_rebuilt_under_live_traffic_equals_one_built_incrementally(
     events = schedule(history(11, orders=30, customers=10), seed=12)
     half = len(events) // 2
     with TestClient(create_app(settings)) as client:
-        runner: ProjectionRunner = client.app.state.runner  # type: ignore[attr-defined]
+        runner: ProjectionRunner = app_state(client.app).runner
         with IncrementalCopy(runner) as copy:
             deliver(client, partner, events[:half])
             drained(runner, *copy.position_names)
@@ -316,7 +317,7 @@ def test_verify_compares_at_one_position_when_the_live_projection_lags_behind(
 def test_a_dry_run_compares_and_leaves_the_live_model_and_its_schema_alone(
     client: TestClient, partner: Partner
 ) -> None:
-    runner: ProjectionRunner = client.app.state.runner  # type: ignore[attr-defined]
+    runner: ProjectionRunner = app_state(client.app).runner
     deliver(client, partner, schedule(history(3, orders=6, customers=3), seed=4))
     drained(runner)
 
@@ -344,7 +345,7 @@ class Interrupted(Exception):
 def test_an_interrupted_rebuild_cleans_up_and_a_crashed_ones_shadow_goes_next_time(
     client: TestClient, partner: Partner
 ) -> None:
-    runner: ProjectionRunner = client.app.state.runner  # type: ignore[attr-defined]
+    runner: ProjectionRunner = app_state(client.app).runner
     deliver(client, partner, schedule(history(5, orders=8, customers=2), seed=6))
     drained(runner)
     before = rows(runner.engine, runner.tables["orders"])
@@ -380,7 +381,7 @@ def test_an_interrupted_rebuild_cleans_up_and_a_crashed_ones_shadow_goes_next_ti
 def test_a_second_rebuild_of_the_same_projection_is_refused_while_one_runs(
     client: TestClient, partner: Partner
 ) -> None:
-    runner: ProjectionRunner = client.app.state.runner  # type: ignore[attr-defined]
+    runner: ProjectionRunner = app_state(client.app).runner
     deliver(client, partner, schedule(history(9, orders=4, customers=1), seed=9))
     started, release = threading.Event(), threading.Event()
 
@@ -414,7 +415,7 @@ def test_a_long_read_of_a_live_table_makes_the_swap_retry_not_queue_every_reader
     after ``LOCK_TIMEOUT`` and tries again later instead."""
     # PostgreSQL only: on SQLite (WAL) readers never block a rename.
     monkeypatch.setattr(rebuild_module, "LOCK_TIMEOUT", "100ms")
-    runner: ProjectionRunner = client.app.state.runner  # type: ignore[attr-defined]
+    runner: ProjectionRunner = app_state(client.app).runner
     deliver(client, partner, schedule(history(8, orders=3, customers=1), seed=8))
     drained(runner)
     swaps: list[Progress] = []
@@ -449,7 +450,7 @@ def sqlite_with_data(
     url = f"sqlite:///{path}"
     with TestClient(create_app(make_settings(url, secret))) as client:
         deliver(client, partner, schedule(history(2, orders=10, customers=4), seed=3))
-        drained(client.app.state.runner)  # type: ignore[attr-defined]
+        drained(app_state(client.app).runner)  # type: ignore[attr-defined]
     yield url
 
 
@@ -516,7 +517,7 @@ def test_admin_shows_status_and_rebuilds_in_the_background_one_at_a_time(
 
     monkeypatch.setattr(admin, "rebuild", gated_rebuild)
     with TestClient(create_app(settings), headers=auth("admin")) as client:
-        runner: ProjectionRunner = client.app.state.runner  # type: ignore[attr-defined]
+        runner: ProjectionRunner = app_state(client.app).runner
         deliver(client, partner, schedule(history(4, orders=5, customers=2), seed=5))
         drained(runner)
 

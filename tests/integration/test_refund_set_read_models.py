@@ -27,6 +27,7 @@ from tests.partner import Partner, auth, post
 from tests.read_models import caught_up
 from tests.store import Store
 from web.app import create_app
+from web.state import app_state
 
 EXAMPLES = 20
 """Examples per backend: each delivers two schedules to a real store."""
@@ -207,7 +208,7 @@ def test_revenue_to_the_cent_after_refunds_by_id_a_stated_total_and_disputes(
             },
         ]
 
-        runner: ProjectionRunner = client.app.state.runner  # type: ignore[attr-defined]
+        runner: ProjectionRunner = app_state(client.app).runner
         for name in ("orders", "revenue"):
             report = rebuild(runner, name, verify=True, dry_run=True)
             assert report.differing_rows == 0, (name, report.differences)

@@ -24,6 +24,7 @@ from tests.partner import Partner, post
 from tests.read_models import caught_up, snapshot
 from tests.store import Store
 from web.app import create_app
+from web.state import app_state
 
 ROOT = Path(__file__).resolve().parents[2]
 NOT_APPLIED_AGAIN = {"stale", "duplicate", "ignored", "rejected"}
@@ -58,7 +59,7 @@ def test_after_pruning_every_record_the_events_remain_and_retries_change_nothing
         assert store.count("deliveries") == len(events)
 
         later = datetime.now(UTC) + timedelta(days=31)
-        engine = client.app.state.database.engine()  # type: ignore[attr-defined]
+        engine = app_state(client.app).database.engine()  # type: ignore[attr-defined]
         counted = prune(engine, settings.sources, now=later, dry_run=True)
         assert store.count("deliveries") == len(events)
         pruned = prune(engine, settings.sources, now=later)

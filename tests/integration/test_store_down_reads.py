@@ -9,6 +9,7 @@ from sqlalchemy.exc import OperationalError
 from starlette.testclient import TestClient
 
 from tests.partner import auth
+from web.state import app_state
 
 
 def test_the_projection_status_answers_503_when_the_store_fails(
@@ -17,7 +18,7 @@ def test_the_projection_status_answers_503_when_the_store_fails(
     def down() -> None:
         raise OperationalError("SELECT position", {}, Exception("server closed"))
 
-    runner = client.app.state.runner  # type: ignore[attr-defined]
+    runner = app_state(client.app).runner
     monkeypatch.setattr(runner, "status", down)
     response = client.get("/admin/projections", headers=auth("admin"))
     assert response.status_code == 503, response.text

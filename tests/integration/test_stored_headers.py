@@ -10,8 +10,8 @@ import json
 
 from starlette.testclient import TestClient
 
-from infrastructure.intake import MAX_STORED_HEADER_CHARS
 from infrastructure.settings import Settings
+from infrastructure.sources import MAX_STORED_HEADER_CHARS
 from tests.partner import Partner, post
 from tests.store import Store
 from web.app import create_app

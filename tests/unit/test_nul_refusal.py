@@ -8,8 +8,8 @@ from datetime import UTC, datetime
 import pytest
 
 from domain.commands import CreateOrder, UpsertCustomer
-from infrastructure.intake import refuse_nul
 from infrastructure.mappings import InvalidPayload
+from infrastructure.sources import refuse_nul
 
 AT = datetime(2026, 11, 1, tzinfo=UTC)
 

@@ -12,7 +12,6 @@ from pathlib import Path
 
 import pytest
 
-from infrastructure.intake import Source
 from infrastructure.mappings.shopify import map_shopify
 from infrastructure.schemes import build_scheme
 from infrastructure.schemes.github import GitHub
@@ -28,6 +27,7 @@ from infrastructure.settings import (
     SourceSettings,
     load_settings,
 )
+from infrastructure.sources import Source
 
 ENVIRON = {
     "PARTNER_SECRET": "partner-signing-key",
