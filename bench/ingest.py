@@ -34,7 +34,8 @@ figures as JSON. It measures:
   their ledger rows, after ``SET LOCAL lock_timeout``, ``LOCK TABLE
   idemsync_events IN EXCLUSIVE MODE`` and ``NOTIFY``, as the recorder does),
   one delivery per transaction, from 1, 4, 8 and 16 processes (pipelined);
-  the best is the ceiling; the same without the table lock, for information;
+  and the same without the table lock (what PostgreSQL itself can do with
+  those writes); the best run of either is the ceiling;
   and raw sqlite3 likewise, one writer;
 * the server's memory: RSS summed over its process tree (``/proc``), idle
   and at its peak under load; CPU of the server, of PostgreSQL and of wrk
@@ -1807,6 +1808,19 @@ def _best(section: dict[str, Any] | None) -> dict[str, Any] | None:
     return None if not section else section.get("best")
 
 
+def strongest_ceiling(pg: dict[str, Any]) -> dict[str, Any] | None:
+    """The ceiling the unique figure is held against: the best raw run at any
+    concurrency, with or without the recorder's table lock (pgbench-like raw
+    transactions doing the same writes). The table-locked runs are what
+    idemsync's own recorder allows, not what PostgreSQL can do."""
+    runs = [
+        run
+        for run in (_best(pg.get("ceiling")), _best(pg.get("ceiling_no_table_lock")))
+        if run
+    ]
+    return max(runs, key=lambda run: run["per_second"]) if runs else None
+
+
 def targets(
     ingest: dict[str, Any] | None, rebuild_ratio: float | None = None
 ) -> list[dict[str, Any]]:
@@ -1814,7 +1828,7 @@ def targets(
     (or NOT RUN when its figures are missing)."""
     pg = (ingest or {}).get("backends", {}).get("postgres") or {}
     unique = _best(pg.get("unique"))
-    ceiling = _best(pg.get("ceiling"))
+    ceiling = strongest_ceiling(pg)
     duplicate = _best(pg.get("duplicate"))
     at_80 = pg.get("unique_at_80_percent")
     stored = pg.get("unique_with_stored_events")
@@ -1941,11 +1955,11 @@ def ingest_lines(ingest: dict[str, Any]) -> list[str]:
     pg, lite = backends.get("postgres") or {}, backends.get("sqlite") or {}
     for run in (pg.get("ceiling") or {}).get("runs", []):
         lines.append(line("ceiling", "raw psycopg, table lock", "postgres", run))
-    best_pg = _best(pg.get("ceiling"))
+    for run in (pg.get("ceiling_no_table_lock") or {}).get("runs", []):
+        lines.append(line("ceiling", "raw psycopg, no table lock", "postgres", run))
+    best_pg = strongest_ceiling(pg)
     if best_pg:
         lines.append(line("ceiling", "raw psycopg CEILING (best)", "postgres", best_pg))
-    for run in (pg.get("ceiling_no_table_lock") or {}).get("runs", []):
-        lines.append(line("ceiling", "raw psycopg, no lock (info)", "postgres", run))
     for run in (lite.get("ceiling") or {}).get("runs", []):
         lines.append(line("ceiling", "raw sqlite3 CEILING, one writer", "sqlite", run))
     loadgen = ingest["load_generator"]
@@ -1972,7 +1986,7 @@ def ingest_lines(ingest: dict[str, Any]) -> list[str]:
             continue
         for run in figures["healthz"]:
             lines.append(line("loadgen", "wrk -> idemsync GET /healthz", backend, run))
-        ceiling = _best(figures["ceiling"])
+        ceiling = strongest_ceiling(figures)
         for run in figures["unique"]["runs"]:
             lines.append(line("ingest", "unique", backend, run))
         unique = _best(figures["unique"])
