@@ -53,7 +53,7 @@ def cmd_deliveries_replay(args: argparse.Namespace, settings: Settings) -> int:
         return 2
     check_ready(settings)
     services = bootstrap(settings)
-    source = services.pipeline.source(args.source)
+    source = services.intake.source(args.source)
     console = Console()
     try:
         replayer = Replayer(

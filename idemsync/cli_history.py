@@ -27,7 +27,7 @@ def audit_trail(settings: Settings) -> Iterator[AuditTrail]:
     from infrastructure.bootstrap import bootstrap
 
     check_ready(settings)
-    services = bootstrap(settings)
+    services = bootstrap(settings, deliveries=False)
     try:
         yield services.audit
     finally:

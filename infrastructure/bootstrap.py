@@ -24,13 +24,21 @@ from infrastructure.sightings import Sightings
 @dataclass(frozen=True)
 class Services:
     """The store, the service that decides deliveries, the pipeline that
-    takes them, and the audit trail, for one configuration."""
+    takes them (None for a reader that was given no secrets: the audit
+    commands), and the audit trail, for one configuration."""
 
     settings: Settings
     database: Database
     service: SyncService
-    pipeline: Pipeline
+    pipeline: Pipeline | None
     audit: AuditTrail
+
+    @property
+    def intake(self) -> Pipeline:
+        """The pipeline, which this configuration must have built."""
+        if self.pipeline is None:
+            raise RuntimeError("bootstrap(..., deliveries=False) builds no pipeline")
+        return self.pipeline
 
     @property
     def group_commit(self) -> GroupCommit | None:
@@ -48,15 +56,16 @@ class Services:
 def bootstrap(
     settings: Settings,
     *,
+    deliveries: bool = True,
     group_commit: bool = False,
     sightings: bool = False,
     on_conflict: Callable[[str], None] | None = None,
 ) -> Services:
-    """The services of ``settings``. ``group_commit``: deliveries commit
-    together in a writer thread (the server; its ``start`` is the caller's);
-    ``sightings``: duplicates are counted for a periodic flush (the server).
-    The namespaces of the configured sources are remembered in the store
-    (where ``AuditTrail`` looks for an id alone)."""
+    """The services of ``settings``. ``deliveries``: build the pipeline
+    (false for the audit commands, whose settings hold no secrets);
+    ``group_commit``: deliveries commit together in a writer thread (the
+    server; its ``start`` is the caller's); ``sightings``: duplicates are
+    counted for a periodic flush (the server)."""
     database = Database.of(settings)
     committer: Callable[[Commit], Committer] | None = None
     if group_commit:
@@ -71,12 +80,17 @@ def bootstrap(
     service = SyncService(
         env=database.eventsourcing_env(), on_conflict=on_conflict, committer=committer
     )
-    pipeline = Pipeline(
-        settings,
-        service,
-        sightings=Sightings(database.engine()) if sightings else None,
+    pipeline = (
+        Pipeline(
+            settings,
+            service,
+            sightings=Sightings(database.engine()) if sightings else None,
+        )
+        if deliveries
+        else None
     )
-    namespaces = [source.namespace for source in pipeline.sources.values()]
+    pinned = service.deliveries.pinned_namespaces()
+    namespaces = [s.namespace_of(pinned)[0] for s in settings.sources.values()]
     return Services(
         settings,
         database,

@@ -57,7 +57,7 @@ def create_app(
     services = bootstrap(
         settings, group_commit=True, sightings=True, on_conflict=metrics.conflict
     )
-    database, service, pipeline = services.database, services.service, services.pipeline
+    database, service, pipeline = services.database, services.service, services.intake
     committing = services.group_commit
     assert committing is not None and pipeline.sightings is not None
     runner = runner_for(service, database.engine(), settings)

@@ -38,7 +38,7 @@ class AppState:
 
     @property
     def pipeline(self) -> Pipeline:
-        return self.services.pipeline
+        return self.services.intake
 
     @property
     def audit(self) -> AuditTrail:

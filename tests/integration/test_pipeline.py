@@ -36,7 +36,7 @@ def services(settings: Settings) -> Iterator[Services]:
 def test_the_route_s_stages_and_the_cli_s_give_the_same_answers(
     services: Services, partner: Partner
 ) -> None:
-    pipeline = services.pipeline
+    pipeline = services.intake
     source = pipeline.source("acme")
     created = partner.order_created("ord_p1")
     first = asyncio.run(pipeline.answer(source, created.headers, created.body))
@@ -61,7 +61,7 @@ def test_a_retry_is_answered_without_decoding_its_body(
 ) -> None:
     """The first answer is found before the body is decoded: a mapping that
     no longer reads a recorded delivery cannot fail its retry."""
-    pipeline = services.pipeline
+    pipeline = services.intake
     created = partner.order_created("ord_p2")
     assert pipeline.receive("acme", created.headers, created.body).outcome is (
         Outcome.APPLIED
@@ -80,7 +80,7 @@ def test_a_retry_is_answered_without_decoding_its_body(
 def test_each_refusal_is_raised_by_the_pipeline_and_has_one_http_status(
     services: Services, partner: Partner
 ) -> None:
-    pipeline = services.pipeline
+    pipeline = services.intake
     request = partner.order_created("ord_p3")
     refusals: list[tuple[type[Refusal], object]] = [
         (UnknownSource, lambda: pipeline.source("nobody")),
