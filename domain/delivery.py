@@ -169,8 +169,3 @@ class DeliveryLog(Protocol):
     def find_answer(
         self, source: str, key: str, fingerprint: str | None = None
     ) -> FirstAnswer | None: ...
-
-    def pinned_namespaces(self) -> Mapping[str, str]:
-        """The namespace pinned to each source that wrote before there were
-        namespaces (``domain.namespaces.DEFAULT_NAMESPACE``), by source."""
-        ...

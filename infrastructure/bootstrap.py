@@ -80,16 +80,17 @@ def bootstrap(
     service = SyncService(
         env=database.eventsourcing_env(), on_conflict=on_conflict, committer=committer
     )
+    pinned = database.pinned_namespaces()
     pipeline = (
         Pipeline(
             settings,
             service,
             sightings=Sightings(database.engine()) if sightings else None,
+            pinned=pinned,
         )
         if deliveries
         else None
     )
-    pinned = service.deliveries.pinned_namespaces()
     namespaces = [s.namespace_of(pinned)[0] for s in settings.sources.values()]
     return Services(
         settings,

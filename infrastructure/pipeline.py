@@ -70,12 +70,15 @@ class Pipeline:
         clock: Callable[[], float] = time.time,
         sightings: Sightings | None = None,
         recent: RecentAnswers | None = None,
+        pinned: Mapping[str, str] | None = None,
     ) -> None:
+        """``pinned``: the store's namespace pins
+        (``Database.pinned_namespaces``; a store written since namespaces
+        has none)."""
         self.service = service
         self.clock = clock
         self.sightings = sightings
         self.recent = RecentAnswers() if recent is None else recent
-        pinned = service.deliveries.pinned_namespaces()
         self.sources = {
             name: Source.build(source, pinned)
             for name, source in settings.sources.items()

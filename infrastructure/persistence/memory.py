@@ -57,10 +57,6 @@ class MemoryDeliveryRecorder(POPOApplicationRecorder):
                 first = self.fingerprints.get((source, fingerprint))
             return first
 
-    def pinned_namespaces(self) -> Mapping[str, str]:
-        """None: a store in memory never held objects before namespaces."""
-        return {}
-
 
 def _repeats(ids: list[tuple[str, str]], recorded: Mapping[Any, object]) -> bool:
     """Whether ``ids`` repeat one another or one already ``recorded``."""

@@ -22,7 +22,6 @@ from domain.provenance import Provenance
 from infrastructure.persistence.database import CUSTOM_PLANS
 from infrastructure.persistence.ledger import LedgerWriter
 from infrastructure.persistence.rows import (
-    PINNED_NAMESPACES,
     answer_query,
     delivery_row,
     fingerprint_rows,
@@ -110,11 +109,6 @@ class PostgresDeliveryRecorder(PostgresApplicationRecorder):
             curs.execute(*answer_query("%s", source, key, fingerprint))
             row = curs.fetchone()
         return None if row is None else parse_answer(row)
-
-    def pinned_namespaces(self) -> Mapping[str, str]:
-        with self.datastore.get_connection() as conn, conn.cursor() as curs:
-            curs.execute(PINNED_NAMESPACES)
-            return {row["source"]: row["namespace"] for row in curs.fetchall()}
 
 
 def ping_if_readable(conn: psycopg.Connection[Any]) -> None:

@@ -19,7 +19,6 @@ from domain.delivery import DeliveryRecord, FirstAnswer, Resolution
 from domain.provenance import Provenance
 from infrastructure.persistence.ledger import LedgerWriter, iso
 from infrastructure.persistence.rows import (
-    PINNED_NAMESPACES,
     answer_query,
     delivery_row,
     fingerprint_rows,
@@ -86,11 +85,6 @@ class SQLiteDeliveryRecorder(SQLiteApplicationRecorder):
             c.execute(*answer_query("?", source, key, fingerprint))
             row = c.fetchone()
         return None if row is None else parse_answer(row)
-
-    def pinned_namespaces(self) -> Mapping[str, str]:
-        with self.datastore.transaction(commit=False) as c:
-            c.execute(PINNED_NAMESPACES)
-            return {row["source"]: row["namespace"] for row in c.fetchall()}
 
 
 class IdemsyncSQLiteFactory(SQLiteFactory):
