@@ -36,6 +36,7 @@ from domain.commands import Command, Ignored, OrderCommand
 from domain.customer import Customer
 from domain.delivery import (
     Answer,
+    Ask,
     Delivery,
     DeliveryLog,
     DeliveryRecord,
@@ -54,6 +55,7 @@ from domain.namespaces import DEFAULT_NAMESPACE
 from domain.objects import SyncedObject
 from domain.order import Order
 from domain.payment import Payment
+from domain.preload import Preloaded
 from domain.provenance import Provenance
 from domain.receipt import Receipt
 
@@ -66,12 +68,14 @@ AGGREGATES: dict[str, type[SyncedObject]] = {
 
 @dataclass(frozen=True)
 class Addressed:
-    """Who asks (the delivery's source and key) and where its commands find
-    their objects (the namespace)."""
+    """Who asks (the delivery's source and key), where its commands find
+    their objects (the namespace), and the objects its batch read before
+    (``known``; None: each is read when first addressed)."""
 
     source: str
     key: str
     namespace: str
+    known: Preloaded | None = None
 
 
 Mapped = Sequence[Command] | Ignored
@@ -128,11 +132,52 @@ Commit = Callable[[Sequence[Decision]], None]
 """``SyncService.commit``: one transaction for the decisions given."""
 
 
-class Committer(Protocol):
-    """Commits one decision, maybe together with others (group commit);
-    raises ``IntegrityError`` when a concurrent writer got there first."""
+@dataclass(eq=False)
+class Pending:
+    """A delivery waiting for its verdict (``SyncService.decide_batch``): its
+    commands (or what decodes them, called once, when first needed) and how
+    many of its decisions lost to a concurrent writer."""
 
-    def submit(self, decision: Decision) -> None: ...
+    delivery: Delivery
+    mapped: Mapped | Callable[[], Mapped]
+    attempts: int = 0
+    _commands: Mapped | None = None
+
+    def commands(self) -> Mapped:
+        if self._commands is None:
+            self._commands = self.mapped() if callable(self.mapped) else self.mapped
+        return self._commands
+
+    @property
+    def ask(self) -> Ask:
+        delivery = self.delivery
+        return Ask(delivery.source, delivery.key, delivery.fingerprint)
+
+    @property
+    def names(self) -> set[object]:
+        """What names the delivery in the log: its key, and its fingerprint."""
+        delivery = self.delivery
+        names: set[object] = {("key", delivery.source, delivery.key)}
+        if delivery.fingerprint is not None:
+            names.add(("fingerprint", delivery.source, delivery.fingerprint))
+        return names
+
+
+class Deferred:
+    """The verdict of a delivery to decide in the next batch."""
+
+
+DEFERRED = Deferred()
+
+Verdict = Answer | Decision | Deferred | Exception
+"""What ``SyncService.decide_batch`` makes of one pending delivery."""
+
+
+class Committer(Protocol):
+    """Decides and commits a delivery, maybe together with others (group
+    commit): the answer, a duplicate's included."""
+
+    def submit(self, pending: Pending) -> Answer: ...
 
 
 class SyncService(Application[uuid.UUID]):
@@ -159,7 +204,7 @@ class SyncService(Application[uuid.UUID]):
         env: Mapping[str, str] | None = None,
         *,
         on_conflict: Callable[[str], None] | None = None,
-        committer: Callable[[Commit], Committer] | None = None,
+        committer: Callable[[SyncService], Committer] | None = None,
     ) -> None:
         """``on_conflict`` hears the aggregate type of each commit lost to a
         concurrent writer (``delivery`` when the race was for the key).
@@ -170,7 +215,7 @@ class SyncService(Application[uuid.UUID]):
         self.deliveries = cast(DeliveryLog, self.recorder)
         self.conflicts = 0
         self.on_conflict = on_conflict
-        self.committer = None if committer is None else committer(self.commit)
+        self.committer = None if committer is None else committer(self)
 
     def receive(
         self, delivery: Delivery, mapped: Mapped | Callable[[], Mapped]
@@ -179,30 +224,99 @@ class SyncService(Application[uuid.UUID]):
 
         ``mapped``: its commands, or what decodes them, called only when the
         delivery has no first answer (a retry is answered without decoding
-        its body, and a body that no longer decodes cannot fail it)."""
-        commands: Mapped | None = None
-        for attempt in range(self.max_attempts):
-            first = self.first_answer(
-                delivery.source,
-                delivery.key,
-                attempt > 0,
-                fingerprint=delivery.fingerprint,
-            )
-            if first is not None:
-                return Answer.duplicate(delivery.source, delivery.key, first)
-            if commands is None:
-                commands = mapped() if callable(mapped) else mapped
-            decision = self.decide(delivery, commands)
+        its body, and a body that no longer decodes cannot fail it). With a
+        committer, the delivery is decided in its next batch; without, here,
+        as a batch of one."""
+        pending = Pending(delivery, mapped)
+        if self.committer is not None:
+            return self.committer.submit(pending)
+        while pending.attempts < self.max_attempts:
+            (verdict,) = self.decide_batch([pending])
+            if isinstance(verdict, BaseException):
+                raise verdict
+            if isinstance(verdict, Answer):
+                return verdict
+            assert isinstance(verdict, Decision)
             try:
-                if self.committer is None:
-                    self.commit([decision])
-                else:
-                    self.committer.submit(decision)
+                self.commit([verdict])
             except IntegrityError:
-                self._conflicted(attempt, decision.kinds)
+                self.conflicted(verdict.kinds)
+                self.back_off(pending.attempts)
+                pending.attempts += 1
                 continue
-            return decision.answer
-        raise self._too_much_contention(delivery)
+            return verdict.answer
+        raise self.too_much_contention(delivery)
+
+    def decide_batch(self, batch: Sequence[Pending]) -> list[Verdict]:
+        """Decide several deliveries on what the store holds, nothing written:
+        the first answers of all their keys in one query, the aggregates they
+        address read together (``Preloaded``), each decided in turn.
+
+        Each gets its own verdict: its duplicate ``Answer``, its ``Decision``
+        to commit, ``DEFERRED`` when it shares a key, a fingerprint or an
+        aggregate with one decided before it in this batch (decided on the
+        same state, they would both append the same versions: it waits for
+        the next batch, which reads what this one wrote), or the exception
+        its decoding or deciding raised. A failure of the store while
+        looking up the first answers fails the whole batch."""
+        firsts = self.deliveries.find_answers([p.ask for p in batch])
+        verdicts: list[Verdict] = [DEFERRED] * len(batch)
+        names: set[object] = set()
+        undecided: list[Pending] = []
+        for i, (pending, first) in enumerate(zip(batch, firsts, strict=True)):
+            delivery = pending.delivery
+            if first is None and pending.attempts:
+                first = self.first_answer(
+                    delivery.source,
+                    delivery.key,
+                    True,
+                    fingerprint=delivery.fingerprint,
+                )
+            if first is not None:
+                verdicts[i] = Answer.duplicate(delivery.source, delivery.key, first)
+                continue
+            if pending.names & names:
+                continue
+            names |= pending.names
+            try:
+                pending.commands()
+            except Exception as error:
+                verdicts[i] = error
+                continue
+            undecided.append(pending)
+        known = Preloaded.read(
+            self, {i for pending in undecided for i in self._addressed(pending)}
+        )
+        claimed: set[object] = set()
+        for pending in undecided:
+            i = batch.index(pending)
+            try:
+                decision = self.decide(pending.delivery, pending.commands(), known)
+            except Exception as error:
+                verdicts[i] = error
+                continue
+            if decision.claims & claimed:
+                continue
+            claimed |= decision.claims
+            verdicts[i] = decision
+        return verdicts
+
+    @staticmethod
+    def _addressed(pending: Pending) -> set[uuid.UUID]:
+        """The ids of the objects ``pending``'s commands name directly (an
+        order reached through a payment is read when the payment names it)."""
+        mapped = pending.commands()
+        if isinstance(mapped, Ignored):
+            return set()
+        namespace = pending.delivery.namespace
+        ids = set()
+        for command in mapped:
+            if isinstance(command, OrderCommand) and command.via_payment is not None:
+                ids.add(Payment.create_id(command.via_payment, namespace))
+            else:
+                cls = AGGREGATES[command.aggregate]
+                ids.add(cls.create_id(command.object_id, namespace))
+        return ids
 
     def replay(
         self,
@@ -224,7 +338,7 @@ class SyncService(Application[uuid.UUID]):
         receipt_id = Receipt.create_id(delivery.source, delivery.key)
         for attempt in range(self.max_attempts):
             receipt = cast(Receipt, self.repository.get(receipt_id))
-            answer, changed, resolutions = self._decide(delivery, mapped)
+            answer, changed, resolutions = self._decide(delivery, mapped, None)
             before = receipt.resolution or receipt.outcome
             if not changed and before in (answer.outcome, Outcome.APPLIED):
                 return None
@@ -242,19 +356,24 @@ class SyncService(Application[uuid.UUID]):
                     resolutions=[own, *resolutions],
                 )
             except IntegrityError:
-                self._conflicted(attempt, [obj.kind for obj in changed])
+                self.conflicted([obj.kind for obj in changed])
+                self.back_off(attempt)
                 continue
             return answer
-        raise self._too_much_contention(delivery)
+        raise self.too_much_contention(delivery)
 
-    def _conflicted(self, attempt: int, kinds: Sequence[str]) -> None:
-        """Count a lost race and back off (jittered) before deciding again."""
+    def conflicted(self, kinds: Sequence[str]) -> None:
+        """Count a lost race (of a decision changing objects of ``kinds``)."""
         self.conflicts += 1
         if self.on_conflict is not None:
             self.on_conflict(kinds[0] if kinds else "delivery")
+
+    @staticmethod
+    def back_off(attempt: int) -> None:
+        """Wait a little (jittered, longer each attempt) before deciding again."""
         time.sleep(random.uniform(0, min(0.05, 0.001 * 2**attempt)))
 
-    def _too_much_contention(self, delivery: Delivery) -> TooMuchContention:
+    def too_much_contention(self, delivery: Delivery) -> TooMuchContention:
         where = f"{delivery.source}/{delivery.key}"
         return TooMuchContention(f"{where}: {self.max_attempts} conflicting attempts")
 
@@ -282,9 +401,12 @@ class SyncService(Application[uuid.UUID]):
             )
         return first
 
-    def decide(self, delivery: Delivery, mapped: Mapped) -> Decision:
-        """Let each addressed object decide its command; nothing is written."""
-        answer, changed, resolutions = self._decide(delivery, mapped)
+    def decide(
+        self, delivery: Delivery, mapped: Mapped, known: Preloaded | None = None
+    ) -> Decision:
+        """Let each addressed object decide its command; nothing is written.
+        ``known``: objects read before (a batch's), else each is read now."""
+        answer, changed, resolutions = self._decide(delivery, mapped, known)
         receipt = Receipt(
             source=delivery.source,
             key=delivery.key,
@@ -325,7 +447,7 @@ class SyncService(Application[uuid.UUID]):
         return tuple(events), provenance
 
     def _decide(
-        self, delivery: Delivery, mapped: Mapped
+        self, delivery: Delivery, mapped: Mapped, known: Preloaded | None
     ) -> tuple[Answer, tuple[SyncedObject, ...], tuple[Resolution, ...]]:
         """The answer, the objects with new events, and what became of the
         parked deliveries they released."""
@@ -337,7 +459,7 @@ class SyncService(Application[uuid.UUID]):
         objects: dict[uuid.UUID, SyncedObject] = {}
         results: list[tuple[Outcome, str | None]] = []
         resolutions: list[Resolution] = []
-        where = Addressed(source, key, delivery.namespace)
+        where = Addressed(source, key, delivery.namespace, known)
         for command in mapped:
             outcome, reason = self._execute(command, where, objects, resolutions)
             results.append((outcome, reason))
@@ -391,7 +513,7 @@ class SyncService(Application[uuid.UUID]):
                 assert isinstance(released, OrderCommand)
                 outcome, reason = self._execute(
                     released.for_order(obj.order_id),
-                    Addressed(parked_source, parked_key, obj.namespace),
+                    Addressed(parked_source, parked_key, obj.namespace, where.known),
                     objects,
                     resolutions,
                 )
@@ -409,11 +531,19 @@ class SyncService(Application[uuid.UUID]):
     ) -> SyncedObject:
         """The object ``object_id`` of ``cls`` as this decision sees it."""
         aggregate_id = cls.create_id(object_id, where.namespace)
-        if aggregate_id not in objects:
-            objects[aggregate_id] = self.load(
-                cls, object_id, where.source, where.key, where.namespace
+        if aggregate_id in objects:
+            return objects[aggregate_id]
+        known = where.known
+        if known is not None and aggregate_id in known:
+            found = known.get(aggregate_id)
+            obj = cast(
+                SyncedObject,
+                found or cls(object_id, where.source, where.key, where.namespace),  # type: ignore[call-arg]
             )
-        return objects[aggregate_id]
+        else:
+            obj = self.load(cls, object_id, where.source, where.key, where.namespace)
+        objects[aggregate_id] = obj
+        return obj
 
     def _resolved_receipts(self, resolutions: Sequence[Resolution]) -> list[Receipt]:
         """The receipts of the parked deliveries ``resolutions`` resolved."""

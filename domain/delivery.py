@@ -161,6 +161,16 @@ class DeliveryRecord:
     answer: Answer
 
 
+@dataclass(frozen=True)
+class Ask:
+    """What finds a delivery's first answer: its source and key, and its
+    fingerprint when its key is not signed."""
+
+    source: str
+    key: str
+    fingerprint: str | None = None
+
+
 class DeliveryLog(Protocol):
     """Looks up the first answer to a delivery (implemented by the recorders):
     the one recorded under ``key``, else, given a ``fingerprint``, the one
@@ -169,3 +179,7 @@ class DeliveryLog(Protocol):
     def find_answer(
         self, source: str, key: str, fingerprint: str | None = None
     ) -> FirstAnswer | None: ...
+
+    def find_answers(self, asks: Sequence[Ask]) -> list[FirstAnswer | None]:
+        """``find_answer`` of each of ``asks``, in one round trip."""
+        ...

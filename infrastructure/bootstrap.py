@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from domain.application import Commit, Committer, SyncService
+from domain.application import Committer, SyncService
 from infrastructure.audit.trail import AuditTrail
 from infrastructure.group_commit import GroupCommit
 from infrastructure.persistence.database import Database
@@ -67,12 +67,12 @@ def bootstrap(
     server; its ``start`` is the caller's); ``sightings``: duplicates are
     counted for a periodic flush (the server)."""
     database = Database.of(settings)
-    committer: Callable[[Commit], Committer] | None = None
+    committer: Callable[[SyncService], Committer] | None = None
     if group_commit:
 
-        def committer(commit: Commit) -> Committer:
+        def committer(service: SyncService) -> Committer:
             return GroupCommit(
-                commit,
+                service,
                 max_waiting=settings.max_waiting_commits,
                 wait_seconds=settings.commit_wait_seconds,
             )

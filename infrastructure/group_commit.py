@@ -1,25 +1,30 @@
-"""Group commit: concurrent deliveries of one process share a transaction.
+"""Group commit: the deliveries waiting in one process are decided and
+committed together.
 
-Each request thread decides its delivery on the state it loaded, then hands
-the decision to ``GroupCommit.submit`` and waits. One writer thread takes
-every decision waiting at that moment (never waiting for more: a lone
-delivery commits at once) and commits them with ``SyncService.commit`` in one
-transaction, so a busy server makes one commit, one table lock and one fsync
-for many deliveries.
+Each request thread hands its delivery to ``GroupCommit.submit`` and waits.
+One writer thread takes every delivery waiting at that moment (never waiting
+for more: a lone delivery goes at once) and does for all of them what the
+request did for one: their first answers in one query, their aggregates read
+together, each decided in memory (``SyncService.decide_batch``), and the
+decisions committed in one transaction with ``SyncService.commit``. A busy
+server makes a few statements, one table lock and one fsync for many
+deliveries.
 
 Per-delivery outcomes are kept:
 
-- two decisions that append to the same aggregate (or record the same key
-  or fingerprint) never go in one batch: the later one waits for the next;
+- a delivery that repeats the key or fingerprint of one before it in the
+  batch, or appends to the same aggregate, waits for the next batch, which
+  reads what this one wrote (``DEFERRED``);
 - when a batch fails on a conflict (another process wrote one of its
   aggregates or keys first), it is split in halves and each committed again,
-  down to the decision that conflicts, which alone gets the
-  ``IntegrityError``: its thread decides it again on fresh state, as without
-  group commit. The others are not failed by it;
+  down to the decision that conflicts; that delivery alone is decided again
+  in the next batch, on fresh state, up to ``SyncService.max_attempts``
+  times. The others are not failed by it;
+- a delivery whose body does not decode fails alone;
 - any other failure (the store is down) fails the whole batch: nothing of it
   was stored, and each delivery is answered 503.
 
-Waiting is bounded: a decision that finds ``max_waiting`` others queued, or
+Waiting is bounded: a delivery that finds ``max_waiting`` others queued, or
 that is still queued after ``wait_seconds``, is withdrawn and answered 503
 (``Overloaded``) instead of piling up behind a slow store. One already taken
 into a batch waits for that batch: its outcome is the truth.
@@ -31,10 +36,15 @@ import threading
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from eventsourcing.persistence import IntegrityError
 
-from domain.application import Decision
+from domain.application import Decision, Deferred, Pending, Verdict
+from domain.delivery import Answer
+
+if TYPE_CHECKING:
+    from domain.application import SyncService
 
 
 class Overloaded(Exception):
@@ -43,25 +53,28 @@ class Overloaded(Exception):
 
 @dataclass(eq=False)
 class _Waiting:
-    decision: Decision
+    pending: Pending
     done: threading.Event = field(default_factory=threading.Event)
+    answer: Answer | None = None
     error: BaseException | None = None
     taken: bool = False
 
 
 class GroupCommit:
     """The writer thread of one process (see the module's docstring).
-    ``commit`` is ``SyncService.commit``."""
+    ``commit`` is the service's (a test may wrap it)."""
 
     def __init__(
         self,
-        commit: Callable[[Sequence[Decision]], None],
+        service: SyncService,
+        commit: Callable[[Sequence[Decision]], None] | None = None,
         *,
         max_batch: int = 500,
         max_waiting: int = 2000,
         wait_seconds: float = 5.0,
     ) -> None:
-        self._commit = commit
+        self.service = service
+        self._commit = service.commit if commit is None else commit
         self.max_batch = max_batch
         self.max_waiting = max_waiting
         self.wait_seconds = wait_seconds
@@ -78,17 +91,24 @@ class GroupCommit:
         self._thread.start()
 
     def close(self, timeout: float = 30.0) -> None:
-        """Commit what is queued, then stop; later submits are refused."""
+        """Decide and commit what is queued, then stop; later submits are
+        refused."""
         with self._changed:
             self._closed = True
             self._changed.notify()
         if self._thread.is_alive():
             self._thread.join(timeout)
 
-    def submit(self, decision: Decision) -> None:
-        """Commit ``decision`` (with others); ``IntegrityError`` when it lost
-        a race, ``Overloaded`` when it could not be committed in time."""
-        waiting = _Waiting(decision)
+    @property
+    def waiting(self) -> int:
+        """How many deliveries are queued (not yet taken into a batch)."""
+        with self._changed:
+            return len(self._queue)
+
+    def submit(self, pending: Pending) -> Answer:
+        """The answer to ``pending``, decided and committed with others;
+        ``Overloaded`` when that could not happen in time."""
+        waiting = _Waiting(pending)
         with self._changed:
             if self._closed or not self._thread.is_alive():
                 raise Overloaded("the server is not committing deliveries now")
@@ -107,6 +127,8 @@ class GroupCommit:
             waiting.done.wait()
         if waiting.error is not None:
             raise waiting.error
+        assert waiting.answer is not None
+        return waiting.answer
 
     def _run(self) -> None:
         while True:
@@ -115,44 +137,87 @@ class GroupCommit:
                     self._changed.wait()
                 if not self._queue:
                     return
-                batch = self._take()
-            self._commit_all(batch)
+                batch = [
+                    self._queue.popleft()
+                    for _ in range(min(self.max_batch, len(self._queue)))
+                ]
+                for waiting in batch:
+                    waiting.taken = True
+            self._again(self._decide_and_commit(batch))
 
-    def _take(self) -> list[_Waiting]:
-        """The queued decisions that can commit together, oldest first; the
-        others stay queued, in order."""
-        batch: list[_Waiting] = []
-        claimed: set[object] = set()
-        skipped: list[_Waiting] = []
-        while self._queue and len(batch) < self.max_batch:
-            waiting = self._queue.popleft()
-            ids = waiting.decision.claims
-            if ids & claimed:
-                skipped.append(waiting)
-                continue
-            waiting.taken = True
-            claimed |= ids
-            batch.append(waiting)
-        self._queue.extendleft(reversed(skipped))
-        return batch
-
-    def _commit_all(self, batch: list[_Waiting]) -> None:
-        """Commit ``batch`` in one transaction; on a conflict, each half
-        again, so that only the conflicting decision fails."""
+    def _decide_and_commit(self, batch: list[_Waiting]) -> list[_Waiting]:
+        """Answer what ``batch`` can answer now; the rest, to decide again."""
         try:
-            self._commit([waiting.decision for waiting in batch])
-        except IntegrityError as conflict:
-            if len(batch) > 1:
-                middle = len(batch) // 2
-                self._commit_all(batch[:middle])
-                self._commit_all(batch[middle:])
-                return
-            batch[0].error = conflict
+            verdicts = self.service.decide_batch([w.pending for w in batch])
         except Exception as failure:
-            for waiting in batch:
-                waiting.error = failure
+            self._fail(batch, failure)
+            return []
+        again: list[_Waiting] = []
+        decided: list[tuple[_Waiting, Decision]] = []
+        for waiting, verdict in zip(batch, verdicts, strict=True):
+            if isinstance(verdict, Decision):
+                decided.append((waiting, verdict))
+            elif isinstance(verdict, Deferred):
+                again.append(waiting)
+            else:
+                self._finish(waiting, verdict)
+        if decided:
+            again += self._commit_all(decided)
+        return again
+
+    def _commit_all(self, decided: list[tuple[_Waiting, Decision]]) -> list[_Waiting]:
+        """Commit ``decided`` in one transaction; on a conflict, each half
+        again, so that only the conflicting decision is decided again. The
+        deliveries to decide again."""
+        try:
+            self._commit([decision for _, decision in decided])
+        except IntegrityError:
+            if len(decided) > 1:
+                middle = len(decided) // 2
+                return self._commit_all(decided[:middle]) + self._commit_all(
+                    decided[middle:]
+                )
+            return self._lost(*decided[0])
+        except Exception as failure:
+            self._fail([waiting for waiting, _ in decided], failure)
+            return []
+        self.batches += 1
+        self.committed += len(decided)
+        for waiting, decision in decided:
+            self._finish(waiting, decision.answer)
+        return []
+
+    def _lost(self, waiting: _Waiting, decision: Decision) -> list[_Waiting]:
+        """A decision that lost to a concurrent writer: decide it again, on
+        fresh state, unless it has lost too often."""
+        self.service.conflicted(decision.kinds)
+        pending = waiting.pending
+        pending.attempts += 1
+        if pending.attempts >= self.service.max_attempts:
+            self._finish(waiting, self.service.too_much_contention(pending.delivery))
+            return []
+        return [waiting]
+
+    def _again(self, again: list[_Waiting]) -> None:
+        """Queue ``again`` first, in order, for the next batch."""
+        if not again:
+            return
+        with self._changed:
+            for waiting in again:
+                waiting.taken = False
+            self._queue.extendleft(reversed(again))
+
+    @staticmethod
+    def _finish(waiting: _Waiting, verdict: Verdict | BaseException) -> None:
+        if isinstance(verdict, Answer):
+            waiting.answer = verdict
         else:
-            self.batches += 1
-            self.committed += len(batch)
+            assert isinstance(verdict, BaseException)
+            waiting.error = verdict
+        waiting.done.set()
+
+    @staticmethod
+    def _fail(batch: Sequence[_Waiting], failure: BaseException) -> None:
         for waiting in batch:
+            waiting.error = failure
             waiting.done.set()

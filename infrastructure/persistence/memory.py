@@ -8,7 +8,7 @@ from typing import Any
 from eventsourcing.persistence import IntegrityError, StoredEvent
 from eventsourcing.popo import POPOApplicationRecorder, POPOFactory
 
-from domain.delivery import DeliveryRecord, FirstAnswer, Resolution
+from domain.delivery import Ask, DeliveryRecord, FirstAnswer, Resolution
 
 
 class MemoryDeliveryRecorder(POPOApplicationRecorder):
@@ -56,6 +56,9 @@ class MemoryDeliveryRecorder(POPOApplicationRecorder):
             if first is None and fingerprint is not None:
                 first = self.fingerprints.get((source, fingerprint))
             return first
+
+    def find_answers(self, asks: Sequence[Ask]) -> list[FirstAnswer | None]:
+        return [self.find_answer(a.source, a.key, a.fingerprint) for a in asks]
 
 
 def _repeats(ids: list[tuple[str, str]], recorded: Mapping[Any, object]) -> bool:

@@ -17,14 +17,17 @@ from eventsourcing.postgres import (
 from psycopg.sql import SQL
 from psycopg_pool import ConnectionPool
 
-from domain.delivery import DeliveryRecord, FirstAnswer, Resolution
+from domain.delivery import Ask, DeliveryRecord, FirstAnswer, Resolution
 from domain.provenance import Provenance
+from infrastructure.persistence.batch_reads import PostgresReadsMany
 from infrastructure.persistence.database import CUSTOM_PLANS
 from infrastructure.persistence.ledger import LedgerWriter
 from infrastructure.persistence.rows import (
     answer_query,
+    answers_query,
     delivery_row,
     fingerprint_rows,
+    first_answers,
     insert_deliveries_sql,
     insert_fingerprints_sql,
     parse_answer,
@@ -35,7 +38,7 @@ from infrastructure.persistence.rows import (
 STATEMENT_TIMEOUT_MS = 30_000
 
 
-class PostgresDeliveryRecorder(PostgresApplicationRecorder):
+class PostgresDeliveryRecorder(PostgresReadsMany, PostgresApplicationRecorder):
     """Inserts delivery records (and their fingerprints), events and
     resolutions in one transaction.
 
@@ -110,6 +113,13 @@ class PostgresDeliveryRecorder(PostgresApplicationRecorder):
             row = curs.fetchone()
         return None if row is None else parse_answer(row)
 
+    def find_answers(self, asks: Sequence[Ask]) -> list[FirstAnswer | None]:
+        if not asks:
+            return []
+        with self.datastore.get_connection() as conn, conn.cursor() as curs:
+            curs.execute(*answers_query("%s", asks))
+            return first_answers(curs.fetchall(), len(asks))
+
 
 def ping_if_readable(conn: psycopg.Connection[Any]) -> None:
     """The pool's check of a connection it is about to lend, without a round
@@ -145,6 +155,7 @@ class IdemsyncPostgresFactory(PostgresFactory):
     (``ping_if_readable``)."""
 
     application_recorder_class = PostgresDeliveryRecorder
+    aggregate_recorder_class = PostgresReadsMany
 
     def __init__(self, env: Environment | Mapping[str, str] | None) -> None:
         super().__init__(env)

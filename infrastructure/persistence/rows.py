@@ -10,7 +10,7 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from domain.delivery import DeliveryRecord, FirstAnswer, Resolution
+from domain.delivery import Ask, DeliveryRecord, FirstAnswer, Resolution
 
 DELIVERY_COLUMNS = (
     "source",
@@ -123,6 +123,43 @@ def answer_query(
         return SELECT_ANSWER_SQL.format(p=placeholder), (source, key)
     statement = SELECT_ANSWER_OR_FINGERPRINT_SQL.format(p=placeholder)
     return statement, (source, key, source, fingerprint)
+
+
+def answers_query(placeholder: str, asks: Sequence[Ask]) -> tuple[str, list[int | str | None]]:
+    """The statement and parameters that find the first answers of several
+    deliveries in one round trip: rows ``(i, found_by, answer, received_at)``,
+    ``i`` the index in ``asks``, ``found_by`` 0 for the key, 1 for the
+    fingerprint (which only counts when the key found nothing)."""
+    p = placeholder
+    values = ", ".join([f"({p}, {p}, {p}, {p})"] * len(asks))
+    statement = (
+        f"WITH asked(i, source, idempotency_key, digest) AS (VALUES {values}) "
+        "SELECT asked.i, 0 AS found_by, d.answer, d.received_at "
+        "FROM asked JOIN deliveries d ON d.source = asked.source "
+        "AND d.idempotency_key = asked.idempotency_key "
+        "UNION ALL "
+        "SELECT asked.i, 1 AS found_by, f.answer, f.received_at "
+        "FROM asked JOIN delivery_fingerprints f ON f.source = asked.source "
+        "AND f.digest = asked.digest"
+    )
+    params = [
+        value
+        for i, ask in enumerate(asks)
+        for value in (i, ask.source, ask.key, ask.fingerprint)
+    ]
+    return statement, params
+
+
+def first_answers(
+    rows: Sequence[Mapping[str, Any]], count: int
+) -> list[FirstAnswer | None]:
+    """The rows of ``answers_query`` as one first answer (or None) per ask."""
+    found: list[tuple[int, Mapping[str, Any]] | None] = [None] * count
+    for row in rows:
+        known = found[row["i"]]
+        if known is None or row["found_by"] < known[0]:
+            found[row["i"]] = (row["found_by"], row)
+    return [None if hit is None else parse_answer(hit[1]) for hit in found]
 
 
 def parse_answer(row: Mapping[str, Any]) -> FirstAnswer:

@@ -15,13 +15,16 @@ from eventsourcing.sqlite import (
     SQLiteFactory,
 )
 
-from domain.delivery import DeliveryRecord, FirstAnswer, Resolution
+from domain.delivery import Ask, DeliveryRecord, FirstAnswer, Resolution
 from domain.provenance import Provenance
+from infrastructure.persistence.batch_reads import SQLiteReadsMany
 from infrastructure.persistence.ledger import LedgerWriter, iso
 from infrastructure.persistence.rows import (
     answer_query,
+    answers_query,
     delivery_row,
     fingerprint_rows,
+    first_answers,
     insert_deliveries_sql,
     insert_fingerprints_sql,
     parse_answer,
@@ -39,7 +42,7 @@ def _text_times(row: Sequence[Any]) -> tuple[Any, ...]:
     return tuple(iso(v) if isinstance(v, datetime) else v for v in row)
 
 
-class SQLiteDeliveryRecorder(SQLiteApplicationRecorder):
+class SQLiteDeliveryRecorder(SQLiteReadsMany, SQLiteApplicationRecorder):
     """Inserts delivery records (and their fingerprints), events, their
     ledger rows and resolutions in one transaction.
 
@@ -86,11 +89,19 @@ class SQLiteDeliveryRecorder(SQLiteApplicationRecorder):
             row = c.fetchone()
         return None if row is None else parse_answer(row)
 
+    def find_answers(self, asks: Sequence[Ask]) -> list[FirstAnswer | None]:
+        if not asks:
+            return []
+        with self.datastore.transaction(commit=False) as c:
+            c.execute(*answers_query("?", asks))
+            return first_answers(c.fetchall(), len(asks))
+
 
 class IdemsyncSQLiteFactory(SQLiteFactory):
     """eventsourcing's SQLite factory with the delivery-log recorder."""
 
     application_recorder_class = SQLiteDeliveryRecorder
+    aggregate_recorder_class = SQLiteReadsMany
 
     def aggregate_recorder(self, purpose: str = "events") -> AggregateRecorder:
         """The library's aggregate recorder (snapshots: ``purpose="snapshots"``)

@@ -1,19 +1,22 @@
-"""Group commit (infrastructure/group_commit.py) on both backends: concurrent
-deliveries share a transaction, each keeps its own outcome, a conflict or a
-repeated key fails only its own delivery, and waiting is bounded."""
+"""Group commit (infrastructure/group_commit.py) on both backends: the
+deliveries waiting in a process are decided as a batch (first answers in one
+query, aggregates read together) and committed in one transaction; each
+keeps its own outcome, a repeated key inside a batch is a duplicate, a
+conflict from another process fails only its own decision (decided again),
+and waiting is bounded."""
 
 from __future__ import annotations
 
+import multiprocessing
 import threading
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC, datetime
 
 import pytest
-from eventsourcing.persistence import IntegrityError
 
-from domain.application import Decision, SyncService
-from domain.commands import CreateOrder, MarkPaid
+from domain.application import Decision, Mapped, SyncService
+from domain.commands import CreateOrder, Ignored, MarkPaid
 from domain.delivery import Answer, Delivery, Outcome
 from domain.namespaces import DEFAULT_NAMESPACE
 from infrastructure.group_commit import GroupCommit, Overloaded
@@ -23,8 +26,10 @@ from tests.store import Store
 NOW = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)
 
 
-def delivery(key: str) -> Delivery:
-    return Delivery(source="acme", key=key, received_at=NOW, payload=b"{}")
+def delivery(key: str, fingerprint: str | None = None) -> Delivery:
+    return Delivery(
+        source="acme", key=key, received_at=NOW, payload=b"{}", fingerprint=fingerprint
+    )
 
 
 def created(order_id: str) -> CreateOrder:
@@ -55,10 +60,17 @@ def service(database_url: str) -> Iterator[SyncService]:
 
 class Gate:
     """A commit that holds its first call until released, so that the test
-    knows what is queued behind it; records each batch's size."""
+    knows what is queued behind it; records each batch's size. ``before``
+    runs before the second call commits (while its batch is decided and
+    not yet committed)."""
 
-    def __init__(self, commit: Callable[[Sequence[Decision]], None]) -> None:
+    def __init__(
+        self,
+        commit: Callable[[Sequence[Decision]], None],
+        before: Callable[[], None] | None = None,
+    ) -> None:
         self.commit = commit
+        self.before = before
         self.entered = threading.Event()
         self.release = threading.Event()
         self.sizes: list[int] = []
@@ -70,6 +82,9 @@ class Gate:
         if not self.entered.is_set():
             self.entered.set()
             assert self.release.wait(30)
+        elif self.before is not None:
+            before, self.before = self.before, None
+            before()
         self.sizes.append(len(decisions))
         ids = [i for decision in decisions for i in decision.aggregate_ids]
         self.shared.append(len(ids) - len(set(ids)))
@@ -79,7 +94,7 @@ class Gate:
 @pytest.fixture
 def gate(service: SyncService) -> Iterator[tuple[Gate, GroupCommit]]:
     held = Gate(service.commit)
-    group = GroupCommit(held, wait_seconds=30)
+    group = GroupCommit(service, held, wait_seconds=30)
     group.start()
     service.committer = group
     yield held, group
@@ -88,25 +103,40 @@ def gate(service: SyncService) -> Iterator[tuple[Gate, GroupCommit]]:
 
 
 def queued(group: GroupCommit, count: int) -> None:
-    """Wait until ``count`` decisions wait behind the held commit."""
+    """Wait until ``count`` deliveries wait behind the held commit."""
     for _ in range(3000):
-        with group._changed:
-            if len(group._queue) >= count:
-                return
+        if group.waiting >= count:
+            return
         threading.Event().wait(0.01)
     raise AssertionError(f"never {count} queued")
 
 
+Work = list[tuple[Delivery, Mapped | Callable[[], Mapped]]]
+
+
 def receive_all(
-    service: SyncService, work: list[tuple[Delivery, list[CreateOrder | MarkPaid]]]
-) -> tuple[ThreadPoolExecutor, list[object]]:
+    service: SyncService, work: Work
+) -> tuple[ThreadPoolExecutor, list[Future[Answer]]]:
+    """Each delivery of ``work`` received in a thread of its own, in order."""
     pool = ThreadPoolExecutor(len(work))
-    futures = [pool.submit(service.receive, d, commands) for d, commands in work]
-    return pool, futures  # type: ignore[return-value]
+    futures = []
+    for d, commands in work:
+        futures.append(pool.submit(service.receive, d, commands))
+        threading.Event().wait(0.002)
+    return pool, futures
 
 
-def answers(futures: list[object]) -> list[Answer]:
-    return [future.result(timeout=60) for future in futures]  # type: ignore[attr-defined]
+def answers(futures: list[Future[Answer]]) -> list[Answer]:
+    return [future.result(timeout=60) for future in futures]
+
+
+def hold_first_batch(service: SyncService, held: Gate) -> Future[Answer]:
+    """A first delivery whose commit the gate holds: what comes next queues."""
+    blocker = ThreadPoolExecutor(1).submit(
+        service.receive, delivery("k-first"), [created("ord_f")]
+    )
+    assert held.entered.wait(10)
+    return blocker
 
 
 def test_concurrent_deliveries_share_one_transaction_and_keep_their_outcomes(
@@ -117,7 +147,7 @@ def test_concurrent_deliveries_share_one_transaction_and_keep_their_outcomes(
         service.receive, delivery("k0"), [created("ord_0")]
     )
     assert held.entered.wait(10)
-    work = [(delivery(f"k{n}"), [created(f"ord_{n}")]) for n in range(1, 21)]
+    work: Work = [(delivery(f"k{n}"), [created(f"ord_{n}")]) for n in range(1, 21)]
     work.append((delivery("k-early"), [paid("ord_late", 2)]))
     pool, futures = receive_all(service, work)
     queued(group, len(work))
@@ -132,15 +162,43 @@ def test_concurrent_deliveries_share_one_transaction_and_keep_their_outcomes(
     pool.shutdown()
 
 
-def test_deliveries_to_one_aggregate_never_share_a_batch_and_are_all_decided(
+def test_two_deliveries_for_one_aggregate_in_a_batch_are_decided_one_after_the_other(
+    service: SyncService, gate: tuple[Gate, GroupCommit], store: Store
+) -> None:
+    held, group = gate
+    blocker = hold_first_batch(service, held)
+    work: Work = [
+        (delivery("k-create"), [created("ord_1")]),
+        (delivery("k-pay"), [paid("ord_1", 2)]),
+        (delivery("k-other"), [created("ord_2")]),
+    ]
+    pool, futures = receive_all(service, work)
+    queued(group, len(work))
+    held.release.set()
+    blocker.result(timeout=30)
+    results = answers(futures)
+    assert [a.outcome for a in results] == [Outcome.APPLIED] * 3, (
+        "the payment saw the order its batch created: applied, not parked"
+    )
+    assert results[1].objects[0].version == results[0].objects[0].version + 1
+    assert held.sizes == [1, 2, 1], "the payment waited for the next batch"
+    assert set(held.shared) == {0}
+    state = store.state("order", "ord_1", DEFAULT_NAMESPACE)
+    assert state is not None and state["values"]["paid_cents"] == 100
+    pool.shutdown()
+
+
+def test_many_deliveries_for_one_aggregate_are_all_decided(
     service: SyncService, gate: tuple[Gate, GroupCommit], store: Store
 ) -> None:
     held, group = gate
     service.commit([service.decide(delivery("k-create"), [created("ord_1")])])
-    work = [(delivery(f"k-pay{n}"), [paid("ord_1", n)]) for n in range(2, 8)]
+    blocker = hold_first_batch(service, held)
+    work: Work = [(delivery(f"k-pay{n}"), [paid("ord_1", n)]) for n in range(2, 8)]
     pool, futures = receive_all(service, work)
-    queued(group, 1)
+    queued(group, len(work))
     held.release.set()
+    blocker.result(timeout=30)
     results = answers(futures)
     assert all(a.outcome in (Outcome.APPLIED, Outcome.STALE) for a in results)
     assert Outcome.APPLIED in {a.outcome for a in results}
@@ -148,57 +206,66 @@ def test_deliveries_to_one_aggregate_never_share_a_batch_and_are_all_decided(
     assert state is not None and state["values"]["paid_cents"] == 100
     assert state["positions"]["status"][0] == 7
     assert set(held.shared) == {0}
+    assert service.conflicts == 0
     pool.shutdown()
 
 
-def test_a_conflicting_decision_fails_alone_and_the_rest_of_its_batch_commits(
+def pay_from_another_process(database_url: str, key: str, sequence: int) -> None:
+    """Another writer: a process of its own pays ``ord_1``."""
+    other = SyncService(env=Database(database_url).eventsourcing_env())
+    other.receive(delivery(key), [paid("ord_1", sequence)])
+    other.close()
+
+
+def in_another_process(database_url: str, key: str, sequence: int) -> None:
+    process = multiprocessing.get_context("spawn").Process(
+        target=pay_from_another_process, args=(database_url, key, sequence)
+    )
+    process.start()
+    process.join(60)
+    assert process.exitcode == 0
+
+
+def test_a_conflict_from_another_process_is_decided_again_alone_and_the_rest_commits(
     service: SyncService, database_url: str, store: Store
 ) -> None:
     service.receive(delivery("k-create"), [created("ord_1")])
-    stale = service.decide(delivery("k-stale"), [paid("ord_1", 5)])
-    other = SyncService(env=Database(database_url).eventsourcing_env())
-    other.receive(delivery("k-winner"), [paid("ord_1", 6)])
-    other.close()
-    held = Gate(service.commit)
-    group = GroupCommit(held, wait_seconds=30)
+    held = Gate(
+        service.commit, before=lambda: in_another_process(database_url, "k-winner", 6)
+    )
+    group = GroupCommit(service, held, wait_seconds=60)
     group.start()
+    service.committer = group
     try:
-        fresh = [
-            service.decide(delivery(f"k{n}"), [created(f"ord_n{n}")]) for n in range(7)
-        ]
-        blocker = ThreadPoolExecutor(1).submit(
-            group.submit, service.decide(delivery("k-first"), [created("ord_f")])
-        )
-        assert held.entered.wait(10)
-        pool = ThreadPoolExecutor(8)
-        outcomes = [
-            pool.submit(group.submit, d) for d in [*fresh[:3], stale, *fresh[3:]]
-        ]
-        queued(group, 8)
+        blocker = hold_first_batch(service, held)
+        work: Work = [(delivery(f"k{n}"), [created(f"ord_n{n}")]) for n in range(3)]
+        work.append((delivery("k-late"), [paid("ord_1", 5)]))
+        work += [(delivery(f"k{n}"), [created(f"ord_n{n}")]) for n in range(3, 7)]
+        pool, futures = receive_all(service, work)
+        queued(group, len(work))
         held.release.set()
         blocker.result(timeout=30)
-        errors = [f.exception(timeout=30) for f in outcomes]
+        results = answers(futures)
     finally:
         held.release.set()
         group.close()
-    assert [type(e) for e in errors] == [type(None)] * 3 + [IntegrityError] + [
-        type(None)
-    ] * 4
+    outcomes = [a.outcome for a in results]
+    assert outcomes == [Outcome.APPLIED] * 3 + [Outcome.STALE] + [Outcome.APPLIED] * 4
+    assert service.conflicts == 1, "only the decision on ord_1 lost"
+    assert held.sizes[:2] == [1, len(work)], "the batch was decided as one"
     keys = store.keys()
-    assert ("acme", "k-stale") not in keys
-    assert {("acme", f"k{n}") for n in range(7)} <= keys
-    assert group.committed == 8
+    assert {("acme", f"k{n}") for n in range(7)} | {("acme", "k-late")} <= keys
+    state = store.state("order", "ord_1", DEFAULT_NAMESPACE)
+    assert state is not None and state["positions"]["status"][0] == 6
+    pool.shutdown()
 
 
-def test_the_same_key_twice_at_once_is_one_delivery_and_one_duplicate(
+def test_the_same_key_twice_in_one_batch_is_one_delivery_and_one_duplicate(
     service: SyncService, gate: tuple[Gate, GroupCommit], store: Store
 ) -> None:
     held, group = gate
-    blocker = ThreadPoolExecutor(1).submit(
-        service.receive, delivery("k-first"), [created("ord_f")]
-    )
-    assert held.entered.wait(10)
-    twice = [(delivery("k-same"), [created("ord_s")]) for _ in range(2)]
+    blocker = hold_first_batch(service, held)
+    twice: Work = [(delivery("k-same"), [created("ord_s")]) for _ in range(2)]
     pool, futures = receive_all(service, twice)
     queued(group, 2)
     held.release.set()
@@ -209,15 +276,91 @@ def test_the_same_key_twice_at_once_is_one_delivery_and_one_duplicate(
     pool.shutdown()
 
 
+def test_the_same_fingerprint_under_two_keys_in_one_batch_is_one_delivery(
+    service: SyncService, gate: tuple[Gate, GroupCommit], store: Store
+) -> None:
+    held, group = gate
+    blocker = hold_first_batch(service, held)
+    replayed: Work = [
+        (delivery(key, fingerprint="sig-1"), [created("ord_s")])
+        for key in ("k-sent", "k-replayed")
+    ]
+    pool, futures = receive_all(service, replayed)
+    queued(group, 2)
+    held.release.set()
+    blocker.result(timeout=30)
+    results = answers(futures)
+    assert sorted(a.outcome.value for a in results) == ["applied", "duplicate"]
+    assert store.count("deliveries") == 2
+    pool.shutdown()
+
+
+def test_a_batch_answers_a_key_already_stored_from_its_first_answer(
+    service: SyncService, gate: tuple[Gate, GroupCommit], store: Store
+) -> None:
+    held, group = gate
+    service.commit([service.decide(delivery("k-old"), [created("ord_old")])])
+    blocker = hold_first_batch(service, held)
+    decoded: list[str] = []
+
+    def decode() -> Mapped:
+        decoded.append("k-old")
+        return [created("ord_other")]
+
+    work: Work = [
+        (delivery("k-new"), [created("ord_new")]),
+        (delivery("k-old"), decode),
+    ]
+    pool, futures = receive_all(service, work)
+    queued(group, 2)
+    held.release.set()
+    blocker.result(timeout=30)
+    new, old = answers(futures)
+    assert new.outcome is Outcome.APPLIED
+    assert old.outcome is Outcome.DUPLICATE
+    assert old.first is not None and old.first["aggregate"]["id"] == "ord_old"
+    assert decoded == [], "a retry is answered without decoding its body"
+    assert store.state("order", "ord_other", DEFAULT_NAMESPACE) is None
+    assert held.sizes == [1, 1]
+    pool.shutdown()
+
+
+def test_a_body_that_does_not_decode_fails_alone(
+    service: SyncService, gate: tuple[Gate, GroupCommit], store: Store
+) -> None:
+    held, group = gate
+    blocker = hold_first_batch(service, held)
+
+    def unreadable() -> Mapped:
+        raise ValueError("not JSON")
+
+    work: Work = [
+        (delivery("k-bad"), unreadable),
+        (delivery("k-good"), [created("ord_g")]),
+        (delivery("k-ignored"), Ignored("not ours")),
+    ]
+    pool, futures = receive_all(service, work)
+    queued(group, 3)
+    held.release.set()
+    blocker.result(timeout=30)
+    with pytest.raises(ValueError, match="not JSON"):
+        futures[0].result(timeout=30)
+    assert futures[1].result(timeout=30).outcome is Outcome.APPLIED
+    assert futures[2].result(timeout=30).outcome is Outcome.IGNORED
+    stored = store.keys()
+    assert ("acme", "k-bad") not in stored and ("acme", "k-good") in stored
+    pool.shutdown()
+
+
 def test_a_lone_delivery_commits_at_once_without_waiting_for_a_batch(
     service: SyncService,
 ) -> None:
-    group = GroupCommit(service.commit, wait_seconds=30)
+    group = GroupCommit(service, wait_seconds=30)
     group.start()
+    service.committer = group
     try:
-        decision = service.decide(delivery("k1"), [created("ord_1")])
         started = datetime.now(UTC)
-        group.submit(decision)
+        service.receive(delivery("k1"), [created("ord_1")])
         waited = (datetime.now(UTC) - started).total_seconds()
     finally:
         group.close()
@@ -229,23 +372,22 @@ def test_waiting_is_bounded_and_a_withdrawn_delivery_is_not_stored(
     service: SyncService, store: Store
 ) -> None:
     held = Gate(service.commit)
-    group = GroupCommit(held, max_waiting=2, wait_seconds=0.3)
+    group = GroupCommit(service, held, max_waiting=2, wait_seconds=0.3)
     group.start()
+    service.committer = group
     try:
         blocker = ThreadPoolExecutor(1).submit(
-            group.submit, service.decide(delivery("k-first"), [created("ord_f")])
+            service.receive, delivery("k-first"), [created("ord_f")]
         )
         assert held.entered.wait(10)
         pool = ThreadPoolExecutor(2)
         waiting = [
-            pool.submit(
-                group.submit, service.decide(delivery(f"k{n}"), [created(f"ord_{n}")])
-            )
+            pool.submit(service.receive, delivery(f"k{n}"), [created(f"ord_{n}")])
             for n in range(2)
         ]
         queued(group, 2)
         with pytest.raises(Overloaded, match="waiting to commit"):
-            group.submit(service.decide(delivery("k-full"), [created("ord_x")]))
+            service.receive(delivery("k-full"), [created("ord_x")])
         for future in waiting:
             assert isinstance(future.exception(timeout=10), Overloaded)
         held.release.set()
@@ -267,12 +409,13 @@ def test_a_store_failure_fails_the_whole_batch_and_stores_nothing_of_it(
             raise failure
         service.commit(decisions)
 
-    group = GroupCommit(flaky, wait_seconds=30)
+    group = GroupCommit(service, flaky, wait_seconds=30)
     group.start()
+    service.committer = group
     try:
         with pytest.raises(RuntimeError, match="went away"):
-            group.submit(service.decide(delivery("k1"), [created("ord_1")]))
-        group.submit(service.decide(delivery("k2"), [created("ord_2")]))
+            service.receive(delivery("k1"), [created("ord_1")])
+        service.receive(delivery("k2"), [created("ord_2")])
     finally:
         group.close()
     assert store.keys() == {("acme", "k2")}

@@ -56,6 +56,34 @@ def test_the_route_s_stages_and_the_cli_s_give_the_same_answers(
     assert state is not None and state["status"] == "paid"
 
 
+def test_the_route_s_pipeline_with_the_server_s_group_commit_decides_in_batches(
+    settings: Settings, partner: Partner
+) -> None:
+    services = bootstrap(settings, group_commit=True)
+    group = services.group_commit
+    assert group is not None
+    group.start()
+    pipeline = services.intake
+    source = pipeline.source("acme")
+    created = [partner.order_created(f"ord_b{n}") for n in range(40)]
+    again = created[:5]
+
+    async def send_all() -> list[tuple[str, Outcome]]:
+        sent = [pipeline.answer(source, r.headers, r.body) for r in created + again]
+        return [(a.key, a.outcome) for a in await asyncio.gather(*sent)]
+
+    try:
+        answered = asyncio.run(send_all())
+    finally:
+        services.close()
+    applied = [key for key, outcome in answered if outcome is Outcome.APPLIED]
+    repeated = [key for key, outcome in answered if outcome is Outcome.DUPLICATE]
+    assert sorted(applied) == sorted(r.headers["webhook-id"] for r in created)
+    assert sorted(repeated) == sorted(r.headers["webhook-id"] for r in again)
+    assert group.committed == 40
+    assert group.batches < 40, "the deliveries waiting were decided together"
+
+
 def test_a_retry_is_answered_without_decoding_its_body(
     services: Services, partner: Partner
 ) -> None:
