@@ -17,10 +17,10 @@ figures as JSON. It measures:
   ``Order.Created``, ``Receipt.Issued``) with their ``event_audit`` rows; at
   each ``--connections`` count (closed loop: each connection sends its next
   request when the answer is in); the best is the maximum throughput;
-* p99 latency at 80 % of that maximum: the maximum's connections, each
-  waiting a random (exponential) think time between its requests, tuned until
-  the throughput is within a few per cent of 80 % (an open-ish loop: wrk2 is
-  not packaged);
+* p99 latency at 80 % of that maximum, open loop: fresh deliveries arriving
+  at a constant rate (``bench/open_loop.py``: each request starts when it is
+  due, whatever the server is doing, and is timed from then, so a slow
+  answer delays no later request's clock), as a partner's deliveries arrive;
 * duplicates: already-applied deliveries sent again (re-signed with a later
   timestamp, as a retry is), at each connection count;
 * the load generator's own ceiling: the same wrk and Lua script with the
@@ -67,6 +67,7 @@ import multiprocessing
 import os
 import platform
 import random
+import re
 import resource
 import shutil
 import signal
@@ -78,6 +79,7 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.parse
 import urllib.request
 import uuid
 from collections.abc import Callable, Iterator, Sequence
@@ -113,6 +115,10 @@ SECRET = "whsec_aWRlbXN5bmMtYmVuY2gtc2VjcmV0LWtleQ=="
 TOLERANCE_SECONDS = 3600
 TEMPLATES = 64
 """Unique deliveries read back from the server's database for the ceiling."""
+OPEN_LOOP_LIMIT = 512
+"""Most connections the open-loop generator opens; beyond them a request
+waits for a free one (its wait is timed)."""
+
 TARGETS = {
     "unique_vs_ceiling": 0.5,
     "duplicate_vs_unique": 5.0,
@@ -223,6 +229,7 @@ class Backend:
     workers: int = 1
     ceiling: list[Run] = field(default_factory=list)
     ceiling_no_lock: list[Run] = field(default_factory=list)
+    ceiling_pgbench: list[Run] = field(default_factory=list)
     healthz: list[Run] = field(default_factory=list)
     unique: list[Run] = field(default_factory=list)
     at_80: Run | None = None
@@ -261,6 +268,10 @@ class Backend:
             "ceiling_no_table_lock": {
                 "runs": [r.to_json() for r in self.ceiling_no_lock],
                 "best": best(self.ceiling_no_lock),
+            },
+            "ceiling_pgbench": {
+                "runs": [r.to_json() for r in self.ceiling_pgbench],
+                "best": best(self.ceiling_pgbench),
             },
             "healthz": [r.to_json() for r in self.healthz],
             "unique": {
@@ -603,7 +614,6 @@ function request()
   end
   return reqs[index]
 end
-%(delay)s
 function done(summary, latency, requests)
   local wrapped, sent = 0, 0
   for _, thread in ipairs(threads) do
@@ -622,13 +632,6 @@ function done(summary, latency, requests)
     e.timeout, latency.mean, latency.max, latency:percentile(50),
     latency:percentile(90), latency:percentile(99), latency:percentile(99.9),
     wrapped, sent))
-end
-"""
-DELAY = """
-function delay()
-  -- exponential think time, mean %(mean).3f ms: many such senders make
-  -- nearly Poisson arrivals
-  return math.floor(-%(mean).3f * math.log(1 - math.random()) + 0.5)
 end
 """
 
@@ -663,15 +666,11 @@ def run_wrk(
     groups: dict[str, Callable[[], list[int]]],
     *,
     threads: int,
-    delay_ms: float = 0.0,
 ) -> WrkResult:
     """wrk with ``batch``'s requests for ``duration`` seconds; the usage of
     ``groups`` (and of wrk itself) meanwhile."""
     script = directory / f"{batch.tag}-c{connections}.lua"
-    delay = DELAY % {"mean": delay_ms} if delay_ms > 0 else ""
-    script.write_text(
-        LUA % {"pattern": batch.pattern, "seed": 20261102, "delay": delay}
-    )
+    script.write_text(LUA % {"pattern": batch.pattern, "seed": 20261102})
     command = [
         "wrk",
         f"-t{threads}",
@@ -683,25 +682,67 @@ def run_wrk(
         str(script),
         url,
     ]
+    return run_generator(command, duration, groups, "wrk")
+
+
+def run_open_loop(
+    url: str,
+    batch: Batch,
+    rate: float,
+    duration: float,
+    groups: dict[str, Callable[[], list[int]]],
+    connections: int = 512,
+) -> WrkResult:
+    """``bench/open_loop.py``: ``batch``'s requests at ``rate`` per second
+    (a constant arrival rate, timed from each request's scheduled start);
+    the usage of ``groups`` (and of the generator) meanwhile."""
+    parts = urllib.parse.urlsplit(url)
+    command = [
+        sys.executable,
+        str(Path(__file__).with_name("open_loop.py")),
+        "--host",
+        parts.hostname or "127.0.0.1",
+        "--port",
+        str(parts.port),
+        "--rate",
+        f"{rate:.1f}",
+        "--duration",
+        str(duration),
+        "--connections",
+        str(connections),
+        *map(str, batch.files),
+    ]
+    return run_generator(command, duration, groups, "open loop")
+
+
+def run_generator(
+    command: list[str],
+    duration: float,
+    groups: dict[str, Callable[[], list[int]]],
+    name: str,
+) -> WrkResult:
+    """Run a load generator that prints ``BENCHJSON {...}`` (wrk with the
+    Lua script, or ``bench/open_loop.py``), sampling ``groups``."""
     process = subprocess.Popen(
         command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
     children = resource.getrusage(resource.RUSAGE_CHILDREN)
     with Sampler(groups) as sampler:
-        # wrk loads its files before its clock starts: measured CPU includes
-        # it, so take the wrk figure from its own rusage below as well.
+        # The generator loads its files before its clock starts: measured
+        # CPU includes it, so take its figure from its own rusage below.
         out, err = process.communicate(timeout=duration + 300)
     if process.returncode != 0:
         raise RuntimeError(
-            f"wrk failed ({process.returncode}): {err.strip()} {out[-500:]}"
+            f"{name} failed ({process.returncode}): {err.strip()} {out[-500:]}"
         )
     lines = [line for line in out.splitlines() if line.startswith("BENCHJSON ")]
     if not lines:
-        raise RuntimeError(f"wrk printed no figures: {out[-1000:]} {err[-500:]}")
+        raise RuntimeError(f"{name} printed no figures: {out[-1000:]} {err[-500:]}")
     figures = json.loads(lines[-1].removeprefix("BENCHJSON "))
     latency = figures["latency_us"]
     errors = sum(int(v) for v in figures["errors"].values())
-    # wrk has exited: its CPU time is in this process's reaped children.
+    # The generator has exited: its CPU time is in this process's reaped
+    # children.
     reaped = resource.getrusage(resource.RUSAGE_CHILDREN)
     wrk_cpu = (reaped.ru_utime - children.ru_utime) + (
         reaped.ru_stime - children.ru_stime
@@ -1162,6 +1203,74 @@ def postgres_ceiling(
     )
 
 
+PGBENCH_SCRIPT = Path(__file__).with_name("pgbench_ceiling.sql")
+PGBENCH_CLIENTS = (4, 16, 32)
+
+
+def pgbench_ceiling(url: str, clients: int, duration: float) -> Run:
+    """``pgbench`` (a C client) running ``bench/pgbench_ceiling.sql`` (one
+    delivery's rows per transaction, no table lock) with ``clients``
+    connections: what PostgreSQL itself does with those writes, without a
+    Python client's cost."""
+    parts = urllib.parse.urlsplit(url)
+    command = [
+        "pgbench",
+        "-h",
+        parts.hostname or "127.0.0.1",
+        "-p",
+        str(parts.port or 5432),
+        "-U",
+        parts.username or "postgres",
+        "-n",
+        "-f",
+        str(PGBENCH_SCRIPT),
+        "-c",
+        str(clients),
+        "-j",
+        str(min(clients, os.cpu_count() or 1)),
+        "-T",
+        str(max(1, round(duration))),
+        "-r",
+        parts.path.lstrip("/"),
+    ]
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    with Sampler({"postgres": lambda: postgres_pids(url)}) as sampler:
+        done = subprocess.run(
+            command, capture_output=True, text=True, timeout=duration + 120
+        )
+    if done.returncode != 0:
+        raise RuntimeError(f"pgbench failed: {done.stderr.strip()[-500:]}")
+    reaped = resource.getrusage(resource.RUSAGE_CHILDREN)
+    client_cpu = (reaped.ru_utime - children.ru_utime) + (
+        reaped.ru_stime - children.ru_stime
+    )
+    transactions = int(_pgbench_figure(done.stdout, r"processed: (\d+)"))
+    latency_ms = _pgbench_figure(done.stdout, r"latency average = ([\d.]+) ms")
+    seconds = transactions / _pgbench_figure(done.stdout, r"tps = ([\d.]+)")
+    return Run(
+        "pgbench",
+        "postgres",
+        clients,
+        transactions,
+        seconds,
+        latency_ms,
+        0.0,
+        usage=sampler.usage({"client": client_cpu}),
+        extra={
+            "deliveries_per_transaction": 1,
+            "table_lock": False,
+            "latency": "pgbench's average (no percentiles)",
+        },
+    )
+
+
+def _pgbench_figure(output: str, pattern: str) -> float:
+    found = re.search(pattern, output)
+    if found is None:
+        raise RuntimeError(f"pgbench printed no {pattern!r}: {output[-500:]}")
+    return float(found.group(1))
+
+
 def sqlite_ceiling(path: Path, templates: list[Template], duration: float) -> Run:
     """One raw sqlite3 writer, one delivery per transaction (WAL, the
     library's connection settings)."""
@@ -1354,7 +1463,6 @@ class Options:
     stored_events: int = 0
     prefill_processes: int = 3
     template_events: int = 20_000
-    at_80_runs: int = 4
     postgres: str = DEFAULT_PG
 
 
@@ -1414,9 +1522,7 @@ class Bench:
         if run is not None:
             run.extra["caught_up_after_s"] = round(time.monotonic() - began, 1)
 
-    def wrk(
-        self, batch: Batch, connections: int, duration: float, delay_ms: float = 0.0
-    ) -> WrkResult:
+    def wrk(self, batch: Batch, connections: int, duration: float) -> WrkResult:
         return run_wrk(
             self.directory,
             self.server.url,
@@ -1425,12 +1531,9 @@ class Bench:
             duration,
             self.groups(),
             threads=self.options.threads,
-            delay_ms=delay_ms,
         )
 
-    def unique(
-        self, connections: int, duration: float, delay_ms: float = 0.0
-    ) -> WrkResult:
+    def unique(self, connections: int, duration: float) -> WrkResult:
         """Fresh deliveries only: sized from the expected rate, and run again
         larger if wrk ran out of them (it would have sent some twice)."""
         count = int(self.rate_guess * 1.5 * duration) + 200 * connections
@@ -1442,7 +1545,7 @@ class Bench:
                 count,
                 self.options.threads,
             )
-            result = self.wrk(batch, connections, duration, delay_ms)
+            result = self.wrk(batch, connections, duration)
             for path in batch.files:
                 path.unlink()
             if result.wrapped == 0:
@@ -1537,52 +1640,40 @@ class Bench:
         return result
 
     def at_80(self) -> Run | None:
-        """The p99 at 80 % of the maximum throughput: the maximum's
-        connections (more when needed for a think time of tens of ms), each
-        pausing a random think time between requests, tuned (at most
-        ``--at-80-runs`` runs) until the throughput is within 5 % of the
-        target; the closest run counts."""
+        """The latency a partner sees at 80 % of the maximum throughput:
+        fresh deliveries arriving at a constant rate, 0.8 x the best unique
+        rate, each timed from when it was due (``bench/open_loop.py``)."""
         best = Backend.best(self.result.unique)
         if best is None:
             return None
         target = 0.8 * best.per_second
-        lowest = min(self.result.unique, key=lambda r: r.connections)
-        service_ms = lowest.p50_ms
-        connections = min(512, max(best.connections, math.ceil(target * 0.03)))
-        delay = max(0.0, connections / target * 1000 - service_ms)
-        runs: list[tuple[Run, float]] = []
-        for _ in range(self.options.at_80_runs):
-            print(
-                f"  {self.backend}: 80% load, {connections} connections, "
-                f"think time {delay:.1f} ms",
-                file=sys.stderr,
-                flush=True,
-            )
-            found = self.unique(
-                connections, self.options.duration, delay_ms=max(delay, 0.001)
-            )
-            rate = found.requests / found.seconds
-            run = as_run(
-                "unique at 80% load",
-                self.backend,
-                connections,
-                found,
-                target_per_second=round(target, 1),
-                fraction_of_max=round(rate / best.per_second, 3),
-                think_time_ms=round(delay, 2),
-            )
-            runs.append((run, abs(rate / target - 1)))
-            if abs(rate / target - 1) <= 0.05:
-                break
-            cycle = connections / rate * 1000  # think time + time in flight
-            in_flight = max(0.0, cycle - delay)
-            wanted = connections / target * 1000 - in_flight
-            if wanted <= 0 and rate < target:
-                connections = min(1024, connections * 2)
-                delay = max(0.0, connections / target * 1000 - in_flight)
-            else:
-                delay = max(0.0, wanted)
-        return min(runs, key=lambda pair: pair[1])[0]
+        duration = self.options.duration
+        print(
+            f"  {self.backend}: 80% load, open loop at {target:.0f} per s",
+            file=sys.stderr,
+            flush=True,
+        )
+        batch = unique_batch(
+            self.directory,
+            self.server.host,
+            self.tag("o"),
+            int(target * duration) + 100,
+            1,
+        )
+        found = run_open_loop(
+            self.server.url, batch, target, duration, self.groups(), OPEN_LOOP_LIMIT
+        )
+        for path in batch.files:
+            path.unlink()
+        return as_run(
+            "unique at 80% load",
+            self.backend,
+            OPEN_LOOP_LIMIT,
+            found,
+            target_per_second=round(target, 1),
+            fraction_of_max=round(found.requests / found.seconds / best.per_second, 3),
+            open_loop=True,
+        )
 
     def with_stored_events(self) -> None:
         """Fill the store (``bench/bulk_store.py``: a template written by the
@@ -1651,6 +1742,21 @@ class Bench:
                         scratch.url, templates, processes, options.raw_duration, lock
                     )
                     (result.ceiling if lock else result.ceiling_no_lock).append(run)
+            if shutil.which("pgbench") is None:
+                print(
+                    "  postgres: no pgbench on PATH: no C-client ceiling",
+                    file=sys.stderr,
+                )
+                return
+            for clients in PGBENCH_CLIENTS:
+                print(
+                    f"  postgres: pgbench, {clients} clients",
+                    file=sys.stderr,
+                    flush=True,
+                )
+                result.ceiling_pgbench.append(
+                    pgbench_ceiling(scratch.url, clients, options.raw_duration)
+                )
 
 
 def noop_ceiling(directory: Path, options: Options) -> Run:
@@ -1765,8 +1871,9 @@ def report(
             "row + 3 events + 3 event_audit rows), wrk closed loop",
             "duplicate": "already-applied deliveries re-signed with a later "
             "timestamp, cycled",
-            "unique_at_80_percent": "the unique maximum's connections with a "
-            "random exponential think time, tuned to 80% of the maximum",
+            "unique_at_80_percent": "fresh deliveries at a constant arrival "
+            "rate of 80% of the unique maximum (bench/open_loop.py, up to "
+            f"{OPEN_LOOP_LIMIT} connections), each timed from when it was due",
             "ceiling": "raw psycopg, one delivery's rows per transaction "
             "(SET LOCAL lock_timeout, LOCK TABLE idemsync_events IN EXCLUSIVE "
             "MODE, NOTIFY, unnest(stored_event_uuid[]) insert, event_audit "
@@ -1810,12 +1917,17 @@ def _best(section: dict[str, Any] | None) -> dict[str, Any] | None:
 
 def strongest_ceiling(pg: dict[str, Any]) -> dict[str, Any] | None:
     """The ceiling the unique figure is held against: the best raw run at any
-    concurrency, with or without the recorder's table lock (pgbench-like raw
-    transactions doing the same writes). The table-locked runs are what
-    idemsync's own recorder allows, not what PostgreSQL can do."""
+    concurrency, with or without the recorder's table lock, from Python or
+    from ``pgbench`` (raw transactions doing the same writes). The
+    table-locked runs are what idemsync's own recorder allows, not what
+    PostgreSQL can do."""
     runs = [
         run
-        for run in (_best(pg.get("ceiling")), _best(pg.get("ceiling_no_table_lock")))
+        for run in (
+            _best(pg.get("ceiling")),
+            _best(pg.get("ceiling_no_table_lock")),
+            _best(pg.get("ceiling_pgbench")),
+        )
         if run
     ]
     return max(runs, key=lambda run: run["per_second"]) if runs else None
@@ -1888,7 +2000,7 @@ def targets(
         )
     rows = [
         row(
-            "unique ingest / raw psycopg ceiling",
+            "unique ingest / strongest raw ceiling",
             *against_ceiling,
             TARGETS["unique_vs_ceiling"],
             True,
@@ -1911,6 +2023,20 @@ def targets(
     return rows
 
 
+def cpu_ms_per_request(run: dict[str, Any]) -> dict[str, float]:
+    """Milliseconds of CPU per request (delivery, transaction) of the server
+    and of the database during ``run`` (none without a rate)."""
+    cores = (run.get("usage") or {}).get("cpu_cores", {})
+    rate = run.get("per_second") or 0.0
+    if rate <= 0:
+        return {}
+    return {
+        name: cores[name] / rate * 1000
+        for name in ("server", "postgres", "client")
+        if name in cores
+    }
+
+
 def cpu_note(run: dict[str, Any]) -> str:
     usage = run.get("usage")
     if not usage:
@@ -1918,6 +2044,11 @@ def cpu_note(run: dict[str, Any]) -> str:
     names = {"server": "srv", "postgres": "pg", "client": "raw"}
     parts = [f"{names.get(k, k)} {v:.2f}" for k, v in usage["cpu_cores"].items()]
     note = " ".join(parts) + f" busy {usage['machine_busy_fraction']:.0%}"
+    per_request = cpu_ms_per_request(run)
+    if per_request:
+        note += "; ms CPU each: " + " ".join(
+            f"{names.get(k, k)} {v:.2f}" for k, v in per_request.items()
+        )
     if run.get("caught_up_after_s") is not None:
         note += f"; read models caught up {run['caught_up_after_s']:.1f} s after"
     if run.get("errors"):
@@ -1957,9 +2088,19 @@ def ingest_lines(ingest: dict[str, Any]) -> list[str]:
         lines.append(line("ceiling", "raw psycopg, table lock", "postgres", run))
     for run in (pg.get("ceiling_no_table_lock") or {}).get("runs", []):
         lines.append(line("ceiling", "raw psycopg, no table lock", "postgres", run))
+    for run in (pg.get("ceiling_pgbench") or {}).get("runs", []):
+        lines.append(line("ceiling", "pgbench (C), no table lock", "postgres", run))
     best_pg = strongest_ceiling(pg)
     if best_pg:
-        lines.append(line("ceiling", "raw psycopg CEILING (best)", "postgres", best_pg))
+        lines.append(
+            line(
+                "ceiling",
+                "CEILING: strongest of the above",
+                "postgres",
+                best_pg,
+                note=f"{best_pg['name']}; {cpu_note(best_pg)}",
+            )
+        )
     for run in (lite.get("ceiling") or {}).get("runs", []):
         lines.append(line("ceiling", "raw sqlite3 CEILING, one writer", "sqlite", run))
     loadgen = ingest["load_generator"]
@@ -2006,7 +2147,8 @@ def ingest_lines(ingest: dict[str, Any]) -> list[str]:
                     backend,
                     at_80,
                     f"{at_80['fraction_of_max']:.2f}",
-                    f"think time {at_80['think_time_ms']:.1f} ms; {cpu_note(at_80)}",
+                    f"open loop at {at_80['target_per_second']:,.0f} per s; "
+                    + cpu_note(at_80),
                 )
             )
         for run in figures["duplicate"]["runs"]:
@@ -2133,12 +2275,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="events written through SyncService, then cloned (--stored-events)",
     )
     parser.add_argument(
-        "--at-80-runs",
-        type=int,
-        default=4,
-        help="most runs to tune the think time to 80%% of the maximum",
-    )
-    parser.add_argument(
         "--postgres",
         default=os.environ.get("IDEMSYNC_BENCH_PG")
         or os.environ.get("IDEMSYNC_TEST_PG")
@@ -2161,7 +2297,6 @@ def options_of(args: argparse.Namespace) -> Options:
         stored_events=args.stored_events,
         prefill_processes=args.prefill_processes,
         template_events=args.template_events,
-        at_80_runs=max(1, args.at_80_runs),
         postgres=args.postgres,
     )
 
