@@ -46,6 +46,11 @@ def read_requests(paths: Sequence[Path]) -> list[bytes]:
 
 Connection = tuple[asyncio.StreamReader, asyncio.StreamWriter]
 
+IDLE_S = 2.0
+"""A connection idle longer is closed, not reused: the server may have
+closed it (uvicorn's keep-alive timeout is 5 s), and a request sent on it
+would fail for no fault of the server's."""
+
 
 class Generator:
     """Sends ``requests`` at ``rate`` per second for ``duration`` seconds."""
@@ -56,7 +61,7 @@ class Generator:
         self.host, self.port = host, port
         self.requests = requests
         self.limit = connections
-        self.idle: list[Connection] = []
+        self.idle: list[tuple[Connection, float]] = []
         self.opened = 0
         self.freed = asyncio.Condition()
         self.latencies: list[float] = []
@@ -66,8 +71,12 @@ class Generator:
         async with self.freed:
             while not self.idle and self.opened >= self.limit:
                 await self.freed.wait()
-            if self.idle:
-                return self.idle.pop()
+            while self.idle:
+                connection, since = self.idle.pop()
+                if time.monotonic() - since <= IDLE_S:
+                    return connection
+                connection[1].close()
+                self.opened -= 1
             self.opened += 1
         try:
             return await asyncio.open_connection(self.host, self.port)
@@ -82,7 +91,7 @@ class Generator:
             if connection is None:
                 self.opened -= 1
             else:
-                self.idle.append(connection)
+                self.idle.append((connection, time.monotonic()))
             self.freed.notify()
 
     async def send(self, request: bytes, scheduled: float) -> None:
@@ -141,7 +150,7 @@ class Generator:
             tasks.append(asyncio.create_task(self.send(request, scheduled)))
         sent_for = time.monotonic() - start
         await asyncio.gather(*tasks)
-        for _, writer in self.idle:
+        for (_, writer), _ in self.idle:
             writer.close()
         ordered = sorted(self.latencies)
 

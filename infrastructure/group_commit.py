@@ -1,7 +1,8 @@
 """Group commit: the deliveries waiting in one process are decided and
 committed together.
 
-Each request thread hands its delivery to ``GroupCommit.submit`` and waits.
+Each request hands its delivery to ``GroupCommit.submit`` (a thread) or
+``GroupCommit.answer`` (the event loop, without a thread) and waits.
 One writer thread takes every delivery waiting at that moment (never waiting
 for more: a lone delivery goes at once) and does for all of them what the
 request did for one: their first answers in one query, their aggregates read
@@ -32,6 +33,7 @@ into a batch waits for that batch: its outcome is the truth.
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from collections import deque
 from collections.abc import Callable, Sequence
@@ -53,11 +55,25 @@ class Overloaded(Exception):
 
 @dataclass(eq=False)
 class _Waiting:
+    """A delivery in the queue; ``wake`` tells an event loop it is done."""
+
     pending: Pending
     done: threading.Event = field(default_factory=threading.Event)
     answer: Answer | None = None
     error: BaseException | None = None
     taken: bool = False
+    wake: Callable[[], object] | None = None
+
+    def finish(self) -> None:
+        self.done.set()
+        if self.wake is not None:
+            self.wake()
+
+    def outcome(self) -> Answer:
+        if self.error is not None:
+            raise self.error
+        assert self.answer is not None
+        return self.answer
 
 
 class GroupCommit:
@@ -109,6 +125,32 @@ class GroupCommit:
         """The answer to ``pending``, decided and committed with others;
         ``Overloaded`` when that could not happen in time."""
         waiting = _Waiting(pending)
+        self._enqueue(waiting)
+        if not waiting.done.wait(self.wait_seconds):
+            self._withdraw(waiting)
+            waiting.done.wait()
+        return waiting.outcome()
+
+    async def answer(self, pending: Pending) -> Answer:
+        """``submit`` for an event loop: it waits without a thread of its own
+        (the writer thread wakes it)."""
+        loop = asyncio.get_running_loop()
+        woken = loop.create_future()
+
+        def wake() -> None:
+            if not woken.done():
+                woken.set_result(None)
+
+        waiting = _Waiting(pending, wake=lambda: loop.call_soon_threadsafe(wake))
+        self._enqueue(waiting)
+        try:
+            await asyncio.wait_for(asyncio.shield(woken), self.wait_seconds)
+        except TimeoutError:
+            self._withdraw(waiting)
+            await woken
+        return waiting.outcome()
+
+    def _enqueue(self, waiting: _Waiting) -> None:
         with self._changed:
             if self._closed or not self._thread.is_alive():
                 raise Overloaded("the server is not committing deliveries now")
@@ -116,19 +158,16 @@ class GroupCommit:
                 raise Overloaded(f"{len(self._queue)} deliveries are waiting to commit")
             self._queue.append(waiting)
             self._changed.notify()
-        if not waiting.done.wait(self.wait_seconds):
-            with self._changed:
-                if not waiting.taken:
-                    self._queue.remove(waiting)
-                    raise Overloaded(
-                        f"not committed within {self.wait_seconds:g} s; the store "
-                        "is slow"
-                    )
-            waiting.done.wait()
-        if waiting.error is not None:
-            raise waiting.error
-        assert waiting.answer is not None
-        return waiting.answer
+
+    def _withdraw(self, waiting: _Waiting) -> None:
+        """Take ``waiting`` out of the queue, unless a batch has it (then its
+        outcome is the truth: the caller waits for it)."""
+        with self._changed:
+            if not waiting.taken:
+                self._queue.remove(waiting)
+                raise Overloaded(
+                    f"not committed within {self.wait_seconds:g} s; the store is slow"
+                )
 
     def _run(self) -> None:
         while True:
@@ -214,10 +253,10 @@ class GroupCommit:
         else:
             assert isinstance(verdict, BaseException)
             waiting.error = verdict
-        waiting.done.set()
+        waiting.finish()
 
     @staticmethod
     def _fail(batch: Sequence[_Waiting], failure: BaseException) -> None:
         for waiting in batch:
             waiting.error = failure
-            waiting.done.set()
+            waiting.finish()

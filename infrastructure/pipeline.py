@@ -20,7 +20,8 @@ from __future__ import annotations
 
 import sqlite3
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -28,9 +29,9 @@ import anyio.to_thread
 import psycopg
 from eventsourcing.persistence import PersistenceError
 
-from domain.application import SyncService, TooMuchContention
+from domain.application import Mapped, Pending, SyncService, TooMuchContention
 from domain.delivery import Answer, Delivery, FirstAnswer, Outcome
-from infrastructure.group_commit import Overloaded
+from infrastructure.group_commit import GroupCommit, Overloaded
 from infrastructure.recent_answers import RecentAnswers
 from infrastructure.refusals import (
     Busy,
@@ -44,6 +45,22 @@ from infrastructure.schemes import Unauthorized
 from infrastructure.settings import Settings
 from infrastructure.sightings import Sightings
 from infrastructure.sources import Source
+
+
+@contextmanager
+def refusals() -> Iterator[None]:
+    """A store that fails or is overloaded, as the refusal the partner sees
+    (``Busy`` or ``StoreUnavailable``: both ask for a retry)."""
+    try:
+        yield
+    except TooMuchContention as busy:
+        raise Busy("too many concurrent changes; retry") from busy
+    except Overloaded as busy:
+        raise Busy("too many deliveries waiting; retry", detail=str(busy)) from busy
+    except (PersistenceError, sqlite3.Error, psycopg.Error) as down:
+        raise StoreUnavailable(
+            "the store is unavailable; retry", detail=str(down)
+        ) from down
 
 
 @dataclass(frozen=True)
@@ -102,12 +119,19 @@ class Pipeline:
         self, source: Source, headers: Mapping[str, str], body: bytes
     ) -> Answer:
         """Every stage, for the web route: admit and recall on the event
-        loop (no I/O), decide in a worker thread."""
+        loop (no I/O); then, with the server's group commit, wait on the
+        event loop for the delivery's batch, else decide in a worker thread."""
         admitted = self.admit(source, headers, body)
         recalled = self.recall(admitted)
         if recalled is not None:
             return recalled
-        return await anyio.to_thread.run_sync(self.decide, admitted, headers, body)
+        group = self.service.committer
+        if not isinstance(group, GroupCommit):
+            return await anyio.to_thread.run_sync(self.decide, admitted, headers, body)
+        delivery, decode = self._delivery(admitted, headers, body)
+        with refusals():
+            answer = await group.answer(Pending(delivery, decode))
+        return self._answered(admitted, answer, delivery.received_at)
 
     def admit(
         self, source: Source, headers: Mapping[str, str], body: bytes
@@ -143,20 +167,17 @@ class Pipeline:
         answer if it has one (by key, or by fingerprint), else decoded,
         decided and recorded now. A store that fails or is overloaded is a
         ``Busy`` or ``StoreUnavailable``."""
-        try:
-            return self._answer(admitted, headers, body)
-        except TooMuchContention as busy:
-            raise Busy("too many concurrent changes; retry") from busy
-        except Overloaded as busy:
-            raise Busy("too many deliveries waiting; retry", detail=str(busy)) from busy
-        except (PersistenceError, sqlite3.Error, psycopg.Error) as down:
-            raise StoreUnavailable(
-                "the store is unavailable; retry", detail=str(down)
-            ) from down
+        delivery, decode = self._delivery(admitted, headers, body)
+        with refusals():
+            answer = self.service.receive(delivery, decode)
+        return self._answered(admitted, answer, delivery.received_at)
 
-    def _answer(
-        self, admitted: Admitted, headers: Mapping[str, str], body: bytes
-    ) -> Answer:
+    @staticmethod
+    def _delivery(
+        admitted: Admitted, headers: Mapping[str, str], body: bytes
+    ) -> tuple[Delivery, Callable[[], Mapped]]:
+        """The delivery as recorded, and what decodes its commands (called
+        only when it has no first answer)."""
         source = admitted.source
         received_at = datetime.now(UTC)
         delivery = Delivery(
@@ -168,14 +189,16 @@ class Pipeline:
             fingerprint=admitted.fingerprint,
             namespace=source.namespace,
         )
-        answer = self.service.receive(
-            delivery, lambda: source.decode(body, headers, received_at)
-        )
+        return delivery, lambda: source.decode(body, headers, received_at)
+
+    def _answered(self, admitted: Admitted, answer: Answer, at: datetime) -> Answer:
+        """``answer``, a duplicate's first answer kept in memory for the
+        next retry and its sighting (received ``at``) counted."""
         if answer.outcome is Outcome.DUPLICATE:
             if answer.first is not None and answer.first_received_at is not None:
                 first = FirstAnswer(answer.first, answer.first_received_at)
-                self.recent.put(source.name, admitted.key, first)
-            self._sighted(answer, received_at)
+                self.recent.put(admitted.source.name, admitted.key, first)
+            self._sighted(answer, at)
         return answer
 
     def _sighted(self, duplicate: Answer, at: datetime) -> Answer:

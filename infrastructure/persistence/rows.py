@@ -125,7 +125,9 @@ def answer_query(
     return statement, (source, key, source, fingerprint)
 
 
-def answers_query(placeholder: str, asks: Sequence[Ask]) -> tuple[str, list[int | str | None]]:
+def answers_query(
+    placeholder: str, asks: Sequence[Ask]
+) -> tuple[str, list[int | str | None]]:
     """The statement and parameters that find the first answers of several
     deliveries in one round trip: rows ``(i, found_by, answer, received_at)``,
     ``i`` the index in ``asks``, ``found_by`` 0 for the key, 1 for the

@@ -7,6 +7,7 @@ and waiting is bounded."""
 
 from __future__ import annotations
 
+import asyncio
 import multiprocessing
 import threading
 from collections.abc import Callable, Iterator, Sequence
@@ -15,7 +16,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from domain.application import Decision, Mapped, SyncService
+from domain.application import Decision, Mapped, Pending, SyncService
 from domain.commands import CreateOrder, Ignored, MarkPaid
 from domain.delivery import Answer, Delivery, Outcome
 from domain.namespaces import DEFAULT_NAMESPACE
@@ -396,6 +397,31 @@ def test_waiting_is_bounded_and_a_withdrawn_delivery_is_not_stored(
         held.release.set()
         group.close()
     assert store.keys() == {("acme", "k-first")}
+
+
+def test_an_event_loop_waits_for_its_batch_without_a_thread_and_is_bounded_too(
+    service: SyncService, store: Store
+) -> None:
+    held = Gate(service.commit)
+    group = GroupCommit(service, held, wait_seconds=0.3)
+    group.start()
+    service.committer = group
+    try:
+        blocker = ThreadPoolExecutor(1).submit(
+            service.receive, delivery("k-first"), [created("ord_f")]
+        )
+        assert held.entered.wait(10)
+        late = Pending(delivery("k-late"), [created("ord_l")])
+        with pytest.raises(Overloaded, match="not committed within"):
+            asyncio.run(group.answer(late))
+        held.release.set()
+        blocker.result(timeout=30)
+        answer = asyncio.run(group.answer(Pending(delivery("k-on"), [created("o")])))
+    finally:
+        held.release.set()
+        group.close()
+    assert answer.outcome is Outcome.APPLIED
+    assert store.keys() == {("acme", "k-first"), ("acme", "k-on")}
 
 
 def test_a_store_failure_fails_the_whole_batch_and_stores_nothing_of_it(
