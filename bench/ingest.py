@@ -380,18 +380,31 @@ def machine_ticks() -> tuple[int, int]:
 
 class Sampler:
     """CPU of each group between ``start`` and ``stop``; peak RSS of the
-    ``server`` group, sampled every 0.2 s meanwhile."""
+    ``server`` group, sampled every 0.2 s meanwhile. Each group's processes
+    are looked up again every second, and the last CPU time seen of one that
+    ends before ``stop`` (a pgbench backend, an autovacuum worker) still
+    counts."""
 
     def __init__(self, groups: dict[str, Callable[[], list[int]]]) -> None:
         self.groups = groups
         self.peak = 0.0
+        self.seen: dict[str, dict[int, float]] = {name: {} for name in groups}
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._watch, daemon=True)
 
     def _watch(self) -> None:
         server = self.groups.get("server")
-        while server is not None and not self._stop.wait(0.2):
-            self.peak = max(self.peak, rss_mb(server()))
+        ticks = 0
+        while not self._stop.wait(0.2):
+            if server is not None:
+                self.peak = max(self.peak, rss_mb(server()))
+            ticks += 1
+            if ticks % 5 == 0:
+                self._look()
+
+    def _look(self) -> None:
+        for name, pids in self.groups.items():
+            self.seen[name].update(cpu_seconds(pids()))
 
     def __enter__(self) -> Sampler:
         self.began = time.monotonic()
@@ -408,7 +421,8 @@ class Sampler:
         self.seconds = time.monotonic() - self.began
         busy, total = machine_ticks()
         self.busy = (busy - self.ticks[0]) / max(1, total - self.ticks[1])
-        self.after = {name: cpu_seconds(pids()) for name, pids in self.groups.items()}
+        self._look()
+        self.after = self.seen
 
     def usage(self, more: dict[str, float] | None = None) -> Usage:
         """Each group's CPU, ``more`` (CPU seconds of processes that have
