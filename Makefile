@@ -1,14 +1,16 @@
 VENV ?= .venv
 PY = $(VENV)/bin/python
+RUN_VENV ?= .venv-run
 PYTEST_ARGS ?=
 DURATION ?= 120
 
 .DEFAULT_GOAL := help
-.PHONY: help install lint typecheck test run format clean bench chaos
+.PHONY: help install install-runtime lint typecheck test run format clean bench chaos
 
 help:
 	@echo "make install    create $(VENV) and install idemsync with the dev extra"
-	@echo "make run        install, migrate var/idemsync.db and serve on 127.0.0.1:8000"
+	@echo "make run        install the runtime only ($(RUN_VENV)), migrate var/idemsync.db and"
+	@echo "               serve on 127.0.0.1:8000"
 	@echo "make test       install, lint, typecheck, then pytest (PYTEST_ARGS=...)"
 	@echo "make lint       ruff check and ruff format --check"
 	@echo "make typecheck  mypy"
@@ -28,6 +30,13 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 	$(PY) -m pip install -q -c constraints.txt -e '.[dev]'
 	touch $@
 
+install-runtime: $(RUN_VENV)/.installed
+
+$(RUN_VENV)/.installed: pyproject.toml constraints.txt
+	test -x $(RUN_VENV)/bin/python || python3 -m venv $(RUN_VENV)
+	$(RUN_VENV)/bin/python -m pip install -q -c constraints.txt -e .
+	touch $@
+
 lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
@@ -38,10 +47,10 @@ typecheck: install
 test: install lint typecheck
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
 
-run: install
+run: install-runtime
 	mkdir -p var
-	test -f var/demo.env || $(PY) -c 'import base64, secrets; print("IDEMSYNC_DEMO_SECRET=whsec_" + base64.b64encode(secrets.token_bytes(24)).decode())' > var/demo.env
-	set -a; . var/demo.env; set +a; $(VENV)/bin/idemsync db upgrade && $(VENV)/bin/idemsync demo-request --url http://127.0.0.1:8000 && exec $(VENV)/bin/idemsync serve --host 127.0.0.1 --port 8000
+	test -f var/demo.env || $(RUN_VENV)/bin/python -c 'import base64, secrets; print("IDEMSYNC_DEMO_SECRET=whsec_" + base64.b64encode(secrets.token_bytes(24)).decode())' > var/demo.env
+	set -a; . var/demo.env; set +a; $(RUN_VENV)/bin/idemsync db upgrade && $(RUN_VENV)/bin/idemsync demo-request --url http://127.0.0.1:8000 && exec $(RUN_VENV)/bin/idemsync serve --host 127.0.0.1 --port 8000
 
 bench: install
 	$(PY) bench/run.py $(BENCH_ARGS) --audit-args="$(AUDIT_ARGS)"

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import importlib.metadata
 import json
 import logging
 import logging.config
 import os
 import shutil
+import socket
 import sys
 import tempfile
 import time
@@ -31,6 +33,17 @@ from infrastructure.schemes.standard_webhooks import sign
 from infrastructure.settings import ConfigError, Settings, load_settings
 
 log = logging.getLogger("idemsync")
+
+
+def port_taken(host: str, port: int) -> str | None:
+    """Why ``host:port`` cannot be listened on (bound the way uvicorn binds
+    it), else None: said before the server starts, not as uvicorn's bare
+    errno after its startup lines."""
+    try:
+        with socket.create_server((host, port), reuse_port=False) as _:
+            return None
+    except OSError as problem:
+        return problem.strerror or str(problem)
 
 
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
@@ -69,6 +82,14 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
         return 2
     if args.workers > 1 and not database.is_postgres:
         log.warning("SQLite serves one process; use PostgreSQL for several workers")
+    taken = port_taken(args.host, args.port)
+    if taken is not None:
+        print(
+            f"idemsync: cannot serve: {args.host}:{args.port}: {taken} "
+            "(another server on that port? pick one with --port)",
+            file=sys.stderr,
+        )
+        return 2
     with metrics_directory(args.workers):
         uvicorn.run(
             "web.app:create_app_from_env",
@@ -189,14 +210,34 @@ def cmd_demo_request(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def package_version() -> str:
+    """The installed distribution's version (pyproject.toml's)."""
+    try:
+        return importlib.metadata.version("idemsync")
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown (not installed)"
+
+
 def parser() -> argparse.ArgumentParser:
     root = argparse.ArgumentParser(prog="idemsync", description=__doc__)
+    root.add_argument(
+        "--version", action="version", version=f"idemsync {package_version()}"
+    )
     commands = root.add_subparsers(dest="command", required=True)
 
     serve = commands.add_parser("serve", help="serve webhooks over HTTP")
-    serve.add_argument("--host", default="127.0.0.1")
-    serve.add_argument("--port", type=int, default=8000)
-    serve.add_argument("--workers", type=int, default=1)
+    serve.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="address to listen on (default 127.0.0.1; 0.0.0.0: every interface)",
+    )
+    serve.add_argument("--port", type=int, default=8000, help="TCP port (default 8000)")
+    serve.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="server processes (default 1; several need PostgreSQL)",
+    )
     serve.add_argument(
         "--log-level",
         choices=("critical", "error", "warning", "info", "debug"),
@@ -249,8 +290,16 @@ def parser() -> argparse.ArgumentParser:
     cli_history.add_history_command(commands)
 
     demo = commands.add_parser("demo-request", help="print a signed example request")
-    demo.add_argument("--url", default="http://127.0.0.1:8000")
-    demo.add_argument("--source", default="demo")
+    demo.add_argument(
+        "--url",
+        default="http://127.0.0.1:8000",
+        help="the server's base URL (default http://127.0.0.1:8000)",
+    )
+    demo.add_argument(
+        "--source",
+        default="demo",
+        help="the source to sign for, with its first secret (default demo)",
+    )
     demo.set_defaults(run=cmd_demo_request)
     return root
 
@@ -267,6 +316,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     try:
         code: int = args.run(args, settings)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # The reader went away (``idemsync audit export | head``): stop
+        # quietly, as a Unix tool killed by SIGPIPE does.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 141
     except ConfigError as error:
         print(f"idemsync: configuration error: {error}", file=sys.stderr)
         return 2

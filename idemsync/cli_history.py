@@ -161,8 +161,8 @@ def add_show_command(delivery_commands: Any) -> None:
     show = delivery_commands.add_parser(
         "show", help="one delivery: its answer, payload and the events it caused"
     )
-    show.add_argument("source")
-    show.add_argument("key")
+    show.add_argument("source", help="the source's name, as in the webhook's URL")
+    show.add_argument("key", help="the delivery's idempotency key")
     show.set_defaults(run=cmd_deliveries_show, secrets=False)
 
 

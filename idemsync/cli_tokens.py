@@ -145,7 +145,7 @@ def cmd_tokens_list(args: argparse.Namespace, settings: Settings) -> int:
     if not tokens:
         print(f"{settings.config_path}: no tokens (add one: idemsync tokens add)")
         return 0
-    width = max(len(name) for name in tokens)
+    width = max(len("name"), *(len(name) for name in tokens))
     print(f"{settings.config_path}:")
     print(f"{'name':<{width}}  role")
     for token in tokens.values():

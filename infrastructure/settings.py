@@ -42,7 +42,9 @@ __all__ = [
 ]
 
 DEFAULT_DATABASE_URL = "sqlite:///var/idemsync.db"
-EXAMPLE_CONFIG = Path(__file__).resolve().parents[1] / "idemsync.example.toml"
+EXAMPLE_CONFIG = Path(__file__).resolve().parent / "idemsync.example.toml"
+"""The shipped example (package data): the configuration when there is no
+``idemsync.toml`` here and no ``IDEMSYNC_CONFIG``."""
 TOP_LEVEL_TABLES = ("database", "server", "projections", "sources", "tokens")
 
 

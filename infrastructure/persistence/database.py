@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.resources
 import os
 import sqlite3
 from collections.abc import Iterable
@@ -29,8 +30,9 @@ thousand deliveries instead of 0.05 ms. A custom plan is made on each
 execution, for the table as it is: about 0.08 ms of database CPU per query
 here, the price of never keeping a plan the data has outgrown."""
 
-ROOT = Path(__file__).resolve().parents[2]
-ALEMBIC_INI = ROOT / "alembic.ini"
+MIGRATIONS = "infrastructure.migrations"
+"""The Alembic scripts: ``migrations/`` of a checkout, shipped in the wheel
+under this name (pyproject.toml's ``package-dir``)."""
 
 
 UNREACHABLE = "store unreachable"
@@ -125,7 +127,12 @@ class Database:
         return self.url
 
     def alembic_config(self) -> Config:
-        config = Config(str(ALEMBIC_INI))
+        """Alembic's configuration, built here rather than read from
+        ``alembic.ini`` (which a checkout keeps for running ``alembic`` by
+        hand), so that an installed idemsync migrates from any directory."""
+        config = Config()
+        scripts = importlib.resources.files(MIGRATIONS)
+        config.set_main_option("script_location", str(scripts))
         config.attributes["database_url"] = self.url
         return config
 

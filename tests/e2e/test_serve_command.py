@@ -95,3 +95,45 @@ def test_serve_refuses_an_unmigrated_database_and_names_the_command_to_run(
     if unmigrated_url.startswith("sqlite:///"):
         path = Path(unmigrated_url.removeprefix("sqlite:///"))
         assert not path.exists(), "refusing to serve must not create the database"
+
+
+def test_serve_on_a_port_in_use_says_so_before_starting(
+    server: Server, secret: str, tmp_path: Path
+) -> None:
+    finished = subprocess.run(
+        serve_command(server.port),
+        env=server.env,
+        cwd=tmp_path,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert finished.returncode == 2
+    assert f"cannot serve: 127.0.0.1:{server.port}" in finished.stderr
+    assert "Application startup" not in finished.stdout + finished.stderr
+    assert httpx.get(f"{server.base_url}/healthz", timeout=5).is_success
+
+
+def test_audit_export_into_a_pipe_closed_early_ends_quietly(
+    server: Server, partner: Partner, tmp_path: Path
+) -> None:
+    with httpx.Client(base_url=server.base_url, timeout=10) as client:
+        for n in range(200):  # ~600 events: more than a pipe holds
+            sent = partner.order_created(f"ord_pipe{n}")
+            client.post("/webhooks/acme", content=sent.body, headers=sent.headers)
+    command = [*serve_command(0)[:3], "audit", "export"]
+    export = subprocess.Popen(
+        command,
+        env=server.env,
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert export.stdout is not None and export.stderr is not None
+    first = export.stdout.readline()
+    export.stdout.close()  # as `| head -1` does
+    errors = export.stderr.read().decode()
+    assert export.wait(60) == 141
+    assert first.startswith(b"{")
+    assert "Traceback" not in errors and "BrokenPipeError" not in errors, errors
