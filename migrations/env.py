@@ -40,10 +40,17 @@ def ensure_sqlite_directory(url: str) -> None:
 
 
 def run(connection: Connection) -> None:
-    """Run the migrations in one transaction on ``connection``."""
+    """Run the migrations in one transaction on ``connection``. The target
+    metadata is the projections' own tables (``read_model_metadata``): one
+    schema per read model, which ``alembic revision --autogenerate`` and
+    tests/integration/test_read_model_schema.py compare with the database."""
+    from projections.catalog import only_read_models, read_model_metadata
+
+    metadata = read_model_metadata()
     context.configure(
         connection=connection,
-        target_metadata=None,
+        target_metadata=metadata,
+        include_name=only_read_models(set(metadata.tables)),
         render_as_batch=connection.dialect.name == "sqlite",
     )
     with context.begin_transaction():

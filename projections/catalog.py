@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from sqlalchemy import Engine
+from collections.abc import Callable, Collection
+
+from sqlalchemy import Engine, MetaData
 
 from domain.application import SyncService
 from infrastructure.settings import Settings
 from projections.base import Projection
 from projections.customers import CustomersProjection
 from projections.orders import OrdersProjection
+from projections.positions import positions
 from projections.revenue import RevenueProjection
 from projections.runner import ProjectionRunner
 from projections.source_stats import SourceStatsProjection
@@ -22,6 +25,28 @@ def all_projections() -> dict[str, Projection]:
         SourceStatsProjection(),
     ]
     return {projection.name: projection for projection in projections}
+
+
+def read_model_metadata() -> MetaData:
+    """The tables of every read model, as the projections define them, and
+    the runner's positions: the one schema the migrations must match
+    (``migrations/env.py``'s ``target_metadata``; a test compares them)."""
+    metadata = MetaData()
+    for projection in all_projections().values():
+        projection.define(metadata)
+    positions.to_metadata(metadata)
+    return metadata
+
+
+def only_read_models(tables: Collection[str]) -> Callable[..., bool]:
+    """Alembic's ``include_name`` for comparing ``tables`` alone: the event
+    log, the delivery log and the ledger are migrated by hand and have no
+    metadata to compare with."""
+
+    def include_name(name: str | None, type_: str, parent: object) -> bool:
+        return type_ != "table" or name in tables
+
+    return include_name
 
 
 def runner_for(
