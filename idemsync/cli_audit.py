@@ -147,6 +147,12 @@ def _print_report(report: Report) -> None:
     if counts[ANCHOR]:
         summary += f", {counts[ANCHOR]:,} anchor mismatch"
     print(summary)
+    if report.unchecked_links:
+        print(
+            f"not checked: {_many(report.unchecked_links, 'event')} chained to a "
+            "ledger row reported above as gone (their own hashes cannot be "
+            "recomputed without it)"
+        )
     if report.uncovered_events:
         print(
             f"not yet covered: {_many(report.uncovered_events, 'event')} after "

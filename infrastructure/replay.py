@@ -27,7 +27,8 @@ from sqlalchemy import Engine, Row, case, func, select
 
 from domain.application import SyncService
 from domain.delivery import Delivery
-from infrastructure.persistence.deliveries import DELIVERIES, moment, parse_moment
+from infrastructure.persistence.deliveries import DELIVERIES, moment
+from infrastructure.persistence.ledger import parse_time
 from infrastructure.refusals import UnreadablePayload
 from infrastructure.sources import Source
 
@@ -89,7 +90,7 @@ class Replayer:
             return None
         headers: dict[str, str] = json.loads(row.headers)
         payload = bytes(row.payload)
-        received_at = parse_moment(row.received_at)
+        received_at = parse_time(row.received_at)
         try:
             mapped = self.source.decode(payload, headers, received_at)
         except UnreadablePayload as invalid:

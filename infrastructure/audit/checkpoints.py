@@ -51,8 +51,8 @@ from sqlalchemy import Connection, Engine, text
 from sqlalchemy.exc import IntegrityError
 
 from infrastructure.periodic import Periodic
-from infrastructure.persistence.deliveries import moment, parse_moment
-from infrastructure.persistence.ledger import GENESIS
+from infrastructure.persistence.deliveries import moment
+from infrastructure.persistence.ledger import GENESIS, parse_time
 
 log = logging.getLogger("idemsync.checkpoints")
 
@@ -123,7 +123,7 @@ def checkpoint_of(row: object) -> Checkpoint:
         int(row.last_notification_id),  # type: ignore[attr-defined]
         int(row.events),  # type: ignore[attr-defined]
         str(row.hash),  # type: ignore[attr-defined]
-        parse_moment(row.created_at),  # type: ignore[attr-defined]
+        parse_time(row.created_at),  # type: ignore[attr-defined]
     )
 
 

@@ -7,6 +7,8 @@ from datetime import UTC, datetime
 
 from sqlalchemy import Engine, column, func, select, table
 
+from infrastructure.persistence.ledger import parse_time
+
 DELIVERIES = table(
     "deliveries",
     *(
@@ -40,10 +42,6 @@ def moment(engine: Engine, at: datetime) -> datetime | str:
     return utc.isoformat(timespec="microseconds")
 
 
-def parse_moment(value: datetime | str) -> datetime:
-    return value if isinstance(value, datetime) else datetime.fromisoformat(value)
-
-
 def parked_backlog(engine: Engine) -> dict[str, tuple[int, datetime]]:
     """Per source: deliveries answered ``parked`` that nothing has resolved
     yet, and when the oldest of them was received."""
@@ -55,4 +53,4 @@ def parked_backlog(engine: Engine) -> dict[str, tuple[int, datetime]]:
     )
     with engine.connect() as conn:
         rows = conn.execute(query).all()
-    return {source: (count, parse_moment(oldest)) for source, count, oldest in rows}
+    return {source: (count, parse_time(oldest)) for source, count, oldest in rows}

@@ -70,6 +70,8 @@ def iso(moment: datetime) -> str:
 
 
 def parse_time(value: datetime | str) -> datetime:
+    """A stored time: a ``timestamptz`` (PostgreSQL) or ISO 8601 text
+    (SQLite); one without a zone is UTC. The one reader of stored times."""
     moment = value if isinstance(value, datetime) else datetime.fromisoformat(value)
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
 

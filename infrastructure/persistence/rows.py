@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from domain.delivery import Ask, DeliveryRecord, FirstAnswer, Resolution
+from infrastructure.persistence.ledger import parse_time
 
 DELIVERY_COLUMNS = (
     "source",
@@ -25,8 +26,6 @@ DELIVERY_COLUMNS = (
     "payload",
     "headers",
 )
-
-RESOLUTION_COLUMNS = ("resolution", "resolution_reason", "resolved_at")
 
 PINNED_NAMESPACES = "SELECT source, namespace FROM source_namespaces"
 """The sources that wrote before namespaces, with the namespace they keep
@@ -166,7 +165,4 @@ def first_answers(
 
 def parse_answer(row: Mapping[str, Any]) -> FirstAnswer:
     """A row of ``SELECT_ANSWER_SQL`` (times are text on SQLite)."""
-    received_at = row["received_at"]
-    if not isinstance(received_at, datetime):
-        received_at = datetime.fromisoformat(received_at)
-    return FirstAnswer(json.loads(row["answer"]), received_at)
+    return FirstAnswer(json.loads(row["answer"]), parse_time(row["received_at"]))

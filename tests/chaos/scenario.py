@@ -744,7 +744,8 @@ def describe(report: Report) -> dict[str, str]:
     rows["kills: server (group)"] = str(chaos.kills["server"])
     if options.workers > 1:
         rows["kills: supervisor (orphans)"] = (
-            f"{chaos.kills['supervisor']} ({chaos.orphans_killed} orphaned workers)"
+            f"{chaos.kills['supervisor']} ({chaos.orphans_killed} orphaned workers "
+            f"killed, {chaos.orphans_reaped} reaped)"
         )
         rows["kills: worker (replaced)"] = (
             f"{chaos.kills['worker']} ({chaos.workers_replaced})"

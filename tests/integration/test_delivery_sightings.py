@@ -24,7 +24,8 @@ from starlette.testclient import TestClient
 from domain.application import SyncService
 from domain.delivery import FirstAnswer
 from infrastructure.persistence.database import Database
-from infrastructure.persistence.deliveries import moment, parse_moment
+from infrastructure.persistence.deliveries import moment
+from infrastructure.persistence.ledger import parse_time
 from infrastructure.pipeline import Pipeline
 from infrastructure.settings import Settings
 from infrastructure.sightings import Sightings
@@ -44,7 +45,7 @@ def quiet_app(settings: Settings) -> Starlette:
 
 def seen(record: dict[str, Any]) -> tuple[int, datetime | None]:
     last = record["last_seen_at"]
-    return record["attempts"], None if last is None else parse_moment(last)
+    return record["attempts"], None if last is None else parse_time(last)
 
 
 def without_sightings(record: dict[str, Any]) -> dict[str, Any]:
@@ -84,7 +85,7 @@ def test_three_duplicates_give_four_attempts_and_the_last_ones_time_after_a_flus
         record = store.delivery("acme", request.key)
         assert record is not None
         assert seen(record) == (4, pending.last_seen_at)
-        assert parse_moment(record["received_at"]) < pending.last_seen_at
+        assert parse_time(record["received_at"]) < pending.last_seen_at
 
 
 def test_a_duplicate_writes_nothing_until_the_flush(
