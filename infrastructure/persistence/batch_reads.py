@@ -16,7 +16,7 @@ from uuid import UUID
 from eventsourcing.persistence import StoredEvent
 from eventsourcing.postgres import PostgresAggregateRecorder
 from eventsourcing.sqlite import SQLiteAggregateRecorder
-from psycopg.sql import SQL, Identifier
+from psycopg.sql import SQL, Composed, Identifier
 
 
 def _grouped(events: list[StoredEvent]) -> dict[UUID, list[StoredEvent]]:
@@ -31,13 +31,10 @@ class PostgresReadsMany(PostgresAggregateRecorder):
 
     def select_latest(self, ids: Collection[UUID]) -> dict[UUID, StoredEvent]:
         """The highest version of each of ``ids`` that has one."""
-        statement = SQL(
+        statement = self._on_table(
             "SELECT DISTINCT ON (originator_id) * FROM {schema}.{table} "
             "WHERE originator_id = ANY(%s) "
             "ORDER BY originator_id, originator_version DESC"
-        ).format(
-            schema=Identifier(self.datastore.schema),
-            table=Identifier(self.events_table_name),
         )
         found = self._rows(statement, [list(ids)])
         return {UUID(str(event.originator_id)): event for event in found}
@@ -45,16 +42,20 @@ class PostgresReadsMany(PostgresAggregateRecorder):
     def select_after(self, after: Mapping[UUID, int]) -> dict[UUID, list[StoredEvent]]:
         """The events of each id of ``after`` above its version there, in
         version order (ids with none are absent)."""
-        statement = SQL(
+        statement = self._on_table(
             "SELECT t.* FROM unnest(%s::uuid[], %s::bigint[]) AS a(id, gt) "
             "JOIN {schema}.{table} t "
             "ON t.originator_id = a.id AND t.originator_version > a.gt "
             "ORDER BY t.originator_id, t.originator_version"
-        ).format(
+        )
+        return _grouped(self._rows(statement, [list(after), list(after.values())]))
+
+    def _on_table(self, text: str) -> Composed:
+        """``text`` with this recorder's schema and table filled in."""
+        return SQL(text).format(
             schema=Identifier(self.datastore.schema),
             table=Identifier(self.events_table_name),
         )
-        return _grouped(self._rows(statement, [list(after), list(after.values())]))
 
     def _rows(self, statement: Any, params: list[Any]) -> list[StoredEvent]:
         if not params[0]:

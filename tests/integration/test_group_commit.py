@@ -131,6 +131,20 @@ def answers(futures: list[Future[Answer]]) -> list[Answer]:
     return [future.result(timeout=60) for future in futures]
 
 
+def decided_together(
+    service: SyncService, held: Gate, group: GroupCommit, work: Work
+) -> list[Future[Answer]]:
+    """``work`` queued behind a held first batch, then released: decided as
+    one batch (or more, when some of it must wait); its futures, done."""
+    blocker = hold_first_batch(service, held)
+    pool, futures = receive_all(service, work)
+    queued(group, len(work))
+    held.release.set()
+    blocker.result(timeout=30)
+    pool.shutdown()
+    return futures
+
+
 def hold_first_batch(service: SyncService, held: Gate) -> Future[Answer]:
     """A first delivery whose commit the gate holds: what comes next queues."""
     blocker = ThreadPoolExecutor(1).submit(
@@ -167,16 +181,12 @@ def test_two_deliveries_for_one_aggregate_in_a_batch_are_decided_one_after_the_o
     service: SyncService, gate: tuple[Gate, GroupCommit], store: Store
 ) -> None:
     held, group = gate
-    blocker = hold_first_batch(service, held)
     work: Work = [
         (delivery("k-create"), [created("ord_1")]),
         (delivery("k-pay"), [paid("ord_1", 2)]),
         (delivery("k-other"), [created("ord_2")]),
     ]
-    pool, futures = receive_all(service, work)
-    queued(group, len(work))
-    held.release.set()
-    blocker.result(timeout=30)
+    futures = decided_together(service, held, group, work)
     results = answers(futures)
     assert [a.outcome for a in results] == [Outcome.APPLIED] * 3, (
         "the payment saw the order its batch created: applied, not parked"
@@ -186,7 +196,6 @@ def test_two_deliveries_for_one_aggregate_in_a_batch_are_decided_one_after_the_o
     assert set(held.shared) == {0}
     state = store.state("order", "ord_1", DEFAULT_NAMESPACE)
     assert state is not None and state["values"]["paid_cents"] == 100
-    pool.shutdown()
 
 
 def test_many_deliveries_for_one_aggregate_are_all_decided(
@@ -194,12 +203,8 @@ def test_many_deliveries_for_one_aggregate_are_all_decided(
 ) -> None:
     held, group = gate
     service.commit([service.decide(delivery("k-create"), [created("ord_1")])])
-    blocker = hold_first_batch(service, held)
     work: Work = [(delivery(f"k-pay{n}"), [paid("ord_1", n)]) for n in range(2, 8)]
-    pool, futures = receive_all(service, work)
-    queued(group, len(work))
-    held.release.set()
-    blocker.result(timeout=30)
+    futures = decided_together(service, held, group, work)
     results = answers(futures)
     assert all(a.outcome in (Outcome.APPLIED, Outcome.STALE) for a in results)
     assert Outcome.APPLIED in {a.outcome for a in results}
@@ -208,7 +213,6 @@ def test_many_deliveries_for_one_aggregate_are_all_decided(
     assert state["positions"]["status"][0] == 7
     assert set(held.shared) == {0}
     assert service.conflicts == 0
-    pool.shutdown()
 
 
 def pay_from_another_process(database_url: str, key: str, sequence: int) -> None:
@@ -265,35 +269,25 @@ def test_the_same_key_twice_in_one_batch_is_one_delivery_and_one_duplicate(
     service: SyncService, gate: tuple[Gate, GroupCommit], store: Store
 ) -> None:
     held, group = gate
-    blocker = hold_first_batch(service, held)
     twice: Work = [(delivery("k-same"), [created("ord_s")]) for _ in range(2)]
-    pool, futures = receive_all(service, twice)
-    queued(group, 2)
-    held.release.set()
-    blocker.result(timeout=30)
+    futures = decided_together(service, held, group, twice)
     outcomes = sorted(a.outcome.value for a in answers(futures))
     assert outcomes == ["applied", "duplicate"]
     assert store.count("deliveries") == 2
-    pool.shutdown()
 
 
 def test_the_same_fingerprint_under_two_keys_in_one_batch_is_one_delivery(
     service: SyncService, gate: tuple[Gate, GroupCommit], store: Store
 ) -> None:
     held, group = gate
-    blocker = hold_first_batch(service, held)
     replayed: Work = [
         (delivery(key, fingerprint="sig-1"), [created("ord_s")])
         for key in ("k-sent", "k-replayed")
     ]
-    pool, futures = receive_all(service, replayed)
-    queued(group, 2)
-    held.release.set()
-    blocker.result(timeout=30)
+    futures = decided_together(service, held, group, replayed)
     results = answers(futures)
     assert sorted(a.outcome.value for a in results) == ["applied", "duplicate"]
     assert store.count("deliveries") == 2
-    pool.shutdown()
 
 
 def test_a_batch_answers_a_key_already_stored_from_its_first_answer(
@@ -301,7 +295,6 @@ def test_a_batch_answers_a_key_already_stored_from_its_first_answer(
 ) -> None:
     held, group = gate
     service.commit([service.decide(delivery("k-old"), [created("ord_old")])])
-    blocker = hold_first_batch(service, held)
     decoded: list[str] = []
 
     def decode() -> Mapped:
@@ -312,10 +305,7 @@ def test_a_batch_answers_a_key_already_stored_from_its_first_answer(
         (delivery("k-new"), [created("ord_new")]),
         (delivery("k-old"), decode),
     ]
-    pool, futures = receive_all(service, work)
-    queued(group, 2)
-    held.release.set()
-    blocker.result(timeout=30)
+    futures = decided_together(service, held, group, work)
     new, old = answers(futures)
     assert new.outcome is Outcome.APPLIED
     assert old.outcome is Outcome.DUPLICATE
@@ -323,14 +313,12 @@ def test_a_batch_answers_a_key_already_stored_from_its_first_answer(
     assert decoded == [], "a retry is answered without decoding its body"
     assert store.state("order", "ord_other", DEFAULT_NAMESPACE) is None
     assert held.sizes == [1, 1]
-    pool.shutdown()
 
 
 def test_a_body_that_does_not_decode_fails_alone(
     service: SyncService, gate: tuple[Gate, GroupCommit], store: Store
 ) -> None:
     held, group = gate
-    blocker = hold_first_batch(service, held)
 
     def unreadable() -> Mapped:
         raise ValueError("not JSON")
@@ -340,17 +328,13 @@ def test_a_body_that_does_not_decode_fails_alone(
         (delivery("k-good"), [created("ord_g")]),
         (delivery("k-ignored"), Ignored("not ours")),
     ]
-    pool, futures = receive_all(service, work)
-    queued(group, 3)
-    held.release.set()
-    blocker.result(timeout=30)
+    futures = decided_together(service, held, group, work)
     with pytest.raises(ValueError, match="not JSON"):
         futures[0].result(timeout=30)
     assert futures[1].result(timeout=30).outcome is Outcome.APPLIED
     assert futures[2].result(timeout=30).outcome is Outcome.IGNORED
     stored = store.keys()
     assert ("acme", "k-bad") not in stored and ("acme", "k-good") in stored
-    pool.shutdown()
 
 
 def test_a_lone_delivery_commits_at_once_without_waiting_for_a_batch(
@@ -377,10 +361,7 @@ def test_waiting_is_bounded_and_a_withdrawn_delivery_is_not_stored(
     group.start()
     service.committer = group
     try:
-        blocker = ThreadPoolExecutor(1).submit(
-            service.receive, delivery("k-first"), [created("ord_f")]
-        )
-        assert held.entered.wait(10)
+        blocker = hold_first_batch(service, held)
         pool = ThreadPoolExecutor(2)
         waiting = [
             pool.submit(service.receive, delivery(f"k{n}"), [created(f"ord_{n}")])
@@ -407,10 +388,7 @@ def test_an_event_loop_waits_for_its_batch_without_a_thread_and_is_bounded_too(
     group.start()
     service.committer = group
     try:
-        blocker = ThreadPoolExecutor(1).submit(
-            service.receive, delivery("k-first"), [created("ord_f")]
-        )
-        assert held.entered.wait(10)
+        blocker = hold_first_batch(service, held)
         late = Pending(delivery("k-late"), [created("ord_l")])
         with pytest.raises(Overloaded, match="not committed within"):
             asyncio.run(group.answer(late))
