@@ -17,7 +17,7 @@ from domain.namespaces import DEFAULT_NAMESPACE
 
 
 class Outcome(StrEnum):
-    """The outcomes of contract section 4, strongest first for combining."""
+    """The outcomes of specification §4, strongest first for combining."""
 
     APPLIED = "applied"
     PARKED = "parked"

@@ -113,7 +113,7 @@ ORDER_LIFECYCLE: Final[dict[str, tuple[str, ...]]] = {
     "cancelled": ("refunded",),
     "refunded": (),
 }
-"""The contract's lifecycle graph: the direct moves. Forward moves may skip
+"""The specification's lifecycle graph: the direct moves. Forward moves may skip
 steps, so the table below allows every status *reachable* from the current one."""
 
 # fmt: off

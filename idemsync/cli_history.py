@@ -1,4 +1,4 @@
-"""Audit from the command line (contract section 7): ``idemsync history TYPE
+"""Audit from the command line (specification §7): ``idemsync history TYPE
 ID``, ``idemsync deliveries show SOURCE KEY`` and ``idemsync audit export``.
 
 They read the same ``AuditTrail`` as ``/audit``, so the CLI and the API give

@@ -1,4 +1,4 @@
-"""Access roles (contract §8): bearer tokens, stored as SHA-256 hashes.
+"""Access roles (specification §8): bearer tokens, stored as SHA-256 hashes.
 
 The configuration holds one ``[tokens.NAME]`` table per token, with its role
 and the hex SHA-256 of the token's UTF-8 bytes; never the token itself::

@@ -1,6 +1,6 @@
 """Who else may read or write the configuration file and the SQLite store.
 
-The rule (contract section 10): a file is *loose* when its group or other
+The rule (specification §10): a file is *loose* when its group or other
 users may write it, or other users may read it (mode bits ``0o026``). Write
 access lets a local user add an admin token, turn a source's scheme to
 ``none`` or point it at another mapping; read access shows the token hashes

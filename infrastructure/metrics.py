@@ -1,4 +1,4 @@
-"""The Prometheus series of contract section 9, and their exposition.
+"""The Prometheus series of specification §9, and their exposition.
 
 Labels are bounded: ``source`` is a configured source's name or ``_unknown``
 (an unknown source never creates a series), ``outcome`` and ``reason`` come

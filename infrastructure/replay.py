@@ -1,4 +1,4 @@
-"""Replay stored deliveries through today's mapping and rules (contract 6).
+"""Replay stored deliveries through today's mapping and rules (specification §6).
 
 After a mapping fix, deliveries that were ``ignored`` (or ``rejected``,
 ``parked``...) under the old code are decided again: the raw payload and

@@ -1,4 +1,4 @@
-"""Retention (contract section 6): delivery records are kept ``retention_days``.
+"""Retention (specification §6): delivery records are kept ``retention_days``.
 
 ``prune`` deletes the records (raw payloads and headers included) of each
 source that were received before its cutoff; the events are never touched.

@@ -1,4 +1,4 @@
-"""Configuration: one TOML file, secrets from the environment (contract §2, §3).
+"""Configuration: one TOML file, secrets from the environment (specification §2, §3).
 
 Every error is a :class:`ConfigError` whose message starts with the dotted key
 at fault (``sources.acme.secrets[1]: ...``) and never contains a secret value.
@@ -81,7 +81,7 @@ class Settings:
     counted from its opening or from its previous answer, else it is closed
     (408 if it had begun a request; [server]; web/transport.py)."""
     tokens: Mapping[str, Token] = field(default_factory=lambda: MappingProxyType({}))
-    """Bearer tokens by name, ``[tokens.NAME]`` (hashes only; contract §8)."""
+    """Bearer tokens by name, ``[tokens.NAME]`` (hashes only; specification §8)."""
     projections_in_serve: bool = True
     """Run the projection runner inside ``idemsync serve`` ([projections] in_serve)."""
     projection_batch_size: int = 500

@@ -1,6 +1,6 @@
 """Sightings: how many times a delivery was received, and when last.
 
-A duplicate is answered with no write (contract section 4), so its sighting
+A duplicate is answered with no write (specification §4), so its sighting
 is counted in memory (``Sightings.record``) and written later, several at
 once: ``Sightings.flush`` adds each key's count to its record's ``attempts``
 and moves ``last_seen_at`` forward to its latest sighting, all in one

@@ -25,7 +25,7 @@ class Projection(ABC):
     it for each event). Either way, the rows a batch leaves must not depend
     on where the batches start and end: a rebuild replays in batches of
     thousands, the live runner in batches of ten to a few hundred, and
-    both must end in the same rows (contract section 5.5)."""
+    both must end in the same rows (specification §5.5)."""
 
     name: ClassVar[str]
     event_classes: ClassVar[tuple[type, ...]]

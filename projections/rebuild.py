@@ -1,4 +1,4 @@
-"""Rebuild a projection from the log while reads and ingest go on (contract §6).
+"""Rebuild a projection from the log while reads and ingest go on (specification §6).
 
 1. Shadow tables ``<table>__r<unix-ms>`` beside the live ones, and a shadow
    position row ``<name>__r<unix-ms>`` at 0.

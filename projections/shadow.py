@@ -1,4 +1,4 @@
-"""Shadow tables of a projection, for a rebuild (contract §6).
+"""Shadow tables of a projection, for a rebuild (specification §6).
 
 A shadow is the projection's tables under the suffix ``__r<unix-ms>``, with a
 shadow position row ``<name>__r<unix-ms>``. ``swap`` renames the live tables

@@ -1,5 +1,5 @@
 """Seeded valid histories of a partner's objects, their in-order outcome and
-shuffled delivery schedules (contract section 5, invariant 4).
+shuffled delivery schedules (specification §5, invariant 4).
 
 A *valid history* is valid in source order: applied in position order,
 every event is ``applied``. ``history`` makes one, ``ground_truth`` is what

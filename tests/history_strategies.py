@@ -1,5 +1,5 @@
 """Hypothesis strategies of valid histories and the schedules a partner may
-deliver them in (contract section 5, invariant 4).
+deliver them in (specification §5, invariant 4).
 
 A *valid history* is generated in source order: one order along a random path
 of its lifecycle graph (with repeated same-status events), one customer with a

@@ -1,5 +1,5 @@
 """Histories of refunds and disputes on one paid order, and schedules of
-them, for the refund-set properties (contract sections 5.4 and 11).
+them, for the refund-set properties (specification §s 5.4 and 11).
 
 A history is generated in source order: the order is created and paid, then
 refunds and disputes by id, each stated one or more times (a later version

@@ -1,4 +1,4 @@
-"""Roles on routes (contract §8): ``@requires(Role.AUDITOR)`` on an endpoint.
+"""Roles on routes (specification §8): ``@requires(Role.AUDITOR)`` on an endpoint.
 
 The caller sends ``Authorization: Bearer <token>``. Without a header, with
 another scheme or a token not configured: 401 ``unauthorized`` with

@@ -1,4 +1,4 @@
-"""Audit routes (contract section 7), for the role ``auditor``.
+"""Audit routes (specification §7), for the role ``auditor``.
 
 - ``GET /audit/deliveries/{source}/{key}``: one delivery and its events.
 - ``GET /audit/deliveries?source=&outcome=&since=&until=&limit=&cursor=``.

@@ -1,4 +1,4 @@
-"""``GET /metrics``: the Prometheus text of contract section 9.
+"""``GET /metrics``: the Prometheus text of specification §9.
 
 Open by default, like most exporters (it carries counts, never payloads,
 keys or secrets); ``[server] metrics_require_token = true`` puts it behind

@@ -94,7 +94,7 @@ def _answers() -> dict[str, Schema]:
         "Answer": closed(
             {"outcome": one_of(OUTCOMES), **answer},
             {**optional, "first": ref("FirstAnswer")},
-            "The answer to a delivery (contract section 4). `first` holds the "
+            "The answer to a delivery (specification §4). `first` holds the "
             "first answer when `outcome` is `duplicate`.",
         ),
         "FirstAnswer": closed(

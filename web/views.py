@@ -1,4 +1,4 @@
-"""Read-model views (contract section 6): ``GET /views/...``.
+"""Read-model views (specification §6): ``GET /views/...``.
 
 Each needs a bearer token with the role ``reader`` or higher (``web.access``):
 401 without a valid token, 403 for a role too low.

@@ -1,4 +1,4 @@
-"""What auditors ask (contract section 7), answered from the store alone.
+"""What auditors ask (specification §7), answered from the store alone.
 
 The audit trail reads the event log joined with its ledger
 (``infrastructure/persistence/ledger.py``) and the delivery log

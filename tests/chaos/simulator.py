@@ -61,7 +61,7 @@ class Traffic:
     answers: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     """Every 2xx body, per key."""
     unexpected: list[str] = field(default_factory=list)
-    """Answers that break the contract (a 500, a 4xx, a body that is not the
+    """Answers that break the specification (a 500, a 4xx, a body that is not the
     answer to this delivery), described."""
     given_up: list[str] = field(default_factory=list)
     attempts: dict[str, str] = field(default_factory=dict)

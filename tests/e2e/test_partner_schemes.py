@@ -1,4 +1,4 @@
-"""Every partner scheme of contract section 3, over a real socket.
+"""Every partner scheme of specification §3, over a real socket.
 
 One ``idemsync serve`` per backend, configured with one source per scheme
 (README "Partners"), secrets from its environment. Each partner's request is

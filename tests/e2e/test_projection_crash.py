@@ -1,5 +1,5 @@
 """kill -9 of ``idemsync projections run`` in the middle of its batches, on
-both backends (contract section 6: each projection writes its rows and its
+both backends (specification §6: each projection writes its rows and its
 position in one transaction, so a crash repeats nothing and loses nothing).
 
 A few thousand events are recorded first (group commit, in this process).

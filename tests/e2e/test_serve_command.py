@@ -1,5 +1,5 @@
 """``idemsync serve`` as a user runs it: a real process, a real socket, on
-both backends (contract sections 2 and 4)."""
+both backends (specification §s 2 and 4)."""
 
 from __future__ import annotations
 

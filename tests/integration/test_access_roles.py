@@ -1,4 +1,4 @@
-"""Access roles through the real app (contract §8), on both backends: every
+"""Access roles through the real app (specification §8), on both backends: every
 ``/views`` and ``/admin`` endpoint tried with no token, a wrong one, and each
 role's; the open endpoints; and no token in any log line."""
 

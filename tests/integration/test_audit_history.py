@@ -1,5 +1,5 @@
-"""A scripted day of one order, asked back through ``/audit`` (contract
-section 7): every answer matches the script, including ``as_of`` at each
+"""A scripted day of one order, asked back through ``/audit`` (specification
+§7): every answer matches the script, including ``as_of`` at each
 step, on both backends."""
 
 from __future__ import annotations

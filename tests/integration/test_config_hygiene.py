@@ -1,4 +1,4 @@
-"""Configuration hygiene (contract section 10, issue 13) as the commands see
+"""Configuration hygiene (specification §10, issue 13) as the commands see
 it: ``config check`` (and ``--strict``), ``serve``, ``tokens add`` and ``db
 upgrade``. The rule: a config file or SQLite store that its group or other
 users may write, or other users may read, is warned about; ``serve``'s

@@ -1,4 +1,4 @@
-"""Convergence on real stores (contract section 5, invariant 4, and section 10).
+"""Convergence on real stores (specification §5, invariant 4, and section 10).
 
 The property of ``tests/unit/test_convergence_properties.py`` (its strategies,
 ``tests/history_strategies.py``), through the whole pipeline: each generated

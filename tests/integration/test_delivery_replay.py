@@ -1,4 +1,4 @@
-"""``idemsync deliveries replay`` (contract section 6): refunds that a mapping
+"""``idemsync deliveries replay`` (specification §6): refunds that a mapping
 without ``order.refunded`` answered ``ignored`` are applied, exactly once, once
 the mapping is fixed; on both backends."""
 

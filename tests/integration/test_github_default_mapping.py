@@ -1,4 +1,4 @@
-"""A GitHub source with no ``mapping`` line (contract section 11), loaded
+"""A GitHub source with no ``mapping`` line (specification §11), loaded
 from a TOML file and served by the real ASGI app, on both backends: GitHub's
 own example payloads, signed as GitHub signs, are each answered ``ignored``
 with their event name and recorded with their payload; a redelivery is a

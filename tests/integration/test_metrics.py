@@ -1,4 +1,4 @@
-"""``/metrics`` (contract section 9): a known mix of deliveries gives exact
+"""``/metrics`` (specification §9): a known mix of deliveries gives exact
 counter values and histogram counts, through the real app, on both
 backends."""
 

@@ -1,4 +1,4 @@
-"""Namespaces (contract section 11): a partner's object is (namespace, type,
+"""Namespaces (specification §11): a partner's object is (namespace, type,
 id). Through the real ASGI app, on both backends: two sources that use the
 same order id never touch each other's order; two sources that name one
 namespace (a Shopify store and the Stripe account that takes its payments)

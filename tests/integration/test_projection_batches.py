@@ -1,6 +1,6 @@
 """Batch folds (``Projection.process_batch``) on both backends: whatever the
 batch boundaries, a projection leaves exactly the rows that applying the
-events one at a time leaves (contract section 5.5: a rebuild replays in
+events one at a time leaves (specification §5.5: a rebuild replays in
 batches of thousands, the live runner in batches of ten to a few hundred).
 
 The log comes from random valid histories (``tests.histories``), delivered

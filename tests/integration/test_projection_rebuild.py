@@ -1,4 +1,4 @@
-"""Rebuilding projections from the log (contract section 5, invariant 5, and
+"""Rebuilding projections from the log (specification §5, invariant 5, and
 section 6), on both backends: equivalence under live traffic, repairing a
 planted bug, dry runs, interrupted and crashed rebuilds, the CLI and the
 admin endpoints."""

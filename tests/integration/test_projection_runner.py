@@ -1,4 +1,4 @@
-"""The projection runner (contract section 6) on both backends: under eight
+"""The projection runner (specification §6) on both backends: under eight
 concurrent writer processes, with a failing projection, and with two runners
 competing for the same projections.
 

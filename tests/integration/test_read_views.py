@@ -1,4 +1,4 @@
-"""``GET /views/...`` (contract section 6) through the real app, on both
+"""``GET /views/...`` (specification §6) through the real app, on both
 backends, after its in-app projection runner caught up."""
 
 from __future__ import annotations

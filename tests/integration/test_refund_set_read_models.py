@@ -1,4 +1,4 @@
-"""Refunds by id and lost disputes in the read models (contract sections 5,
+"""Refunds by id and lost disputes in the read models (specification §s 5,
 6 and 11), on both backends: any schedule of a refund and dispute history
 projects the ``orders`` and ``revenue`` rows of in-order delivery, a rebuild
 equals the incremental build, and a known scenario through the ASGI app

@@ -1,4 +1,4 @@
-"""Retention (contract section 6): delivery records older than their source's
+"""Retention (specification §6): delivery records older than their source's
 ``retention_days`` are pruned, the events never; a retry after the prune
 changes nothing. On both backends."""
 

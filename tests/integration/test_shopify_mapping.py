@@ -1,4 +1,4 @@
-"""The built-in ``shopify`` mapping (contract section 11) through the real
+"""The built-in ``shopify`` mapping (specification §11) through the real
 ASGI app, on both backends: Shopify's own example objects (``tests/fixtures/
 shopify``) for every topic, signed as Shopify signs, on first delivery, on
 retry (the same ``X-Shopify-Webhook-Id``: ``duplicate``), reordered, and the

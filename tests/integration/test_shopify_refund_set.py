@@ -1,4 +1,4 @@
-"""Shopify refunds as a set keyed by refund id (contract section 11), on both
+"""Shopify refunds as a set keyed by refund id (specification §11), on both
 backends through the ASGI app: any order and repetition of the refund events
 (``refunds/create`` and ``orders/updated`` carrying the refunds known so far,
 each delivery under its own webhook id) gives the same ``refunded_cents`` and

@@ -1,6 +1,6 @@
 """No 2xx before commit: when the store fails in the middle of a request the
 partner gets 503 with ``Retry-After``, nothing is stored, and its retry after
-recovery is a first delivery (contract section 4, invariant 3)."""
+recovery is a first delivery (specification §4, invariant 3)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""``idemsync tokens add|list`` (contract §8): a new token is printed once,
+"""``idemsync tokens add|list`` (specification §8): a new token is printed once,
 only its SHA-256 is written, and it then opens the app built from that file."""
 
 from __future__ import annotations

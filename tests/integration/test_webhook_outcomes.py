@@ -1,4 +1,4 @@
-"""Every outcome of contract section 4, through the real ASGI app, on both
+"""Every outcome of specification §4, through the real ASGI app, on both
 backends: status code, body, and what was (or was not) stored."""
 
 from __future__ import annotations

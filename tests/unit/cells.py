@@ -1,8 +1,8 @@
-"""What the order and customer transition tables share: the contract's rule for
+"""What the order and customer transition tables share: the specification's rule for
 one cell, computed from a lifecycle graph, and the check that an object does
-what its cell says (contract section 4, "Reference domain rules").
+what its cell says (specification §4, "Reference domain rules").
 
-Each test module restates its own lifecycle graph from the contract and passes
+Each test module restates its own lifecycle graph from the specification and passes
 it in: the expected verdicts do not come from ``domain.rules``.
 """
 
@@ -84,7 +84,7 @@ def shortest_path(graph: Graph, start: str, goal: str) -> list[str]:
 def expected_verdict(
     graph: Graph, status: str | None, target: str, *, creates: bool
 ) -> Verdict:
-    """The contract's rule for the cell of an object in ``status`` (``None``:
+    """The specification's rule for the cell of an object in ``status`` (``None``:
     it does not exist yet) and an event whose status is ``target`` (``creates``:
     the event type that creates the object)."""
     if status is None:

@@ -1,4 +1,4 @@
-"""Access roles (contract §8): ``[tokens.NAME]`` parsing, role order, and
+"""Access roles (specification §8): ``[tokens.NAME]`` parsing, role order, and
 the constant-time lookup of a presented token."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The Prometheus alert rules in deploy/prometheus (contract section 9).
+"""The Prometheus alert rules in deploy/prometheus (specification §9).
 
 ``promtool check rules`` accepts them, ``promtool test rules`` runs their unit
 tests (each alert fires on some series and stays quiet on others), and they
@@ -51,7 +51,7 @@ SERIES = frozenset(
     )
 )
 SERIES_NAME = re.compile(r"\bidemsync_[a-z_]+")
-# Labels an alert may keep: a deployment (job) and the bounded contract labels.
+# Labels an alert may keep: a deployment (job) and the bounded labels.
 BOUNDED_LABELS = frozenset({"job", "source", "reason", "projection"})
 
 

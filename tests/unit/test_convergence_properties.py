@@ -1,4 +1,4 @@
-"""Convergence (contract section 5, invariant 4), as properties.
+"""Convergence (specification §5, invariant 4), as properties.
 
 A *valid history* is generated in source order: one order along a random path
 of its lifecycle graph (with repeated same-status events), one customer with a

@@ -1,5 +1,5 @@
 """The customer transition table, cell by cell, and the deletion rules
-(contract section 4, "Reference domain rules")."""
+(specification §4, "Reference domain rules")."""
 
 from __future__ import annotations
 
@@ -30,9 +30,9 @@ from tests.unit.cells import (
 CUSTOMER_ID = "cus-1"
 STATUSES: list[str | None] = [None, "active", "deleted"]
 TARGET = {"customer.upserted": "active", "customer.deleted": "deleted"}
-"""The status each event type means, as the contract names them."""
+"""The status each event type means, as the specification names them."""
 CONTRACT_LIFECYCLE: Graph = {"active": ("deleted",), "deleted": ()}
-"""The contract's customer lifecycle graph, direct successors only."""
+"""The specification's customer lifecycle graph, direct successors only."""
 
 
 def expected_customer_verdict(status: str | None, event_type: str) -> Verdict:

@@ -1,4 +1,4 @@
-"""The ``github`` mapping (contract section 11): every GitHub event, read
+"""The ``github`` mapping (specification §11): every GitHub event, read
 from GitHub's own example payloads, is ``ignored`` naming its event; a body
 that is not a JSON object is refused naming the field path; and the test
 signing of those payloads is GitHub's, checked against its published example."""

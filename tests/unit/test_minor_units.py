@@ -1,4 +1,4 @@
-"""Money in minor units by the ISO 4217 exponent (contract section 11)."""
+"""Money in minor units by the ISO 4217 exponent (specification §11)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
-"""The order transition table, checked against the contract and cell by cell
-(contract section 4, "Reference domain rules")."""
+"""The order transition table, checked against the specification and cell by cell
+(specification §4, "Reference domain rules")."""
 
 from __future__ import annotations
 
@@ -45,7 +45,7 @@ from tests.unit.cells import (
 ORDER_ID = "ord-1"
 
 
-# -- the contract's rule, computed independently ------------------------------
+# -- the specification's rule, computed independently ------------------------------
 
 CONTRACT_LIFECYCLE: Graph = {
     "created": ("paid", "cancelled"),
@@ -55,10 +55,10 @@ CONTRACT_LIFECYCLE: Graph = {
     "cancelled": ("refunded",),
     "refunded": (),
 }
-"""The contract's order lifecycle graph, direct successors only."""
+"""The specification's order lifecycle graph, direct successors only."""
 STATUSES: list[str | None] = [None, *CONTRACT_LIFECYCLE]
 CONTRACT_BOOKKEEPING = ("order.refund_recorded", "order.dispute_closed")
-"""A refund and a closed dispute, each by the partner's id (contract section
+"""A refund and a closed dispute, each by the partner's id (specification §
 11): they never move or reject the status, and park until the order exists."""
 
 
@@ -137,7 +137,7 @@ def order_in(status: str | None) -> tuple[Order, int]:
     return order, sequence
 
 
-# -- (a) the table is the contract's rule ---------------------------------------
+# -- (a) the table is the specification's rule ---------------------------------------
 
 
 def test_the_table_has_a_row_per_status_and_a_column_per_event_type() -> None:
@@ -179,7 +179,7 @@ def test_each_cell_of_the_table_follows_the_lifecycle_graph(
     )
 
 
-def test_the_lifecycle_graph_is_the_contracts() -> None:
+def test_the_lifecycle_graph_is_the_specifications() -> None:
     assert ORDER_LIFECYCLE == CONTRACT_LIFECYCLE
 
 
@@ -202,7 +202,7 @@ def test_a_newer_event_does_what_its_cell_says(
     )
 
 
-# -- (c) the contract's named examples -------------------------------------------
+# -- (c) the specification's named examples -------------------------------------------
 
 
 def test_an_order_can_go_from_created_straight_to_shipped_skipping_paid() -> None:

@@ -1,5 +1,5 @@
 """Parking: events for objects that do not exist yet wait for their creation
-and are applied in position order (contract section 4); duplicates answer
+and are applied in position order (specification §4); duplicates answer
 with the first answer."""
 
 from __future__ import annotations

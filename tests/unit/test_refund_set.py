@@ -1,5 +1,5 @@
 """Refunds as a set keyed by the partner's refund id, and lost disputes
-(contract section 11), in memory: each refund counts once whichever events
+(specification §11), in memory: each refund counts once whichever events
 carry it, an update replaces it by position, a cancelled one (0) counts
 nothing, a stated refunded total and the set give the larger, and any
 schedule of a history ends where in-order delivery ends (section 5.4)."""

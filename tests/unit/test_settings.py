@@ -1,4 +1,4 @@
-"""Loading and validating the TOML configuration (contract §2, §3)."""
+"""Loading and validating the TOML configuration (specification §2, §3)."""
 
 from __future__ import annotations
 

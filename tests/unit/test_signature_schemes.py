@@ -1,4 +1,4 @@
-"""Every signature scheme of contract section 3, one matrix.
+"""Every signature scheme of specification §3, one matrix.
 
 Each scheme is checked with requests signed the way its partner signs them: by
 the partners' own libraries where they exist (``standardwebhooks``, ``svix``),

@@ -1,5 +1,5 @@
-"""The source keys for idempotency keys and the generic HMAC scheme (contract
-section 3): each error names ``sources.<name>.<key>``, and every scheme builds
+"""The source keys for idempotency keys and the generic HMAC scheme (specification
+§3): each error names ``sources.<name>.<key>``, and every scheme builds
 from a loaded file."""
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """The ``standard`` mapping: the envelope ``{"type", "timestamp", "data"}`` to a
-domain command (contract section 3), and errors that name the field path
-(contract section 4, status 400)."""
+domain command (specification §3), and errors that name the field path
+(specification §4, status 400)."""
 
 from __future__ import annotations
 
@@ -48,7 +48,7 @@ def refusal(payload: bytes) -> InvalidPayload:
     return refused.value
 
 
-# -- every type of the contract's table ------------------------------------------------
+# -- every type of the specification's table ------------------------------------
 
 CASES: list[tuple[str, dict[str, Any], Command]] = [
     (
