@@ -262,7 +262,7 @@ class SyncService(Application[uuid.UUID]):
         firsts = self.deliveries.find_answers([p.ask for p in batch])
         verdicts: list[Verdict] = [DEFERRED] * len(batch)
         names: set[object] = set()
-        undecided: list[Pending] = []
+        undecided: list[tuple[int, Pending]] = []
         for i, (pending, first) in enumerate(zip(batch, firsts, strict=True)):
             delivery = pending.delivery
             if first is None and pending.attempts:
@@ -283,13 +283,12 @@ class SyncService(Application[uuid.UUID]):
             except Exception as error:
                 verdicts[i] = error
                 continue
-            undecided.append(pending)
+            undecided.append((i, pending))
         known = Preloaded.read(
-            self, {i for pending in undecided for i in self._addressed(pending)}
+            self, {a for _, pending in undecided for a in self._addressed(pending)}
         )
         claimed: set[object] = set()
-        for pending in undecided:
-            i = batch.index(pending)
+        for i, pending in undecided:
             try:
                 decision = self.decide(pending.delivery, pending.commands(), known)
             except Exception as error:
