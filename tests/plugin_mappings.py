@@ -1,4 +1,4 @@
-"""Two example plugin mappings in the style of README "Writing a mapping",
+"""Two example plugin mappings in the style of docs/partners.md "Writing a mapping",
 configured as ``mapping = "tests.plugin_mappings:map_github"`` (the end-to-end
 tests of the partner schemes) and ``:map_shopify`` (tests that need a plugin
 mapping on a Shopify source).

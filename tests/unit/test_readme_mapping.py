@@ -1,4 +1,4 @@
-"""README "Writing a mapping": its example code, run as written, keeps what
+"""docs/partners.md "Writing a mapping": its example code, run as written, keeps what
 the built-in ``shopify`` mapping does and adds ``orders/delete``."""
 
 from __future__ import annotations
@@ -12,16 +12,16 @@ from typing import Any
 from domain.commands import CancelOrder, CreateOrder, Ignored, MarkShipped
 from tests.shopify_examples import TRIGGERED_AT, example
 
-README = Path(__file__).resolve().parents[2] / "README.md"
+README = Path(__file__).resolve().parents[2] / "docs" / "partners.md"
 
 
 def readme_mapping() -> Any:
-    """The README's example, executed as the module a user would write."""
+    """The example of docs/partners.md, executed as the module a user would write."""
     text = README.read_text()
     found = re.search(r"<!-- readme-mapping -->\n```python\n(.*?)```", text, re.S)
-    assert found is not None, "the README's mapping example is marked"
+    assert found is not None, "the mapping example of docs/partners.md is marked"
     module = types.ModuleType("readme_shopify_mapping")
-    exec(compile(found.group(1), "README.md", "exec"), module.__dict__)
+    exec(compile(found.group(1), "docs/partners.md", "exec"), module.__dict__)
     return module.map_shopify
 
 
