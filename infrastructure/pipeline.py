@@ -4,8 +4,9 @@
 
     admit   source, size, signature, key, fingerprint     CPU only
     recall  a retry whose first answer this process read   memory only
-    decide  first answer in the store, else decode, let    SyncService.receive
-            the objects decide, commit (group commit)
+    decide  first answer in the store, else decode, let    SyncService.decide_batch
+            the objects decide, commit                     (the server: GroupCommit's
+                                                           batch; else a batch of one)
 
 The web route (``answer``), the CLI's replay (``Source.decode`` and
 ``SyncService.replay``) and the tests (``receive``) all go through these
