@@ -145,7 +145,7 @@ class HeadersTooLarge(Exception):
         self.target = target
 
 
-class HeadGuard:
+class HeadGuard(asyncio.Protocol):
     """The deadline, the refusals and the JSON answers both protocols share
     (a mixin placed before uvicorn's class). The deadline runs only while the
     server waits for a head: armed when the connection opens and when an
@@ -157,6 +157,37 @@ class HeadGuard:
     logger: logging.Logger
     server_state: ServerState
     app: Any
+
+    def __init__(
+        self,
+        config: Config,
+        server_state: ServerState,
+        app_state: dict[str, Any],
+        _loop: asyncio.AbstractEventLoop | None = None,
+    ) -> None:
+        # uvicorn's protocol is next in the MRO (typed here as asyncio's).
+        super().__init__(config, server_state, app_state, _loop)  # type: ignore[call-arg]
+        self._guard(app_state)
+        self._start_parsing()
+
+    def _start_parsing(self) -> None:
+        """The protocol's own per-connection state, set after uvicorn's."""
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        no_delay(transport)
+        super().connection_made(transport)
+        self._await_head()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._stop_deadline()
+        super().connection_lost(exc)
+
+    def send_400_response(self, msg: str) -> None:
+        self._bad_request()
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()  # type: ignore[misc]  # uvicorn's
+        self._answered()
 
     def _guard(self, app_state: Mapping[str, Any]) -> None:
         self.rules = HeadRules.published(app_state)
@@ -254,27 +285,10 @@ class GuardedH11Protocol(HeadGuard, H11Protocol):
     """``H11Protocol`` with Nagle off, the header limits and deadline, and
     JSON errors (see the module)."""
 
-    def __init__(
-        self,
-        config: Config,
-        server_state: ServerState,
-        app_state: dict[str, Any],
-        _loop: asyncio.AbstractEventLoop | None = None,
-    ) -> None:
-        super().__init__(config, server_state, app_state, _loop)
-        self._guard(app_state)
+    def _start_parsing(self) -> None:
         self.conn = LimitedH11Connection(self.limits, self._head_complete)
         self.head_start = b""
         """The first bytes of the head being received (to name its path)."""
-
-    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-        no_delay(transport)
-        super().connection_made(transport)
-        self._await_head()
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self._stop_deadline()
-        super().connection_lost(exc)
 
     def _await_head(self) -> None:
         self.head_start = b""
@@ -293,13 +307,6 @@ class GuardedH11Protocol(HeadGuard, H11Protocol):
             target = refused.target or first_target(self.head_start)
             self._refuse(refused.reason, target)
 
-    def send_400_response(self, msg: str) -> None:
-        self._bad_request()
-
-    def on_response_complete(self) -> None:
-        super().on_response_complete()
-        self._answered()
-
 
 try:
     import httptools
@@ -316,15 +323,7 @@ if HttpToolsProtocol is not None:
         checked per header, and the bytes of a head still incomplete after
         each read against the wire bound."""
 
-        def __init__(
-            self,
-            config: Config,
-            server_state: ServerState,
-            app_state: dict[str, Any],
-            _loop: asyncio.AbstractEventLoop | None = None,
-        ) -> None:
-            super().__init__(config, server_state, app_state, _loop)
-            self._guard(app_state)
+        def _start_parsing(self) -> None:
             self.url = b""
             self.in_head = True
             """Between requests, or inside a head: not in a request's body."""
@@ -334,15 +333,6 @@ if HttpToolsProtocol is not None:
             self.header_count = 0
             self.header_bytes = 0
             self.refusal: str | None = None
-
-        def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-            no_delay(transport)
-            super().connection_made(transport)
-            self._await_head()
-
-        def connection_lost(self, exc: Exception | None) -> None:
-            self._stop_deadline()
-            super().connection_lost(exc)
 
         def data_received(self, data: bytes) -> None:
             """uvicorn's, with the refusals. A read in which a request ended
@@ -372,9 +362,6 @@ if HttpToolsProtocol is not None:
                 if self.head_bytes > self.limits.wire_bytes:
                     self._refuse(self.limits.beyond_wire(), self.url)
 
-        def send_400_response(self, msg: str) -> None:
-            self._bad_request()
-
         def on_message_begin(self) -> None:
             self.header_count = self.header_bytes = 0
             super().on_message_begin()
@@ -402,10 +389,6 @@ if HttpToolsProtocol is not None:
             self.in_head = True
             self.head_bytes = 0
             self.ended += 1
-
-        def on_response_complete(self) -> None:
-            super().on_response_complete()
-            self._answered()
 
 
 PROTOCOLS = ("auto", "httptools", "h11")

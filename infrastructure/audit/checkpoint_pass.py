@@ -139,35 +139,34 @@ class _CheckpointPass:
             row = next(ledger, None)
         if self.anchor is not None and not anchored:
             seq, _ = self.anchor
-            self._add(
-                Finding(
-                    ANCHOR,
-                    None,
-                    None,
-                    None,
-                    None,
-                    f"there is no checkpoint {seq}, which the anchor names: the "
-                    "checkpoint chain was cut back or replaced",
-                    checkpoint=seq,
-                )
+            self._flag(
+                ANCHOR,
+                seq,
+                f"there is no checkpoint {seq}, which the anchor names: the "
+                "checkpoint chain was cut back or replaced",
             )
         ticker.report()
 
-    def _add(self, finding: Finding) -> None:
+    def _flag(
+        self,
+        kind: str,
+        checkpoint: int | None,
+        message: str,
+        first_notification: int | None = None,
+    ) -> None:
+        """Report a finding about a checkpoint (or the anchor), which names
+        no single event."""
+        finding = Finding(
+            kind, first_notification, None, None, None, message, checkpoint
+        )
         self.report.add(finding, self.keep)
 
     def _unreadable(self, row: Any, error: Exception) -> None:
-        self._add(
-            Finding(
-                CHECKPOINT,
-                None,
-                None,
-                None,
-                None,
-                f"checkpoint {row.seq} is not readable ({error}); the next one "
-                "cannot be linked and is not checked",
-                checkpoint=_int_or_none(row.seq),
-            )
+        self._flag(
+            CHECKPOINT,
+            _int_or_none(row.seq),
+            f"checkpoint {row.seq} is not readable ({error}); the next one "
+            "cannot be linked and is not checked",
         )
 
     def _missing(self, expected: int, checkpoint: Checkpoint, after: int) -> None:
@@ -177,17 +176,11 @@ class _CheckpointPass:
             if expected == last
             else (f"checkpoints {expected}-{last} are")
         )
-        self._add(
-            Finding(
-                CHECKPOINT,
-                None,
-                None,
-                None,
-                None,
-                f"{which} missing (between notification {after} and checkpoint "
-                f"{checkpoint.seq}, which cannot be linked and is not checked)",
-                checkpoint=expected,
-            )
+        self._flag(
+            CHECKPOINT,
+            expected,
+            f"{which} missing (between notification {after} and checkpoint "
+            f"{checkpoint.seq}, which cannot be linked and is not checked)",
         )
 
     def _differs(
@@ -201,36 +194,26 @@ class _CheckpointPass:
     ) -> None:
         now = recomputed.get(stored) if stored is not None else None
         now = now or next(iter(recomputed.values()), "?")
-        self._add(
-            Finding(
-                CHECKPOINT,
-                checkpoint.first_notification_id,
-                None,
-                None,
-                None,
-                f"checkpoint {checkpoint.seq} (notifications "
-                f"{checkpoint.first_notification_id}-"
-                f"{checkpoint.last_notification_id}) differs: it stored "
-                f"{checkpoint.events} events, hash {_short(checkpoint.hash)}; the "
-                f"ledger now gives {count} events"
-                + (f" from notification {first}" if first is not None else "")
-                + f", hash {_short(now)}",
-                checkpoint=checkpoint.seq,
-            )
+        self._flag(
+            CHECKPOINT,
+            checkpoint.seq,
+            f"checkpoint {checkpoint.seq} (notifications "
+            f"{checkpoint.first_notification_id}-"
+            f"{checkpoint.last_notification_id}) differs: it stored "
+            f"{checkpoint.events} events, hash {_short(checkpoint.hash)}; the "
+            f"ledger now gives {count} events"
+            + (f" from notification {first}" if first is not None else "")
+            + f", hash {_short(now)}",
+            first_notification=checkpoint.first_notification_id,
         )
 
     def _anchor_differs(self, checkpoint: Checkpoint) -> None:
         assert self.anchor is not None
-        self._add(
-            Finding(
-                ANCHOR,
-                checkpoint.first_notification_id,
-                None,
-                None,
-                None,
-                f"checkpoint {checkpoint.seq} has hash {_short(checkpoint.hash)}, "
-                f"the anchor kept outside says {_short(self.anchor[1])}: the "
-                "checkpoints were rewritten",
-                checkpoint=checkpoint.seq,
-            )
+        self._flag(
+            ANCHOR,
+            checkpoint.seq,
+            f"checkpoint {checkpoint.seq} has hash {_short(checkpoint.hash)}, "
+            f"the anchor kept outside says {_short(self.anchor[1])}: the "
+            "checkpoints were rewritten",
+            first_notification=checkpoint.first_notification_id,
         )

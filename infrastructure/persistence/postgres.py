@@ -19,21 +19,10 @@ from psycopg_pool import ConnectionPool
 
 from domain.delivery import Ask, DeliveryRecord, FirstAnswer, Resolution
 from domain.provenance import Provenance
+from infrastructure.persistence import rows
 from infrastructure.persistence.batch_reads import PostgresReadsMany
 from infrastructure.persistence.database import CUSTOM_PLANS
 from infrastructure.persistence.ledger import LedgerWriter
-from infrastructure.persistence.rows import (
-    answer_query,
-    answers_query,
-    delivery_row,
-    fingerprint_rows,
-    first_answers,
-    insert_deliveries_sql,
-    insert_fingerprints_sql,
-    parse_answer,
-    resolution_rows,
-    update_resolutions_sql,
-)
 
 STATEMENT_TIMEOUT_MS = 30_000
 
@@ -93,32 +82,24 @@ class PostgresDeliveryRecorder(PostgresReadsMany, PostgresApplicationRecorder):
                 self.ledger.append(
                     curs, stored_events, notification_ids, provenance or {}
                 )
-            if deliveries:
-                rows = [delivery_row(record) for record in deliveries]
-                curs.executemany(insert_deliveries_sql("%s"), rows)
-                fingerprints = fingerprint_rows(deliveries)
-                if fingerprints:
-                    curs.executemany(insert_fingerprints_sql("%s"), fingerprints)
-            if resolutions:
-                curs.executemany(
-                    update_resolutions_sql("%s"), resolution_rows(resolutions)
-                )
+            rows.write_deliveries(curs, "%s", deliveries)
+            rows.write_resolutions(curs, "%s", resolutions)
         return notification_ids
 
     def find_answer(
         self, source: str, key: str, fingerprint: str | None = None
     ) -> FirstAnswer | None:
         with self.datastore.get_connection() as conn, conn.cursor() as curs:
-            curs.execute(*answer_query("%s", source, key, fingerprint))
+            curs.execute(*rows.answer_query("%s", source, key, fingerprint))
             row = curs.fetchone()
-        return None if row is None else parse_answer(row)
+        return None if row is None else rows.parse_answer(row)
 
     def find_answers(self, asks: Sequence[Ask]) -> list[FirstAnswer | None]:
         if not asks:
             return []
         with self.datastore.get_connection() as conn, conn.cursor() as curs:
-            curs.execute(*answers_query("%s", asks))
-            return first_answers(curs.fetchall(), len(asks))
+            curs.execute(*rows.answers_query("%s", asks))
+            return rows.first_answers(curs.fetchall(), len(asks))
 
 
 def ping_if_readable(conn: psycopg.Connection[Any]) -> None:

@@ -6,9 +6,9 @@ whose key is not signed; kept for ever, like receipts)."""
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 from domain.delivery import Ask, DeliveryRecord, FirstAnswer, Resolution
 from infrastructure.persistence.ledger import parse_time
@@ -32,6 +32,52 @@ PINNED_NAMESPACES = "SELECT source, namespace FROM source_namespaces"
 (migration 0007)."""
 KNOWN_NAMESPACES = "SELECT name FROM namespaces"
 """Every namespace a server was started with, and ``default``."""
+
+
+Row = tuple[Any, ...]
+
+
+class Cursor(Protocol):
+    """What the writers below need of a DB-API cursor (psycopg's, sqlite3's)."""
+
+    def executemany(self, query: Any, params_seq: Iterable[Any], /) -> Any: ...
+
+
+def as_is(row: Sequence[Any]) -> Row:
+    return tuple(row)
+
+
+def write_deliveries(
+    cursor: Cursor,
+    placeholder: str,
+    records: Sequence[DeliveryRecord],
+    convert: Callable[[Sequence[Any]], Row] = as_is,
+) -> None:
+    """Insert the records and their fingerprints; ``convert`` adapts each
+    row's values to the backend (SQLite stores times as text)."""
+    if not records:
+        return
+    cursor.executemany(
+        insert_deliveries_sql(placeholder),
+        [convert(delivery_row(record)) for record in records],
+    )
+    fingerprints = [convert(row) for row in fingerprint_rows(records)]
+    if fingerprints:
+        cursor.executemany(insert_fingerprints_sql(placeholder), fingerprints)
+
+
+def write_resolutions(
+    cursor: Cursor,
+    placeholder: str,
+    resolutions: Sequence[Resolution],
+    convert: Callable[[Sequence[Any]], Row] = as_is,
+) -> None:
+    """Mark the deliveries the resolutions name as resolved."""
+    if resolutions:
+        cursor.executemany(
+            update_resolutions_sql(placeholder),
+            [convert(row) for row in resolution_rows(resolutions)],
+        )
 
 
 def delivery_row(record: DeliveryRecord) -> tuple[Any, ...]:

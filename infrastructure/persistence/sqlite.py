@@ -17,20 +17,9 @@ from eventsourcing.sqlite import (
 
 from domain.delivery import Ask, DeliveryRecord, FirstAnswer, Resolution
 from domain.provenance import Provenance
+from infrastructure.persistence import rows
 from infrastructure.persistence.batch_reads import SQLiteReadsMany
 from infrastructure.persistence.ledger import LedgerWriter, iso
-from infrastructure.persistence.rows import (
-    answer_query,
-    answers_query,
-    delivery_row,
-    fingerprint_rows,
-    first_answers,
-    insert_deliveries_sql,
-    insert_fingerprints_sql,
-    parse_answer,
-    resolution_rows,
-    update_resolutions_sql,
-)
 
 EVENTS_TABLE = "idemsync_events"
 TABLE_PREFIX = "idemsync_"
@@ -67,34 +56,27 @@ class SQLiteDeliveryRecorder(SQLiteReadsMany, SQLiteApplicationRecorder):
         provenance: Mapping[tuple[uuid.UUID, int], Provenance] | None = None,
         **kwargs: Any,
     ) -> Sequence[int] | None:
-        if deliveries:
-            rows = [_text_times(delivery_row(record)) for record in deliveries]
-            c.executemany(insert_deliveries_sql("?"), rows)
-            fingerprints = [_text_times(row) for row in fingerprint_rows(deliveries)]
-            if fingerprints:
-                c.executemany(insert_fingerprints_sql("?"), fingerprints)
+        rows.write_deliveries(c, "?", deliveries, _text_times)
         notification_ids = super()._insert_events(c, stored_events, **kwargs)
         if stored_events and notification_ids is not None:
             self.ledger.append(c, stored_events, notification_ids, provenance or {})
-        if resolutions:
-            params = [_text_times(row) for row in resolution_rows(resolutions)]
-            c.executemany(update_resolutions_sql("?"), params)
+        rows.write_resolutions(c, "?", resolutions, _text_times)
         return notification_ids
 
     def find_answer(
         self, source: str, key: str, fingerprint: str | None = None
     ) -> FirstAnswer | None:
         with self.datastore.transaction(commit=False) as c:
-            c.execute(*answer_query("?", source, key, fingerprint))
+            c.execute(*rows.answer_query("?", source, key, fingerprint))
             row = c.fetchone()
-        return None if row is None else parse_answer(row)
+        return None if row is None else rows.parse_answer(row)
 
     def find_answers(self, asks: Sequence[Ask]) -> list[FirstAnswer | None]:
         if not asks:
             return []
         with self.datastore.transaction(commit=False) as c:
-            c.execute(*answers_query("?", asks))
-            return first_answers(c.fetchall(), len(asks))
+            c.execute(*rows.answers_query("?", asks))
+            return rows.first_answers(c.fetchall(), len(asks))
 
 
 class IdemsyncSQLiteFactory(SQLiteFactory):
