@@ -1,7 +1,9 @@
 """Audit routes (specification §7), for the role ``auditor``.
 
 - ``GET /audit/deliveries/{source}/{key}``: one delivery and its events.
-- ``GET /audit/deliveries?source=&outcome=&since=&until=&limit=&cursor=``.
+- ``GET /audit/deliveries?source=&outcome=&since=&until=&limit=&cursor=``,
+  and ``key=``, ``object=`` (the id of the delivery's first object),
+  ``contains=`` (text of the raw payload).
 - ``GET /audit/aggregates/{type}/{id}/events?namespace=&limit=&cursor=``.
 - ``GET /audit/aggregates/{type}/{id}?namespace=&version=N`` or
   ``?as_of=<ISO 8601>`` (``namespace``: needed when the id is in several).
@@ -35,6 +37,8 @@ from web.state import app_state
 
 NDJSON = "application/x-ndjson"
 MAX_VERSION = 2**62
+MAX_SEARCH = 200
+"""The longest text ``contains`` may search the payloads for."""
 OUTCOMES = tuple(
     outcome.value for outcome in Outcome if outcome is not Outcome.DUPLICATE
 )
@@ -74,6 +78,9 @@ def _delivery_page(trail: AuditTrail, query: dict[str, str]) -> dict[str, Any]:
         outcome=outcome,
         since=params.moment(query, "since"),
         until=params.moment(query, "until"),
+        key=params.text(query, "key"),
+        object_id=params.text(query, "object"),
+        contains=_search_text(query),
     )
     after = params.cursor(query)
     if after is not None and not _is_delivery_cursor(after):
@@ -82,6 +89,13 @@ def _delivery_page(trail: AuditTrail, query: dict[str, str]) -> dict[str, Any]:
     last = page.pop("next")
     page["next_cursor"] = None if last is None else params.encode_cursor(last)
     return page
+
+
+def _search_text(query: dict[str, str]) -> str | None:
+    contains = params.text(query, "contains")
+    if contains is not None and not 1 <= len(contains) <= MAX_SEARCH:
+        raise BadParameter(f"contains must be 1 to {MAX_SEARCH} characters")
+    return contains
 
 
 def _is_delivery_cursor(value: Any) -> bool:

@@ -36,6 +36,13 @@ class DeliveryFilter:
     outcome: str | None = None
     since: datetime | None = None
     until: datetime | None = None
+    key: str | None = None
+    """The idempotency key, exactly."""
+    object_id: str | None = None
+    """The id of the delivery's (first) object, in any namespace."""
+    contains: str | None = None
+    """Text the raw payload contains (its UTF-8 bytes; case-sensitive). No
+    index serves it: the scan is bounded by the other filters and the page."""
 
 
 def time_text(value: datetime | str | None) -> str | None:
@@ -177,4 +184,16 @@ def _clauses(engine: Engine, where: DeliveryFilter) -> tuple[list[str], dict[str
     if where.until is not None:
         clauses.append("received_at <= :until")
         params["until"] = moment(engine, where.until)
+    if where.key is not None:
+        clauses.append("idempotency_key = :key")
+        params["key"] = where.key
+    if where.object_id is not None:
+        clauses.append("aggregate_id = :object_id")
+        params["object_id"] = where.object_id
+    if where.contains is not None:
+        found = "instr(payload, :needle)"
+        if engine.dialect.name == "postgresql":
+            found = "position(CAST(:needle AS bytea) IN payload)"
+        clauses.append(f"{found} > 0")
+        params["needle"] = where.contains.encode("utf-8")
     return clauses, params

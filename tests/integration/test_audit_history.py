@@ -264,6 +264,32 @@ def test_deliveries_are_listed_in_the_order_received_and_filtered(
     assert audit(client, "/audit/deliveries", cursor="not-a-cursor")[0] == 400
 
 
+def test_deliveries_are_found_by_key_by_object_and_by_text_of_their_payload(
+    client: TestClient, day: Day, partner: Partner
+) -> None:
+    other = partner.order_created("ord_other")
+    assert post(client, other)[1]["outcome"] == "applied"
+    shipping = day.requests["shipping"]
+
+    def keys(**params: Any) -> list[str]:
+        status, body = audit(client, "/audit/deliveries", **params)
+        assert status == 200, body
+        return [item["key"] for item in body["items"]]
+
+    assert keys(key=shipping.key) == [shipping.key]
+    assert keys(key=shipping.key + "x") == []
+    assert keys(object=ORDER) == [day.requests[step.name].key for step in SCRIPT]
+    assert keys(object="ord_other") == [other.key]
+    assert keys(contains="DHL") == [shipping.key]
+    assert keys(contains="too late", outcome="rejected") == [
+        day.requests["late cancel"].key
+    ]
+    assert keys(contains="ord_other") == [other.key]
+    assert keys(contains="TOO LATE") == []  # case-sensitive, as documented
+    assert audit(client, "/audit/deliveries", contains="")[0] == 400
+    assert audit(client, "/audit/deliveries", contains="x" * 201)[0] == 400
+
+
 def test_the_global_log_is_in_order_and_streams_as_ndjson(
     client: TestClient, day: Day
 ) -> None:
