@@ -21,7 +21,7 @@ from infrastructure.retention import PeriodicPrune
 from infrastructure.settings import Settings, load_settings
 from infrastructure.sightings import PeriodicFlush
 from projections.catalog import runner_for
-from web import admin, audit, dashboard, views
+from web import admin, audit, pages, views
 from web.admission import Admission
 from web.health import healthz, readyz
 from web.http_errors import http_error, internal_error
@@ -96,7 +96,7 @@ def create_app(
             Route("/readyz", readyz),
             metrics_route(settings.metrics_require_token),
             Route("/openapi.json", openapi_json, methods=["GET"]),
-            *dashboard.routes(),
+            *pages.routes(),
             *views.routes(),
             *admin.routes(),
             *audit.routes(),

@@ -24,8 +24,9 @@ from starlette.responses import Response
 from domain.application import AGGREGATES
 from domain.rules import ORDER_LIFECYCLE
 from infrastructure.access import Role
-from web.dashboard import ASSETS
+from web.audit import MAX_SEARCH
 from web.openapi_schemas import FIRST_OUTCOMES, Schema, component_schemas, ref
+from web.pages import ASSETS
 from web.responses import json_response
 from web.state import app_state
 
@@ -520,6 +521,19 @@ def audit() -> dict[str, Schema]:
                 enum("outcome", "only deliveries first answered so", FIRST_OUTCOMES),
                 moment("since", "received at or after"),
                 moment("until", "received at or before"),
+                text("key", "only the delivery with this idempotency key"),
+                text("object", "only deliveries whose (first) object has this id"),
+                in_query(
+                    "contains",
+                    "only deliveries whose raw payload contains this text "
+                    "(case-sensitive)",
+                    {
+                        "type": "string",
+                        "minLength": 1,
+                        "maxLength": MAX_SEARCH,
+                        "pattern": NO_NUL,
+                    },
+                ),
                 limit(50, 500),
                 cursor(),
             ],
@@ -642,7 +656,7 @@ def dashboard() -> dict[str, Schema]:
         "/static/{name}": {
             "get": operation(
                 "dashboardFile",
-                "A file of the dashboard: its script and style sheet, uPlot",
+                "A file of an open page: scripts, style sheets, vendored libraries",
                 "dashboard",
                 {
                     "200": {
@@ -661,6 +675,46 @@ def dashboard() -> dict[str, Schema]:
                         {"type": "string", "enum": sorted(ASSETS)},
                     )
                 ],
+            )
+        },
+    }
+
+
+def html(operation_id: str, summary: str, description: str) -> Schema:
+    """An open page: HTML that holds no data (it asks the API for it)."""
+    page = {
+        "description": "the page (HTML)",
+        "content": {"text/html": {"schema": {"type": "string"}}},
+    }
+    return operation(
+        operation_id, summary, "pages", {"200": page}, description=description
+    )
+
+
+def console() -> dict[str, Schema]:
+    """``GET /console``, ``GET /docs`` (open) and ``GET /auth/me``."""
+    return {
+        "/console": {
+            "get": html(
+                "console",
+                "The operator console",
+                "Sign in with a bearer token (kept in the tab only); each view "
+                "reads the API with it, so it shows what the token's role may "
+                "read.",
+            )
+        },
+        "/docs": {
+            "get": html(
+                "docs", "This API's reference (Swagger UI on `/openapi.json`)", ""
+            )
+        },
+        "/auth/me": {
+            "get": operation(
+                "whoAmI",
+                "The token's configured name and role",
+                "pages",
+                {"200": json_body("who the token is", ref("Me"))},
+                role=Role.READER,
             )
         },
     }
@@ -694,6 +748,7 @@ def build_document(
             {"name": "webhooks", "description": "partners' deliveries, signed"},
             {"name": "health", "description": "open"},
             {"name": "dashboard", "description": "the dashboard page, open"},
+            {"name": "pages", "description": "the console and this reference"},
             {"name": "views", "description": "read models, role reader"},
             {"name": "audit", "description": "history, role auditor"},
             {"name": "admin", "description": "projections, role admin"},
@@ -703,6 +758,7 @@ def build_document(
             **health(),
             **served_metrics,
             **dashboard(),
+            **console(),
             **views(),
             **audit(),
             **admin(projections),

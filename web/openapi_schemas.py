@@ -14,6 +14,7 @@ from typing import Any
 
 from domain.delivery import Outcome
 from domain.rules import ORDER_LIFECYCLE
+from infrastructure.access import Role
 
 Schema = dict[str, Any]
 
@@ -135,6 +136,7 @@ def _health() -> dict[str, Schema]:
             {"reason": STRING},
             "`reason` says why the store is not ready (503).",
         ),
+        "Me": closed({"name": STRING, "role": one_of(role.label for role in Role)}),
     }
 
 

@@ -18,7 +18,12 @@ from tests.partner import TOKENS, WRONG_TOKEN, Partner, auth, post
 from tests.read_models import caught_up
 from web.access import required_role
 
-PREFIX_ROLES = {"/views/": Role.READER, "/audit/": Role.AUDITOR, "/admin/": Role.ADMIN}
+PREFIX_ROLES = {
+    "/views/": Role.READER,
+    "/auth/": Role.READER,
+    "/audit/": Role.AUDITOR,
+    "/admin/": Role.ADMIN,
+}
 OPEN = {
     "/healthz",
     "/readyz",
@@ -26,12 +31,15 @@ OPEN = {
     "/openapi.json",
     "/metrics",
     "/dashboard",
+    "/console",
+    "/docs",
     "/static/{name}",
 }
 """The only routes served without a token (webhooks carry signatures; the
-OpenAPI document describes the API and holds no data; the dashboard page and
-its files hold none either, its data comes from /metrics). A new open route
-must be added here on purpose."""
+OpenAPI document describes the API and holds no data; the pages (dashboard,
+console, API reference) and their files hold none either: their data comes
+from the API, asked with the visitor's token). A new open route must be
+added here on purpose."""
 
 SAMPLES = {
     ("GET", "/views/orders"): "/views/orders?status=created",
@@ -39,6 +47,7 @@ SAMPLES = {
     ("GET", "/views/customers/{customer_id}"): "/views/customers/cus_1",
     ("GET", "/views/revenue"): "/views/revenue",
     ("GET", "/views/sources"): "/views/sources",
+    ("GET", "/auth/me"): "/auth/me",
     ("GET", "/admin/projections"): "/admin/projections",
     ("GET", "/admin/projections/{name}/rebuild"): "/admin/projections/revenue/rebuild",
     # Last: it starts a (dry-run) rebuild, which the test waits for.

@@ -1,7 +1,7 @@
 """``GET /dashboard`` and its files, without a browser: the page is served
 open, as HTML that loads only files the app serves itself, each with its
 media type; anything else under ``/static`` is a 404. (What the page draws
-is checked in a real browser: tests/e2e/test_dashboard_browser.py.)"""
+is checked in a real browser: tests/e2e/browser/test_dashboard_browser.py.)"""
 
 from __future__ import annotations
 
@@ -12,7 +12,8 @@ from starlette.testclient import TestClient
 
 from infrastructure.settings import Settings
 from web.app import create_app
-from web.dashboard import ASSETS, STATIC
+from web.dashboard import ASSETS
+from web.static_pages import STATIC
 
 MEDIA_TYPES = {
     "dashboard.js": "text/javascript",

@@ -13,10 +13,7 @@ except under ``CI=true``, where they fail.
 from __future__ import annotations
 
 import logging
-import os
-import shutil
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -25,94 +22,25 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from infrastructure.access import token_hash
+from tests.e2e.browser.chromium import PROBLEM, SKIP
 from tests.e2e.conftest import Server, ServerFactory
 from tests.partner import TOKENS, Partner, Request, post
 
 if TYPE_CHECKING:
-    from playwright.sync_api import Browser, Page
+    from playwright.sync_api import Page
 
 pytestmark = [pytest.mark.e2e]
 
 log = logging.getLogger(__name__)
 
-CHROMIUM = Path(os.environ.get("IDEMSYNC_CHROMIUM", "/usr/bin/chromium"))
-CHROMIUM_ARGS = [
-    # What this machine needs (headless, as root, no network but loopback);
-    # Playwright adds --headless and a fresh --user-data-dir of its own.
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 PROJECTIONS = {"orders", "customers", "revenue", "source_stats"}
 OUTCOMES = ("applied", "parked", "rejected", "stale", "ignored", "duplicate")
 WAIT_MS = 20_000
 """Longest wait for the page, in ms (it scrapes every 2 s)."""
 
 
-def chromium_problem() -> str | None:
-    """Why the browser tests cannot run, in one line; None when they can."""
-    if not CHROMIUM.is_file():
-        return (
-            f"Chromium not found at {CHROMIUM} "
-            "(apt-get install chromium, or set IDEMSYNC_CHROMIUM)"
-        )
-    try:
-        import playwright.sync_api  # noqa: F401
-    except ImportError as error:
-        return f"Playwright for Python not installed ({error}): pip install -e '.[dev]'"
-    return None
-
-
-PROBLEM = chromium_problem()
-if PROBLEM is not None and os.environ.get("CI") != "true":
-    pytest.skip(PROBLEM, allow_module_level=True)  # one line for the module
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    if PROBLEM is not None:
-        pytest.fail(f"CI=true and {PROBLEM}")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(
-            executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True
-        )
-        yield launched
-        launched.close()
-
-
-@pytest.fixture
-def page(browser: Browser) -> Iterator[Page]:
-    """A fresh page whose script errors and console errors fail the test."""
-    context = browser.new_context(viewport={"width": 1440, "height": 900})
-    opened = context.new_page()
-    problems: list[str] = []
-    opened.on("pageerror", lambda error: problems.append(f"page error: {error}"))
-    opened.on(
-        "console",
-        lambda message: (
-            problems.append(f"console {message.type}: {message.text}")
-            if message.type == "error"
-            else None
-        ),
-    )
-    yield opened
-    context.close()
-    # 401s are expected while a token is missing; nothing else is.
-    unexpected = [p for p in problems if "401 (Unauthorized)" not in p]
-    assert not unexpected, "\n".join(unexpected)
-
-
-@pytest.fixture
-def sqlite_url(sqlite_template: Path, tmp_path: Path) -> str:
-    path = tmp_path / "idemsync.db"
-    shutil.copy(sqlite_template, path)
-    return f"sqlite:///{path}"
+if SKIP:
+    pytest.skip(str(PROBLEM), allow_module_level=True)  # one line for the module
 
 
 def expect(client: httpx.Client, outcome: str, *requests: Request) -> None:

@@ -1,0 +1,239 @@
+"""``/console`` in a real browser (headless Chromium, see ``chromium.py``),
+on both backends, against a running ``idemsync serve`` that took deliveries
+signed with the ``standardwebhooks`` library: each role signs in with its
+token and sees what it may, an auditor finds a delivery by key, by object id
+and by text of its payload, opens it (a ``<script>`` in the payload stays
+text, signature headers are hidden), follows it to its order's timeline and
+asks for the state as of an earlier instant; a reader sees orders, never a
+delivery or a payload. Each view's screenshot is written to
+``var/test-output/console/`` (``IDEMSYNC_TEST_OUTPUT`` to change it).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import httpx
+import pytest
+
+from infrastructure.access import token_hash
+from tests.e2e.browser.chromium import PROBLEM, SKIP
+from tests.e2e.conftest import Server
+from tests.partner import TOKENS, WRONG_TOKEN, Partner, Request, post
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Page
+
+pytestmark = [pytest.mark.e2e]
+
+if SKIP:
+    pytest.skip(str(PROBLEM), allow_module_level=True)  # one line for the module
+
+HOSTILE = '<script>window.__pwned = 1</script><img src=x onerror="window.__pwned=2">'
+"""A carrier name no partner should send: it must show as these characters."""
+OUTPUT = Path(
+    os.environ.get(
+        "IDEMSYNC_TEST_OUTPUT",
+        Path(__file__).resolve().parents[3] / "var" / "test-output",
+    )
+)
+WAIT_MS = 15_000
+
+
+@pytest.fixture
+def console_server(database_url: str, secret: str, tmp_path: Path) -> Iterator[Server]:
+    """``idemsync serve`` with one token per role."""
+    directory = tmp_path / "console"
+    directory.mkdir()
+    server = Server(directory, database_url, secret)
+    config = Path(server.env["IDEMSYNC_CONFIG"])
+    config.write_text(
+        config.read_text()
+        + "".join(
+            f'\n[tokens.test-{role}]\nrole = "{role}"\nsha256 = "{token_hash(token)}"\n'
+            for role, token in TOKENS.items()
+        )
+    )
+    server.start()
+    yield server
+    server.stop()
+
+
+class Day:
+    """The deliveries sent before the browser opens, and an instant between
+    the order's creation and its shipping."""
+
+    def __init__(self, server: Server, partner: Partner) -> None:
+        self.created = partner.order_created("ord_1")
+        self.shipped = partner.event(
+            "order.shipped",
+            order_id="ord_1",
+            carrier=HOSTILE,
+            tracking_number="TRK-77",
+        )
+        self.early = partner.event("order.paid", order_id="ord_9", amount_cents=100)
+        with httpx.Client(base_url=server.base_url, timeout=10) as client:
+            self.send(client, self.created, "applied")
+            time.sleep(0.05)
+            self.between = datetime.now(UTC).isoformat()
+            time.sleep(0.05)
+            self.send(client, self.shipped, "applied")
+            self.send(client, self.early, "parked")
+            self.send(client, self.created, "duplicate")
+            deadline = time.monotonic() + WAIT_MS / 1000
+            reader = {"authorization": f"Bearer {TOKENS['reader']}"}
+            while client.get("/views/orders/ord_1", headers=reader).status_code != 200:
+                assert time.monotonic() < deadline, "the orders view never had ord_1"
+                time.sleep(0.1)
+
+    @staticmethod
+    def send(client: httpx.Client, request: Request, outcome: str) -> None:
+        status, body, _ = post(client, request)
+        assert body["outcome"] == outcome, (status, body)
+
+
+def shot(page: Page, name: str, backend: str) -> None:
+    folder = OUTPUT / "console"
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{name}-{backend}.png"
+    page.screenshot(path=str(path), full_page=True)
+    assert path.read_bytes().startswith(b"\x89PNG")
+
+
+def ready(page: Page, view: str) -> None:
+    page.wait_for_selector(
+        f'main[data-view="{view}"][data-state="ready"]', timeout=WAIT_MS
+    )
+
+
+def sign_in(page: Page, server: Server, role: str) -> None:
+    page.goto(f"{server.base_url}/console")
+    ready(page, "sign-in")
+    page.fill("#token", TOKENS[role])
+    page.click("form.sign-in button[type=submit]")
+    page.wait_for_selector(f"#who:has-text('({role})')", timeout=WAIT_MS)
+
+
+def rows(page: Page) -> int:
+    return page.locator("main tbody tr td a[href^='#/delivery/']").count()
+
+
+def backend(url: str) -> str:
+    return "postgres" if url.startswith("postgresql") else "sqlite"
+
+
+def test_an_auditor_finds_a_delivery_opens_it_and_follows_it_to_its_order(
+    console_server: Server, partner: Partner, page: Page, database_url: str
+) -> None:
+    from playwright.sync_api import expect
+
+    day = Day(console_server, partner)
+    name = backend(database_url)
+    page.goto(f"{console_server.base_url}/console")
+    ready(page, "sign-in")
+    page.fill("#token", WRONG_TOKEN)
+    page.click("form.sign-in button[type=submit]")
+    expect(page.locator("form.sign-in [role=alert]")).to_have_text(
+        "This token is not valid.", timeout=WAIT_MS
+    )
+    shot(page, "sign-in", name)
+
+    sign_in(page, console_server, "auditor")
+    ready(page, "deliveries")
+    assert page.locator("#nav a").all_inner_texts() == [
+        "Deliveries",
+        "Orders",
+        "API reference",
+    ]
+    expect(page.locator("main tbody tr")).to_have_count(3, timeout=WAIT_MS)
+    stored = page.evaluate("sessionStorage.getItem('idemsync.token')")
+    assert stored == TOKENS["auditor"]
+    assert page.evaluate("localStorage.length") == 0
+    shot(page, "deliveries", name)
+
+    page.fill("input[name=key]", day.shipped.key)
+    page.click("form.filters button[type=submit]")
+    expect(page.locator("main tbody tr")).to_have_count(1, timeout=WAIT_MS)
+    assert page.locator("main tbody tr a").first.inner_text() == day.shipped.key
+
+    page.fill("input[name=key]", "")
+    page.fill("input[name=object]", "ord_1")
+    page.click("form.filters button[type=submit]")
+    expect(page.locator("main tbody tr")).to_have_count(2, timeout=WAIT_MS)
+
+    page.fill("input[name=object]", "")
+    page.fill("input[name=contains]", "TRK-77")
+    page.click("form.filters button[type=submit]")
+    expect(page.locator("main tbody tr")).to_have_count(1, timeout=WAIT_MS)
+
+    page.click(f"main tbody a:text-is('{day.shipped.key}')")
+    ready(page, "delivery")
+    payload = page.locator("pre[data-payload]").inner_text()
+    assert HOSTILE.replace('"', '\\"') in payload, "the payload shows as its text"
+    assert page.locator("main script, main img").count() == 0
+    assert page.evaluate("window.__pwned") is None
+    text = page.locator("main").inner_text()
+    signature = day.shipped.headers["webhook-signature"]
+    assert signature not in text and signature.split(",")[-1] not in text
+    assert f"hidden ({len(signature)} characters)" in text
+    assert "applied" in text
+    shot(page, "delivery", name)
+
+    page.click("main a:text-is('order ord_1') >> nth=0")
+    ready(page, "object")
+    expect(page.locator("[data-object-state] dd").first).to_have_text("shipped")
+    timeline = page.locator("main table tbody tr")
+    assert timeline.count() >= 2
+    assert page.locator(f"main table a:has-text('{day.shipped.key}')").count() == 1
+    shot(page, "object", name)
+
+    page.fill("input[name=as_of]", day.between)
+    page.click("main form.filters button[type=submit]")
+    expect(page.locator("main h3").first).to_have_text(f"State as of {day.between}")
+    expect(page.locator("[data-object-state] dd").first).to_have_text(
+        "created", timeout=WAIT_MS
+    )
+    page.click(f"main table a:has-text('{day.created.key}') >> nth=0")
+    ready(page, "delivery")
+    assert day.created.key in page.locator("main h2").inner_text()
+
+
+def test_a_reader_sees_orders_and_never_a_delivery_or_a_payload(
+    console_server: Server, partner: Partner, page: Page, database_url: str
+) -> None:
+    Day(console_server, partner)
+    sign_in(page, console_server, "reader")
+    ready(page, "orders")
+    assert page.locator("#nav a").all_inner_texts() == ["Orders", "API reference"]
+    assert page.locator("main tbody tr").all_inner_texts()[0].startswith("ord_1")
+    shot(page, "orders", backend(database_url))
+    page.click("main tbody a:text-is('ord_1')")
+    ready(page, "order")
+    assert "Timeline" not in page.locator("main").inner_text()
+    page.evaluate("location.hash = '#/deliveries'")
+    ready(page, "forbidden")
+    assert "needs the role auditor" in page.locator("main").inner_text()
+    page.evaluate("location.hash = '#/delivery/acme/anything'")
+    ready(page, "forbidden")
+    assert "TRK-77" not in page.content()
+    page.click("#sign-out")
+    ready(page, "sign-in")
+    assert page.evaluate("sessionStorage.length") == 0
+
+
+def test_the_api_reference_lists_the_operations_of_openapi_json(
+    console_server: Server, page: Page
+) -> None:
+    from playwright.sync_api import expect
+
+    page.goto(f"{console_server.base_url}/docs")
+    expect(page.locator(".opblock").first).to_be_visible(timeout=WAIT_MS)
+    text = page.locator("#swagger-ui").inner_text()
+    for path in ("/webhooks/{source}", "/audit/deliveries", "/auth/me"):
+        assert path in text, path
+    page.screenshot(path=str(OUTPUT / "console" / "docs.png"), full_page=False)

@@ -1,0 +1,460 @@
+// The operator console (GET /console): a page of its own views over the API.
+//
+// - The bearer token typed in at sign-in is kept in sessionStorage (this tab
+//   only) and sent on every request; the API decides what the role may read,
+//   the console only hides what it knows the role cannot open.
+// - Every value is put in the page as text (textContent, attributes): a
+//   payload is never parsed as HTML, whatever a partner sent.
+// - Views are addressed by the URL's hash (#/deliveries?…, #/delivery/S/K,
+//   #/object/T/ID?…, #/orders?…, #/order/ID?…), so each can be bookmarked and
+//   reloaded. <main data-view="…" data-state="loading|ready|error"> tells
+//   which view is shown and whether its data has arrived (tests wait on it).
+"use strict";
+
+(() => {
+  const TOKEN = "idemsync.token";
+  const ME = "idemsync.me";
+  const ROLES = ["reader", "auditor", "admin"];
+  const LIVE_MS = 5000;
+  const HIDDEN_HEADER = /signature|hmac|authorization|token|secret|cookie|api-key/i;
+  const SECTIONS = [
+    { name: "deliveries", label: "Deliveries", role: "auditor" },
+    { name: "orders", label: "Orders", role: "reader" },
+  ];
+  const OUTCOMES = ["applied", "parked", "rejected", "stale", "ignored"];
+  const main = document.getElementById("main");
+  let timer = null;
+
+  // --- building the page ---------------------------------------------------
+
+  function h(tag, attributes, ...children) {
+    const element = document.createElement(tag);
+    for (const [name, value] of Object.entries(attributes || {})) {
+      if (value === null || value === undefined || value === false) continue;
+      if (name.startsWith("on")) element.addEventListener(name.slice(2), value);
+      else element.setAttribute(name, value === true ? "" : String(value));
+    }
+    for (const child of children.flat(Infinity)) {
+      if (child === null || child === undefined || child === false) continue;
+      element.append(child instanceof Node ? child : document.createTextNode(String(child)));
+    }
+    return element;
+  }
+
+  function link(hash, text) {
+    return h("a", { href: hash }, text);
+  }
+
+  function fields(pairs) {
+    return h("dl", { class: "fields" },
+      pairs.filter(([, value]) => value !== undefined).map(([name, value]) => [
+        h("dt", {}, name),
+        h("dd", {}, value === null ? "—" : value),
+      ]));
+  }
+
+  function table(columns, rows, empty) {
+    const body = h("tbody", {},
+      rows.length
+        ? rows.map((cells) => h("tr", {}, cells.map((cell) => h("td", {}, cell === null ? "—" : cell))))
+        : h("tr", {}, h("td", { colspan: columns.length, class: "muted" }, empty)));
+    return h("table", {},
+      h("thead", {}, h("tr", {}, columns.map((column) => h("th", { scope: "col" }, column)))),
+      body);
+  }
+
+  function json(value) {
+    return h("pre", {}, JSON.stringify(value, null, 2));
+  }
+
+  function show(view, ...content) {
+    main.dataset.view = view;
+    main.replaceChildren(h("div", { class: "view" }, content));
+  }
+
+  function ready(state) {
+    main.dataset.state = state;
+  }
+
+  // --- the API -------------------------------------------------------------
+
+  function me() {
+    const stored = sessionStorage.getItem(ME);
+    return stored ? JSON.parse(stored) : null;
+  }
+
+  function allowed(role) {
+    const who = me();
+    return who !== null && ROLES.indexOf(who.role) >= ROLES.indexOf(role);
+  }
+
+  function query(params) {
+    const search = new URLSearchParams();
+    for (const [name, value] of Object.entries(params || {})) {
+      if (value !== null && value !== undefined && value !== "") search.set(name, value);
+    }
+    const text = search.toString();
+    return text ? `?${text}` : "";
+  }
+
+  class Refused extends Error {
+    constructor(status, body) {
+      super((body && body.message) || `HTTP ${status}`);
+      this.status = status;
+    }
+  }
+
+  async function api(path, params, token) {
+    const response = await fetch(path + query(params), {
+      headers: {
+        Accept: "application/json",
+        Authorization: `Bearer ${token || sessionStorage.getItem(TOKEN)}`,
+      },
+      cache: "no-store",
+    });
+    const body = await response.json().catch(() => null);
+    if (response.status === 401 && !token) {
+      signOut("The token is no longer accepted: sign in again.");
+    }
+    if (!response.ok) throw new Refused(response.status, body);
+    return body;
+  }
+
+  function path(...segments) {
+    return segments.map(encodeURIComponent).join("/");
+  }
+
+  // --- routing -------------------------------------------------------------
+
+  function route() {
+    const hash = location.hash.replace(/^#\/?/, "");
+    const [where, search] = hash.split("?", 2);
+    const parts = where.split("/").filter(Boolean).map(decodeURIComponent);
+    return { parts, params: Object.fromEntries(new URLSearchParams(search || "")) };
+  }
+
+  function go(hash) {
+    if (location.hash === hash) render();
+    else location.hash = hash;
+  }
+
+  const VIEWS = {
+    deliveries: { role: "auditor", render: deliveries },
+    delivery: { role: "auditor", render: delivery },
+    object: { role: "auditor", render: object },
+    orders: { role: "reader", render: orders },
+    order: { role: "reader", render: order },
+  };
+
+  async function render() {
+    clearInterval(timer);
+    timer = null;
+    const who = me();
+    drawHeader(who);
+    if (who === null) return signIn();
+    const { parts, params } = route();
+    const name = parts[0] || (allowed("auditor") ? "deliveries" : "orders");
+    const view = VIEWS[name];
+    ready("loading");
+    if (view === undefined) {
+      show("missing", h("h2", {}, "No such view"), link("#/", "Back to the start"));
+      return ready("ready");
+    }
+    if (!allowed(view.role)) {
+      show("forbidden", h("h2", {}, "Not for this role"),
+        h("p", {}, `This view needs the role ${view.role}; you are signed in as ${who.role}.`));
+      return ready("ready");
+    }
+    main.dataset.view = name;
+    try {
+      await view.render(parts.slice(1), params);
+      ready("ready");
+    } catch (error) {
+      show(name, h("h2", {}, "Could not load this view"), h("p", { class: "error", role: "alert" }, error.message));
+      ready("error");
+    }
+  }
+
+  function drawHeader(who) {
+    const current = route().parts[0] || "";
+    document.getElementById("nav").replaceChildren(
+      ...(who === null ? [] : SECTIONS.filter((s) => allowed(s.role)).map((s) =>
+        h("a", { href: `#/${s.name}`, "aria-current": current === s.name ? "page" : null }, s.label))),
+      h("a", { href: "docs" }, "API reference"));
+    document.getElementById("who").textContent =
+      who === null ? "" : `Signed in as ${who.name} (${who.role})`;
+    document.getElementById("sign-out").hidden = who === null;
+  }
+
+  // --- sign-in -------------------------------------------------------------
+
+  function signIn(message) {
+    const input = h("input", { id: "token", type: "password", autocomplete: "off", spellcheck: "false", required: true });
+    const problem = h("p", { class: "error", role: "alert" }, message || "");
+    const form = h("form", { class: "sign-in" },
+      h("label", { for: "token" }, "Bearer token", input),
+      h("button", { type: "submit" }, "Sign in"),
+      problem,
+      h("p", { class: "muted" }, "The token stays in this tab only and is sent to this server alone."));
+    form.addEventListener("submit", async (event) => {
+      event.preventDefault();
+      try {
+        const who = await api("auth/me", {}, input.value.trim());
+        sessionStorage.setItem(TOKEN, input.value.trim());
+        sessionStorage.setItem(ME, JSON.stringify(who));
+        render();
+      } catch (error) {
+        problem.textContent = error.status === 401 ? "This token is not valid." : error.message;
+        input.focus();
+      }
+    });
+    show("sign-in", h("h2", {}, "Sign in"), form);
+    ready("ready");
+    input.focus();
+  }
+
+  function signOut(message) {
+    sessionStorage.removeItem(TOKEN);
+    sessionStorage.removeItem(ME);
+    drawHeader(null);
+    signIn(message);
+  }
+
+  // --- deliveries ----------------------------------------------------------
+
+  const FILTERS = [
+    ["source", "Source"],
+    ["key", "Key"],
+    ["object", "Object id"],
+    ["contains", "Payload contains"],
+    ["since", "Received since"],
+    ["until", "Received until"],
+  ];
+
+  function filterForm(params, names) {
+    const inputs = {};
+    const form = h("form", { class: "filters", role: "search" },
+      names.map(([name, label]) => {
+        inputs[name] = h("input", { name, value: params[name] || "", placeholder: name === "since" || name === "until" ? "2026-12-01T00:00:00Z" : "" });
+        return h("label", {}, label, inputs[name]);
+      }));
+    return { form, inputs };
+  }
+
+  async function deliveries(_, params) {
+    const { form, inputs } = filterForm(params, FILTERS);
+    const outcome = h("select", { name: "outcome" },
+      h("option", { value: "" }, "any"),
+      OUTCOMES.map((o) => h("option", { value: o, selected: params.outcome === o }, o)));
+    form.append(h("label", {}, "First outcome", outcome), h("button", { type: "submit" }, "Filter"));
+    form.addEventListener("submit", (event) => {
+      event.preventDefault();
+      const chosen = Object.fromEntries(Object.entries(inputs).map(([n, i]) => [n, i.value.trim()]));
+      go(`#/deliveries${query({ ...chosen, outcome: outcome.value })}`);
+    });
+    const holder = h("div", {});
+    const live = h("p", { class: "live", "aria-live": "polite" });
+    show("deliveries", h("h2", {}, "Deliveries"), form, live, holder);
+    const wanted = { ...params, limit: 50 };
+    const draw = async () => {
+      const page = await api("audit/deliveries", wanted);
+      holder.replaceChildren(deliveryTable(page.items), pager("deliveries", params, page.next_cursor));
+      live.textContent = params.cursor ? "" : `Updated ${new Date().toLocaleTimeString()}; new deliveries appear every ${LIVE_MS / 1000} s.`;
+    };
+    await draw();
+    if (!params.cursor) {
+      timer = setInterval(() => {
+        if (!holder.contains(document.activeElement)) draw().catch(() => {});
+      }, LIVE_MS);
+    }
+  }
+
+  function deliveryTable(items) {
+    return table(
+      ["Received", "Source", "Key", "First outcome", "Object", "Attempts"],
+      items.map((d) => [
+        d.received_at,
+        d.source,
+        link(`#/delivery/${path(d.source, d.key)}`, d.key),
+        d.reason ? `${d.outcome} (${d.reason})` : d.outcome,
+        d.aggregate ? objectLink(d.aggregate) : null,
+        d.attempts,
+      ]),
+      "No delivery matches.");
+  }
+
+  function objectLink(aggregate) {
+    const ns = aggregate.namespace ? `?namespace=${encodeURIComponent(aggregate.namespace)}` : "";
+    return link(`#/object/${path(aggregate.type, aggregate.id)}${ns}`, `${aggregate.type} ${aggregate.id}`);
+  }
+
+  function pager(view, params, next) {
+    return h("div", { class: "pager" },
+      params.cursor ? link(`#/${view}${query({ ...params, cursor: null })}`, "First page") : null,
+      next ? link(`#/${view}${query({ ...params, cursor: next })}`, "Next page") : h("span", { class: "muted" }, "Last page"));
+  }
+
+  // --- one delivery --------------------------------------------------------
+
+  function safeHeaders(headers) {
+    return Object.entries(headers || {}).map(([name, value]) => [
+      name,
+      HIDDEN_HEADER.test(name) ? `hidden (${String(value).length} characters)` : value,
+    ]);
+  }
+
+  function pretty(payload, encoding) {
+    if (payload === null) return "(pruned: retention removed the payload)";
+    if (encoding !== "utf-8") return `${payload}\n\n(base64: the body is not UTF-8)`;
+    try {
+      return JSON.stringify(JSON.parse(payload), null, 2);
+    } catch (_) {
+      return payload;
+    }
+  }
+
+  function retried(d) {
+    if (!d.attempts || d.attempts < 2 || !d.last_seen_at) return "no retry";
+    const seconds = (Date.parse(d.last_seen_at) - Date.parse(d.received_at)) / 1000;
+    return `${d.attempts - 1} retr${d.attempts === 2 ? "y" : "ies"}, the last ${seconds.toFixed(1)} s after the first receipt`;
+  }
+
+  async function delivery([source, key]) {
+    const d = await api(`audit/deliveries/${path(source, key)}`);
+    show("delivery",
+      h("h2", {}, `Delivery ${d.key}`),
+      h("div", { class: "columns" },
+        h("section", {},
+          fields([
+            ["Source", d.source],
+            ["Key", d.key],
+            ["Received", d.received_at],
+            ["First outcome", d.outcome],
+            ["Reason", d.reason],
+            ["Object", d.aggregate ? objectLink(d.aggregate) : null],
+            ["Attempts", d.attempts],
+            ["Retries", retried(d)],
+            ["Resolution", d.resolution ? `${d.resolution}${d.resolution_reason ? ` (${d.resolution_reason})` : ""}` : null],
+          ]),
+          h("h3", {}, "First answer"),
+          json(d.answer),
+          h("h3", {}, "Headers"),
+          d.headers ? fields(safeHeaders(d.headers)) : h("p", { class: "muted" }, "none stored")),
+        h("section", {},
+          h("h3", {}, "Payload"),
+          h("pre", { "data-payload": "" }, pretty(d.payload, d.payload_encoding)))),
+      h("h3", {}, "Events it caused"),
+      eventTable(d.events, false));
+  }
+
+  function eventTable(events, withDelivery) {
+    return table(
+      ["Position", "Object", "Version", "Event", "Recorded", "Occurred", withDelivery ? "Delivery" : "Data"],
+      events.map((e) => [
+        e.position,
+        objectLink(e.aggregate),
+        e.aggregate.version,
+        e.type,
+        e.recorded_at,
+        e.occurred_at,
+        withDelivery
+          ? (e.delivery ? link(`#/delivery/${path(e.delivery.source, e.delivery.key)}`, e.delivery.key) : null)
+          : JSON.stringify(e.data),
+      ]),
+      "No event.");
+  }
+
+  // --- one object ----------------------------------------------------------
+
+  async function object([type, id], params) {
+    const at = params.version ? { version: params.version } : params.as_of ? { as_of: params.as_of } : {};
+    const base = `audit/aggregates/${path(type, id)}`;
+    const [page, state] = await Promise.all([
+      api(`${base}/events`, { namespace: params.namespace, limit: 1000 }),
+      api(base, { namespace: params.namespace, ...at }).catch((error) => error),
+    ]);
+    const namespace = page.aggregate.namespace;
+    const asOf = h("input", { name: "as_of", value: params.as_of || "", placeholder: "2026-12-01T12:00:00Z" });
+    const form = h("form", { class: "filters" },
+      h("label", {}, "State as of (recorded time)", asOf),
+      h("button", { type: "submit" }, "Show"),
+      link(`#/object/${path(type, id)}${query({ namespace })}`, "Latest state"));
+    form.addEventListener("submit", (event) => {
+      event.preventDefault();
+      go(`#/object/${path(type, id)}${query({ namespace, as_of: asOf.value.trim() })}`);
+    });
+    const heading = params.version ? `at version ${params.version}` : params.as_of ? `as of ${params.as_of}` : "now";
+    show("object",
+      h("h2", {}, `${type} ${id}`, h("span", { class: "muted" }, ` · namespace ${namespace}`)),
+      form,
+      h("h3", {}, `State ${heading}`),
+      state instanceof Error
+        ? h("p", { class: "error", "data-state-error": "" }, state.message)
+        : h("div", { "data-object-state": "" },
+          fields([
+            ["Status", state.status],
+            ["Version", state.aggregate.version],
+            ["Recorded", state.recorded_at],
+            ["Parked deliveries", (state.parked || []).length],
+          ]),
+          h("h3", {}, "Fields"),
+          fields(Object.entries(state.fields || {}).map(([name, value]) => [name, typeof value === "object" && value !== null ? JSON.stringify(value) : value]))),
+      h("h3", {}, "Timeline"),
+      table(
+        ["Version", "Event", "Recorded", "Occurred", "Delivery", "Hash"],
+        page.events.map((e) => [
+          link(`#/object/${path(type, id)}${query({ namespace, version: e.aggregate.version })}`, e.aggregate.version),
+          e.type,
+          e.recorded_at,
+          e.occurred_at,
+          e.delivery ? link(`#/delivery/${path(e.delivery.source, e.delivery.key)}`, `${e.delivery.source} ${e.delivery.key}`) : null,
+          e.hash ? `${e.hash.slice(0, 12)}…` : null,
+        ]),
+        "No event."),
+      page.next_cursor ? h("p", { class: "muted" }, "Only the first 1,000 events are shown.") : null);
+  }
+
+  // --- read models (role reader) ---------------------------------------------
+
+  async function orders(_, params) {
+    const { form, inputs } = filterForm(params, [["status", "Status"], ["customer_id", "Customer id"], ["namespace", "Namespace"]]);
+    form.append(h("button", { type: "submit" }, "Filter"));
+    form.addEventListener("submit", (event) => {
+      event.preventDefault();
+      go(`#/orders${query(Object.fromEntries(Object.entries(inputs).map(([n, i]) => [n, i.value.trim()])))}`);
+    });
+    const page = await api("views/orders", { ...params, limit: 50 });
+    show("orders", h("h2", {}, "Orders"), form,
+      table(
+        ["Order", "Namespace", "Status", "Customer", "Total", "Paid", "Updated"],
+        page.items.map((o) => [
+          link(`#/order/${path(o.order_id)}${query({ namespace: o.namespace })}`, o.order_id),
+          o.namespace,
+          o.status,
+          o.customer_id,
+          money(o.total_cents, o.currency),
+          money(o.paid_cents, o.currency),
+          o.updated_at,
+        ]),
+        "No order matches."),
+      pager("orders", params, page.next_cursor));
+  }
+
+  function money(cents, currency) {
+    return cents === null || cents === undefined ? null : `${(cents / 100).toFixed(2)} ${currency || ""}`.trim();
+  }
+
+  async function order([id], params) {
+    const row = await api(`views/orders/${path(id)}`, { namespace: params.namespace });
+    show("order",
+      h("h2", {}, `Order ${row.order_id}`),
+      fields(Object.entries(row).map(([name, value]) => [name, value])),
+      allowed("auditor")
+        ? h("p", {}, link(`#/object/${path("order", row.order_id)}${query({ namespace: row.namespace })}`, "Timeline and state at any time"))
+        : null);
+  }
+
+  document.getElementById("sign-out").addEventListener("click", () => signOut("Signed out."));
+  window.addEventListener("hashchange", render);
+  render();
+})();
