@@ -20,7 +20,10 @@
   const SECTIONS = [
     { name: "deliveries", label: "Deliveries", role: "auditor" },
     { name: "orders", label: "Orders", role: "reader" },
+    { name: "sources", label: "Sources", role: "reader" },
+    { name: "projections", label: "Projections", role: "admin" },
   ];
+  const POLL_MS = 500;
   const OUTCOMES = ["applied", "parked", "rejected", "stale", "ignored"];
   const main = document.getElementById("main");
   let timer = null;
@@ -104,15 +107,16 @@
     }
   }
 
-  async function api(path, params, token) {
+  async function api(path, params, token, method) {
     const response = await fetch(path + query(params), {
+      method: method || "GET",
       headers: {
-        Accept: "application/json",
+        Accept: path === "metrics" ? "text/plain" : "application/json",
         Authorization: `Bearer ${token || sessionStorage.getItem(TOKEN)}`,
       },
       cache: "no-store",
     });
-    const body = await response.json().catch(() => null);
+    const body = await (path === "metrics" ? response.text() : response.json()).catch(() => null);
     if (response.status === 401 && !token) {
       signOut("The token is no longer accepted: sign in again.");
     }
@@ -144,6 +148,8 @@
     object: { role: "auditor", render: object },
     orders: { role: "reader", render: orders },
     order: { role: "reader", render: order },
+    sources: { role: "reader", render: sources },
+    projections: { role: "admin", render: projections },
   };
 
   async function render() {
@@ -183,7 +189,143 @@
       h("a", { href: "docs" }, "API reference"));
     document.getElementById("who").textContent =
       who === null ? "" : `Signed in as ${who.name} (${who.role})`;
-    document.getElementById("sign-out").hidden = who === null;
+    // --- sources (role reader) ------------------------------------------------
+
+  function samples(text, name) {
+    // The samples of one metric family in Prometheus' text format, by source.
+    const found = {};
+    for (const line of (text || "").split("\n")) {
+      if (!line.startsWith(`${name}{`)) continue;
+      const source = /source="((?:[^"\\]|\\.)*)"/.exec(line);
+      const value = Number(line.slice(line.lastIndexOf(" ") + 1));
+      if (source && Number.isFinite(value)) found[source[1]] = (found[source[1]] || 0) + value;
+    }
+    return found;
+  }
+
+  async function sources() {
+    const [stats, metrics] = await Promise.all([
+      api("views/sources"),
+      api("metrics").catch(() => ""),
+    ]);
+    const bySource = {};
+    for (const row of stats.items) {
+      const entry = bySource[row.source] || (bySource[row.source] = { counts: {}, first: row.first_seen, last: row.last_seen });
+      entry.counts[row.outcome] = row.count;
+      if (row.first_seen < entry.first) entry.first = row.first_seen;
+      if (row.last_seen > entry.last) entry.last = row.last_seen;
+    }
+    const retries = samples(metrics, "idemsync_retries_total");
+    const delaySum = samples(metrics, "idemsync_retry_delay_seconds_sum");
+    const delayCount = samples(metrics, "idemsync_retry_delay_seconds_count");
+    show("sources", h("h2", {}, "Sources"),
+      table(
+        ["Source", ...OUTCOMES, "Unique", "Per minute", "Duplicates", "Duplicate ratio", "Mean retry delay"],
+        Object.entries(bySource).map(([source, entry]) => {
+          const unique = Object.values(entry.counts).reduce((a, b) => a + b, 0);
+          const minutes = Math.max((Date.parse(entry.last) - Date.parse(entry.first)) / 60000, 1);
+          const duplicates = retries[source];
+          return [
+            source,
+            ...OUTCOMES.map((o) => entry.counts[o] || 0),
+            unique,
+            (unique / minutes).toFixed(1),
+            duplicates === undefined ? null : duplicates,
+            duplicates === undefined ? null : (duplicates / unique).toFixed(2),
+            delayCount[source] ? `${(delaySum[source] / delayCount[source]).toFixed(1)} s` : null,
+          ];
+        }),
+        "No delivery yet."),
+      h("p", { class: "muted" },
+        "Counts are first outcomes, from the source_stats read model (kept for ever); duplicates and retry delays are this server's counters since it started (/metrics). Charts over time: ",
+        h("a", { href: "dashboard" }, "the dashboard"), "."));
+  }
+
+  // --- projections (role admin) ----------------------------------------------
+
+  async function projections() {
+    const status = await api("admin/projections");
+    const verify = h("input", { type: "checkbox", id: "verify", checked: true });
+    const report = h("section", { "aria-live": "polite", id: "rebuild" });
+    const start = async (name, dryRun) => {
+      const flags = { verify: verify.checked ? "1" : null, dry_run: dryRun ? "1" : null };
+      report.replaceChildren(h("p", {}, `Starting a ${dryRun ? "dry run" : "rebuild"} of ${name}…`));
+      report.dataset.state = "starting";
+      try {
+        await api(`admin/projections/${path(name)}/rebuild`, flags, null, "POST");
+      } catch (error) {
+        if (error.status !== 409) throw error;
+      }
+      follow(name, report);
+    };
+    show("projections", h("h2", {}, "Projections"),
+      table(
+        ["Projection", "Position", "Head", "Lag", "State", "Last rebuild here", "Rebuild"],
+        status.projections.map((p) => [
+          p.name,
+          p.position,
+          p.head,
+          p.lag,
+          p.error ? `${p.state}: ${p.error}` : p.state,
+          p.rebuild,
+          h("span", {},
+            h("button", { type: "button", onclick: () => start(p.name, true) }, "Dry run"), " ",
+            h("button", { type: "button", onclick: () => start(p.name, false) }, "Rebuild")),
+        ]),
+        "No projection."),
+      h("p", {}, h("label", {}, verify, " verify: compare the rebuilt tables with the live ones")),
+      h("p", { class: "muted" }, "A rebuild replays the whole log into new tables while the live ones keep serving, then swaps them in (a dry run never swaps)."),
+      report);
+  }
+
+  function follow(name, report) {
+    const bar = h("progress", { max: 1, value: 0 });
+    const line = h("p", {}, "Starting…");
+    report.replaceChildren(h("h3", {}, `Rebuild of ${name}`), bar, line);
+    report.dataset.state = "running";
+    const poll = async () => {
+      const job = await api(`admin/projections/${path(name)}/rebuild`);
+      if (job.progress) {
+        const p = job.progress;
+        bar.max = Math.max(p.head, 1);
+        bar.value = p.position;
+        line.textContent = `${p.phase}: ${p.position} of ${p.head} (${p.events} events, ${p.events_per_second}/s)`;
+      }
+      if (job.state === "running") return;
+      clearInterval(timer);
+      timer = null;
+      report.dataset.state = job.state;
+      bar.value = bar.max;
+      report.append(job.state === "failed" ? h("p", { class: "error", role: "alert" }, job.error) : rebuildReport(job));
+    };
+    clearInterval(timer);
+    timer = setInterval(() => poll().catch((error) => { line.textContent = error.message; }), POLL_MS);
+    poll().catch(() => {});
+  }
+
+  function rebuildReport(job) {
+    const r = job.report;
+    const verdict = r.differences === null
+      ? "not verified"
+      : r.differing_rows === 0 ? "no difference" : `${r.differing_rows} rows differ`;
+    return h("div", { "data-report": "" },
+      fields([
+        ["Kind", job.dry_run ? "dry run (not swapped)" : "rebuild"],
+        ["Events", r.events],
+        ["Seconds", r.seconds],
+        ["Events per second", r.events_per_second],
+        ["Position", r.position],
+        ["Swapped", r.swapped ? "yes" : "no"],
+        ["Verify", verdict],
+        ["Note", r.note],
+      ]),
+      r.differences && r.differences.length
+        ? table(["Table", "Differing rows", "Examples"],
+          r.differences.map((d) => [d.table, d.differing, JSON.stringify(d.examples)]), "")
+        : null);
+  }
+
+  document.getElementById("sign-out").hidden = who === null;
   }
 
   // --- sign-in -------------------------------------------------------------
@@ -451,6 +593,142 @@
       fields(Object.entries(row).map(([name, value]) => [name, value])),
       allowed("auditor")
         ? h("p", {}, link(`#/object/${path("order", row.order_id)}${query({ namespace: row.namespace })}`, "Timeline and state at any time"))
+        : null);
+  }
+
+  // --- sources (role reader) ------------------------------------------------
+
+  function samples(text, name) {
+    // The samples of one metric family in Prometheus' text format, by source.
+    const found = {};
+    for (const line of (text || "").split("\n")) {
+      if (!line.startsWith(`${name}{`)) continue;
+      const source = /source="((?:[^"\\]|\\.)*)"/.exec(line);
+      const value = Number(line.slice(line.lastIndexOf(" ") + 1));
+      if (source && Number.isFinite(value)) found[source[1]] = (found[source[1]] || 0) + value;
+    }
+    return found;
+  }
+
+  async function sources() {
+    const [stats, metrics] = await Promise.all([
+      api("views/sources"),
+      api("metrics").catch(() => ""),
+    ]);
+    const bySource = {};
+    for (const row of stats.items) {
+      const entry = bySource[row.source] || (bySource[row.source] = { counts: {}, first: row.first_seen, last: row.last_seen });
+      entry.counts[row.outcome] = row.count;
+      if (row.first_seen < entry.first) entry.first = row.first_seen;
+      if (row.last_seen > entry.last) entry.last = row.last_seen;
+    }
+    const retries = samples(metrics, "idemsync_retries_total");
+    const delaySum = samples(metrics, "idemsync_retry_delay_seconds_sum");
+    const delayCount = samples(metrics, "idemsync_retry_delay_seconds_count");
+    show("sources", h("h2", {}, "Sources"),
+      table(
+        ["Source", ...OUTCOMES, "Unique", "Per minute", "Duplicates", "Duplicate ratio", "Mean retry delay"],
+        Object.entries(bySource).map(([source, entry]) => {
+          const unique = Object.values(entry.counts).reduce((a, b) => a + b, 0);
+          const minutes = Math.max((Date.parse(entry.last) - Date.parse(entry.first)) / 60000, 1);
+          const duplicates = retries[source];
+          return [
+            source,
+            ...OUTCOMES.map((o) => entry.counts[o] || 0),
+            unique,
+            (unique / minutes).toFixed(1),
+            duplicates === undefined ? null : duplicates,
+            duplicates === undefined ? null : (duplicates / unique).toFixed(2),
+            delayCount[source] ? `${(delaySum[source] / delayCount[source]).toFixed(1)} s` : null,
+          ];
+        }),
+        "No delivery yet."),
+      h("p", { class: "muted" },
+        "Counts are first outcomes, from the source_stats read model (kept for ever); duplicates and retry delays are this server's counters since it started (/metrics). Charts over time: ",
+        h("a", { href: "dashboard" }, "the dashboard"), "."));
+  }
+
+  // --- projections (role admin) ----------------------------------------------
+
+  async function projections() {
+    const status = await api("admin/projections");
+    const verify = h("input", { type: "checkbox", id: "verify", checked: true });
+    const report = h("section", { "aria-live": "polite", id: "rebuild" });
+    const start = async (name, dryRun) => {
+      const flags = { verify: verify.checked ? "1" : null, dry_run: dryRun ? "1" : null };
+      report.replaceChildren(h("p", {}, `Starting a ${dryRun ? "dry run" : "rebuild"} of ${name}…`));
+      report.dataset.state = "starting";
+      try {
+        await api(`admin/projections/${path(name)}/rebuild`, flags, null, "POST");
+      } catch (error) {
+        if (error.status !== 409) throw error;
+      }
+      follow(name, report);
+    };
+    show("projections", h("h2", {}, "Projections"),
+      table(
+        ["Projection", "Position", "Head", "Lag", "State", "Last rebuild here", "Rebuild"],
+        status.projections.map((p) => [
+          p.name,
+          p.position,
+          p.head,
+          p.lag,
+          p.error ? `${p.state}: ${p.error}` : p.state,
+          p.rebuild,
+          h("span", {},
+            h("button", { type: "button", onclick: () => start(p.name, true) }, "Dry run"), " ",
+            h("button", { type: "button", onclick: () => start(p.name, false) }, "Rebuild")),
+        ]),
+        "No projection."),
+      h("p", {}, h("label", {}, verify, " verify: compare the rebuilt tables with the live ones")),
+      h("p", { class: "muted" }, "A rebuild replays the whole log into new tables while the live ones keep serving, then swaps them in (a dry run never swaps)."),
+      report);
+  }
+
+  function follow(name, report) {
+    const bar = h("progress", { max: 1, value: 0 });
+    const line = h("p", {}, "Starting…");
+    report.replaceChildren(h("h3", {}, `Rebuild of ${name}`), bar, line);
+    report.dataset.state = "running";
+    const poll = async () => {
+      const job = await api(`admin/projections/${path(name)}/rebuild`);
+      if (job.progress) {
+        const p = job.progress;
+        bar.max = Math.max(p.head, 1);
+        bar.value = p.position;
+        line.textContent = `${p.phase}: ${p.position} of ${p.head} (${p.events} events, ${p.events_per_second}/s)`;
+      }
+      if (job.state === "running") return;
+      clearInterval(timer);
+      timer = null;
+      report.dataset.state = job.state;
+      bar.value = bar.max;
+      report.append(job.state === "failed" ? h("p", { class: "error", role: "alert" }, job.error) : rebuildReport(job));
+    };
+    clearInterval(timer);
+    timer = setInterval(() => poll().catch((error) => { line.textContent = error.message; }), POLL_MS);
+    poll().catch(() => {});
+  }
+
+  function rebuildReport(job) {
+    const r = job.report;
+    const verdict = r.differences === null
+      ? "not verified"
+      : r.differing_rows === 0 ? "no difference" : `${r.differing_rows} rows differ`;
+    return h("div", { "data-report": "" },
+      fields([
+        ["Kind", job.dry_run ? "dry run (not swapped)" : "rebuild"],
+        ["Events", r.events],
+        ["Seconds", r.seconds],
+        ["Events per second", r.events_per_second],
+        ["Position", r.position],
+        ["Swapped", r.swapped ? "yes" : "no"],
+        ["Verify", verdict],
+        ["Note", r.note],
+      ]),
+      r.differences && r.differences.length
+        ? table(["Table", "Differing rows", "Examples"],
+          r.differences.map((d) => [d.table, d.differing, JSON.stringify(d.examples)]), "")
         : null);
   }
 

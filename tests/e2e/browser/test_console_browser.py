@@ -148,6 +148,7 @@ def test_an_auditor_finds_a_delivery_opens_it_and_follows_it_to_its_order(
     assert page.locator("#nav a").all_inner_texts() == [
         "Deliveries",
         "Orders",
+        "Sources",
         "API reference",
     ]
     expect(page.locator("main tbody tr")).to_have_count(3, timeout=WAIT_MS)
@@ -202,6 +203,52 @@ def test_an_auditor_finds_a_delivery_opens_it_and_follows_it_to_its_order(
     ready(page, "delivery")
     assert day.created.key in page.locator("main h2").inner_text()
 
+    page.evaluate("location.hash = '#/projections'")
+    ready(page, "forbidden")
+    assert "needs the role admin" in page.locator("main").inner_text()
+
+
+def test_an_admin_rebuilds_a_projection_dry_run_first_and_reads_the_report(
+    console_server: Server, partner: Partner, page: Page, database_url: str
+) -> None:
+    from playwright.sync_api import expect
+
+    Day(console_server, partner)
+    name = backend(database_url)
+    sign_in(page, console_server, "admin")
+    assert page.locator("#nav a").all_inner_texts() == [
+        "Deliveries",
+        "Orders",
+        "Sources",
+        "Projections",
+        "API reference",
+    ]
+    page.click("#nav a:text-is('Sources')")
+    ready(page, "sources")
+    acme = page.locator("main tbody tr").first.locator("td").all_inner_texts()
+    # source, applied, parked, rejected, stale, ignored, unique, per minute,
+    # duplicates, ratio, delay
+    assert acme[:7] == ["acme", "2", "1", "0", "0", "0", "3"]
+    assert acme[8:10] == ["1", "0.33"]
+    shot(page, "sources", name)
+
+    page.click("#nav a:text-is('Projections')")
+    ready(page, "projections")
+    orders = page.locator("main tbody tr", has_text="orders").first
+    assert orders.locator("td").nth(3).inner_text() in ("0", "1", "2", "3", "4", "5")
+    orders.locator("button:text-is('Dry run')").click()
+    report = page.locator("#rebuild[data-state=done] [data-report]")
+    expect(report).to_be_visible(timeout=WAIT_MS)
+    text = report.inner_text()
+    assert "dry run (not swapped)" in text and "no difference" in text
+    shot(page, "projections", name)
+
+    orders.locator("button:text-is('Rebuild')").click()
+    expect(page.locator("#rebuild h3")).to_have_text("Rebuild of orders")
+    report = page.locator("#rebuild[data-state=done] [data-report]")
+    expect(report).to_be_visible(timeout=WAIT_MS)
+    assert "Swapped\nyes" in report.inner_text()
+
 
 def test_a_reader_sees_orders_and_never_a_delivery_or_a_payload(
     console_server: Server, partner: Partner, page: Page, database_url: str
@@ -209,7 +256,11 @@ def test_a_reader_sees_orders_and_never_a_delivery_or_a_payload(
     Day(console_server, partner)
     sign_in(page, console_server, "reader")
     ready(page, "orders")
-    assert page.locator("#nav a").all_inner_texts() == ["Orders", "API reference"]
+    assert page.locator("#nav a").all_inner_texts() == [
+        "Orders",
+        "Sources",
+        "API reference",
+    ]
     assert page.locator("main tbody tr").all_inner_texts()[0].startswith("ord_1")
     shot(page, "orders", backend(database_url))
     page.click("main tbody a:text-is('ord_1')")
