@@ -7,7 +7,9 @@ tampered with and signed with a wrong secret; bearer tokens of each role,
 wrong and malformed ones on every ``/views``, ``/audit`` and ``/admin``
 route, and every token sent where it does not belong, in the query string
 (``?token=``, ``?access_token=``, bare), on every route and on a webhook;
-``/metrics`` with and without a token, the dashboard and its files,
+``/metrics`` with and without a token, the dashboard, the console and the
+API reference with their files, the console's own requests (``/auth/me``,
+the delivery log's filters),
 the open endpoints, and a 503 forced by a locked store. Then the CLI:
 ``config check``, ``tokens list``, ``projections status``, ``deliveries
 show``.
@@ -199,7 +201,11 @@ def guarded_urls(send: Recorder, source: str, key: str) -> list[tuple[str, str]]
         ("GET", "/views/customers/cus_1"),
         ("GET", "/views/revenue"),
         ("GET", "/views/sources"),
+        ("GET", "/auth/me"),
         ("GET", "/audit/deliveries"),
+        # What the console asks when an auditor filters the log.
+        ("GET", f"/audit/deliveries?key={key}&object={order_id}&limit=50"),
+        ("GET", "/audit/deliveries?contains=order&outcome=applied&source=x"),
         ("GET", f"/audit/deliveries/{source}/{key}"),
         ("GET", f"/audit/aggregates/order/{order_id}/events"),
         ("GET", f"/audit/aggregates/order/{order_id}"),
@@ -269,10 +275,13 @@ def open_endpoints(send: Recorder) -> None:
         assert send("GET", url).status_code == 200, url
     send("GET", "/metrics", headers={"authorization": f"Bearer {TOKENS['reader']}"})
     send("GET", "/metrics", headers={"authorization": f"Bearer {WRONG[0]}"})
-    page = send("GET", "/dashboard")
-    assert page.status_code == 200
-    for asset in sorted(set(re.findall(r'(?:src|href)="(/static/[^"]+)"', page.text))):
-        assert send("GET", asset).status_code == 200, asset
+    for url in ("/dashboard", "/console", "/docs"):
+        page = send("GET", url)
+        assert page.status_code == 200
+        assets = set(re.findall(r'(?:src|href)="/?(static/[^"]+)"', page.text))
+        assert assets, f"{url} loads no file"
+        for asset in sorted(assets):
+            assert send("GET", f"/{asset}").status_code == 200, asset
     send("GET", "/nowhere", headers={"authorization": f"Bearer {TOKENS['admin']}"})
 
 
