@@ -5,6 +5,8 @@
   and ``key=``, ``object=`` (the id of the delivery's first object),
   ``contains=`` (text of the raw payload).
 - ``GET /audit/aggregates/{type}/{id}/events?namespace=&limit=&cursor=``.
+- ``GET /audit/aggregates/{type}/{id}/chain?namespace=``: whether its events
+  still hash to its ledger chain (``audit verify``'s first pass, one object).
 - ``GET /audit/aggregates/{type}/{id}?namespace=&version=N`` or
   ``?as_of=<ISO 8601>`` (``namespace``: needed when the id is in several).
 - ``GET /audit/events?after=&limit=``: the global log; NDJSON, streamed,
@@ -150,6 +152,17 @@ async def aggregate_events(request: Request) -> Response:
     )
 
 
+@requires(Role.AUDITOR)
+async def aggregate_chain(request: Request) -> Response:
+    kind, object_id = request.path_params["type"], request.path_params["id"]
+    query = dict(request.query_params)
+    return await _answer(
+        request,
+        lambda trail: trail.chain(kind, object_id, params.text(query, "namespace")),
+        f"no {kind} {object_id!r}",
+    )
+
+
 def _state(
     trail: AuditTrail, kind: str, object_id: str, query: dict[str, str]
 ) -> dict[str, Any] | None:
@@ -221,6 +234,7 @@ def routes() -> list[BaseRoute]:
         Route("/audit/deliveries", deliveries),
         Route("/audit/deliveries/{source}/{key:path}", delivery),
         Route("/audit/aggregates/{type}/{id}/events", aggregate_events),
+        Route("/audit/aggregates/{type}/{id}/chain", aggregate_chain),
         Route("/audit/aggregates/{type}/{id}", aggregate),
         Route("/audit/events", events),
     ]

@@ -566,6 +566,13 @@ def audit() -> dict[str, Schema]:
             ],
             missing="unknown type, or no event of this object",
         ),
+        "/audit/aggregates/{type}/{id}/chain": read(
+            "getObjectChain",
+            "Whether one object's events still hash to its ledger chain",
+            json_body("its chain status", ref("ObjectChain")),
+            [kind, object_id, text("namespace", IN_NAMESPACE)],
+            missing="unknown type, or no event of this object",
+        ),
         "/audit/aggregates/{type}/{id}": read(
             "getObjectState",
             "One object now, at a version, or as recorded at a time",

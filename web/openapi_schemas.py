@@ -363,6 +363,29 @@ def _audit() -> dict[str, Schema]:
             description="A page of one object's events by version; pass "
             "`next_cursor` as `cursor` for the next (null on the last page).",
         ),
+        "ObjectChain": closed(
+            {
+                "aggregate": closed(
+                    {"type": STRING, "id": STRING, "namespace": STRING}
+                ),
+                "intact": {"type": "boolean"},
+                "events": COUNT,
+                "ledger_rows": COUNT,
+                "findings": {
+                    "type": "array",
+                    "items": closed(
+                        {
+                            "kind": STRING,
+                            "version": nullable({"type": "integer"}),
+                            "message": STRING,
+                        }
+                    ),
+                },
+            },
+            description="Whether one object's events still hash to its ledger "
+            "chain, from genesis (`audit verify`'s first pass for one object; "
+            "the checkpoints are the whole log's).",
+        ),
         "AggregateState": closed(
             {
                 "aggregate": ref("ObjectRef"),

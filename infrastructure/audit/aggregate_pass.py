@@ -83,20 +83,29 @@ class _AggregatePass:
     """Pass 1: events and ledger rows merge-joined by aggregate and version."""
 
     def __init__(
-        self, conn: Connection, report: Report, keep: int, postgres: bool, batch: int
+        self,
+        conn: Connection,
+        report: Report,
+        keep: int,
+        postgres: bool,
+        batch: int,
+        only: uuid.UUID | None = None,
     ) -> None:
+        """``only``: check that one aggregate's chain, not every one."""
         self.conn, self.report, self.keep = conn, report, keep
         self.postgres, self.batch = postgres, batch
         position = "notification_id" if postgres else "rowid"
+        where = "" if only is None else "WHERE originator_id = :only "
+        self.params = {} if only is None else {"only": only if postgres else only.hex}
         self.events_sql = (
             "SELECT originator_id, originator_version, topic, state, "
-            f"{position} AS notification_id FROM idemsync_events "
+            f"{position} AS notification_id FROM idemsync_events {where}"
             "ORDER BY originator_id, originator_version"
         )
         self.ledger_sql = (
             "SELECT originator_id, originator_version, notification_id, "
             "aggregate_type, aggregate_id, recorded_at, source, idempotency_key, "
-            "occurred_at, hash, namespace FROM event_audit "
+            f"occurred_at, hash, namespace FROM event_audit {where}"
             "ORDER BY originator_id, originator_version"
         )
 
@@ -110,8 +119,8 @@ class _AggregatePass:
 
     def _merged(self) -> Iterator[tuple[Any, Any]]:
         """(event row or None, ledger row or None), in key order."""
-        events = _stream(self.conn, self.events_sql, self.batch)
-        ledger = _stream(self.conn, self.ledger_sql, self.batch)
+        events = _stream(self.conn, self.events_sql, self.batch, self.params)
+        ledger = _stream(self.conn, self.ledger_sql, self.batch, self.params)
         event, entry = next(events, None), next(ledger, None)
         while event is not None or entry is not None:
             event_key = None if event is None else self._key(event)

@@ -32,10 +32,14 @@ class Progress:
 ProgressCallback = Callable[[Progress], None]
 
 
-def _stream(conn: Connection, sql: str, batch: int) -> Iterator[Any]:
+def _stream(
+    conn: Connection, sql: str, batch: int, params: dict[str, Any] | None = None
+) -> Iterator[Any]:
     """Rows of ``sql`` through a server-side cursor (PostgreSQL) or a lazily
     stepped statement (SQLite), ``batch`` (``verify.BATCH``) at a time."""
-    result = conn.execute(text(sql), execution_options={"yield_per": batch})
+    result = conn.execute(
+        text(sql), params or {}, execution_options={"yield_per": batch}
+    )
     try:
         yield from result
     finally:

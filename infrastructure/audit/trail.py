@@ -30,6 +30,7 @@ from domain.namespaces import DEFAULT_NAMESPACE
 from domain.objects import SyncedObject
 from domain.receipt import Receipt
 from infrastructure.audit import records
+from infrastructure.audit.verify import verify_chain
 from infrastructure.persistence.ledger import iso
 from infrastructure.persistence.rows import KNOWN_NAMESPACES
 
@@ -183,6 +184,30 @@ class AuditTrail:
             "aggregate": {"type": kind, "id": object_id, "namespace": namespace},
             "events": events,
             "next_cursor": events[-1]["aggregate"]["version"] if more else None,
+        }
+
+    def chain(
+        self, kind: str, object_id: str, namespace: str | None = None
+    ) -> dict[str, Any] | None:
+        """Whether one object's events still hash to its ledger chain, from
+        genesis; None when idemsync has never heard of it."""
+        originator_id, namespace = self.originator_id(kind, object_id, namespace)
+        report = verify_chain(self.engine, originator_id)
+        if report.events == 0 and report.ledger_rows == 0:
+            return None
+        return {
+            "aggregate": {"type": kind, "id": object_id, "namespace": namespace},
+            "intact": not report.failed,
+            "events": report.events,
+            "ledger_rows": report.ledger_rows,
+            "findings": [
+                {
+                    "kind": finding.kind,
+                    "version": finding.version,
+                    "message": finding.message,
+                }
+                for finding in report.findings
+            ],
         }
 
     def state(

@@ -208,6 +208,7 @@ def guarded_urls(send: Recorder, source: str, key: str) -> list[tuple[str, str]]
         ("GET", "/audit/deliveries?contains=order&outcome=applied&source=x"),
         ("GET", f"/audit/deliveries/{source}/{key}"),
         ("GET", f"/audit/aggregates/order/{order_id}/events"),
+        ("GET", f"/audit/aggregates/order/{order_id}/chain"),
         ("GET", f"/audit/aggregates/order/{order_id}"),
         ("GET", "/audit/events"),
         ("GET", "/admin/projections"),

@@ -322,3 +322,16 @@ def test_an_unknown_aggregate_type_or_object_is_not_found(
     later = (datetime.now(UTC) + timedelta(days=1)).isoformat()
     status, body = audit(client, f"/audit/aggregates/order/{ORDER}", as_of=later)
     assert (status, body["status"]) == (200, "delivered")
+
+
+def test_an_objects_chain_status_says_intact_and_counts_its_events(
+    client: TestClient, day: Day
+) -> None:
+    status, chain = audit(client, f"/audit/aggregates/order/{ORDER}/chain")
+    assert status == 200, chain
+    _, events = audit(client, f"/audit/aggregates/order/{ORDER}/events")
+    assert chain["intact"] is True and chain["findings"] == []
+    assert chain["events"] == chain["ledger_rows"] == len(events["events"])
+    assert chain["aggregate"] == {"type": "order", "id": ORDER, "namespace": "acme"}
+    assert audit(client, "/audit/aggregates/order/ord_never/chain")[0] == 404
+    assert audit(client, "/audit/aggregates/ship/ord_1/chain")[0] == 404

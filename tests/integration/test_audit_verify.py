@@ -26,6 +26,7 @@ from infrastructure.audit.verify import (
     MODIFIED,
     Finding,
     verify,
+    verify_chain,
 )
 from infrastructure.persistence.database import Database
 from infrastructure.persistence.ledger import event_hash, iso, parse_time
@@ -490,3 +491,27 @@ def test_verify_streams_in_small_batches_with_the_same_answer(
     report = verify(log.engine, lambda p: seen.append((p.phase, p.done)))
     assert brief(report.findings) == expected and len(expected) == 1
     assert ("aggregates", 3) in seen and ("checkpoints", 10) in seen
+
+
+def test_one_objects_chain_is_checked_alone_and_names_its_edited_event(
+    log: Log,
+) -> None:
+    assert (
+        brief(verify_chain(log.engine, Order.create_id("ord_1", "acme")).findings) == []
+    )
+    paid = log.event("ord_1", 3)
+    log.run(
+        "UPDATE idemsync_events SET state = :state "
+        "WHERE originator_id = :id AND originator_version = :version",
+        state=bytes(paid.state).replace(b"5000", b"9000"),
+        **log.where("ord_1", 3),
+    )
+    ord_1 = verify_chain(log.engine, Order.create_id("ord_1", "acme"))
+    assert ord_1.events == ord_1.ledger_rows == 4
+    assert brief(ord_1.findings) == [
+        (MODIFIED, paid.notification_id, "order", "ord_1", 3, None)
+    ]
+    assert ord_1.failed and ord_1.aggregates == 1
+    ord_2 = verify_chain(log.engine, Order.create_id("ord_2", "acme"))
+    assert ord_2.findings == [] and not ord_2.failed
+    assert ord_2.events == ord_2.ledger_rows == 2

@@ -511,9 +511,10 @@
   async function object([type, id], params) {
     const at = params.version ? { version: params.version } : params.as_of ? { as_of: params.as_of } : {};
     const base = `audit/aggregates/${path(type, id)}`;
-    const [page, state] = await Promise.all([
+    const [page, state, chain] = await Promise.all([
       api(`${base}/events`, { namespace: params.namespace, limit: 1000 }),
       api(base, { namespace: params.namespace, ...at }).catch((error) => error),
+      api(`${base}/chain`, { namespace: params.namespace }).catch((error) => error),
     ]);
     const namespace = page.aggregate.namespace;
     const asOf = h("input", { name: "as_of", value: params.as_of || "", placeholder: "2026-12-01T12:00:00Z" });
@@ -542,6 +543,7 @@
           h("h3", {}, "Fields"),
           fields(Object.entries(state.fields || {}).map(([name, value]) => [name, typeof value === "object" && value !== null ? JSON.stringify(value) : value]))),
       h("h3", {}, "Timeline"),
+      chainStatus(chain),
       table(
         ["Version", "Event", "Recorded", "Occurred", "Delivery", "Hash"],
         page.events.map((e) => [
@@ -554,6 +556,17 @@
         ]),
         "No event."),
       page.next_cursor ? h("p", { class: "muted" }, "Only the first 1,000 events are shown.") : null);
+  }
+
+  function chainStatus(chain) {
+    if (chain instanceof Error) return h("p", { class: "error", "data-chain": "unknown" }, `Hash chain: not checked (${chain.message})`);
+    if (chain.intact) {
+      return h("p", { class: "ok", "data-chain": "intact" },
+        `Hash chain: intact (${chain.events} events and ledger rows recomputed from genesis).`);
+    }
+    return h("div", { "data-chain": "broken" },
+      h("p", { class: "error", role: "alert" }, `Hash chain: ${chain.findings.length} finding(s): the log was changed behind idemsync's back.`),
+      h("ul", {}, chain.findings.map((f) => h("li", {}, `${f.kind}: ${f.message}`))));
   }
 
   // --- read models (role reader) ---------------------------------------------

@@ -190,6 +190,9 @@ def test_an_auditor_finds_a_delivery_opens_it_and_follows_it_to_its_order(
     expect(page.locator("[data-object-state] dd").first).to_have_text("shipped")
     timeline = page.locator("main table tbody tr")
     assert timeline.count() >= 2
+    chain = page.locator("[data-chain]")
+    assert chain.get_attribute("data-chain") == "intact"
+    assert f"intact ({timeline.count()} events" in chain.inner_text()
     assert page.locator(f"main table a:has-text('{day.shipped.key}')").count() == 1
     shot(page, "object", name)
 
