@@ -112,8 +112,9 @@ class WebhookAccessFilter(logging.Filter):
 
 QUERY_NAMES_SHOWN = frozenset(
     {
-        *("after", "as_of", "cursor", "customer_id", "dry_run", "limit", "outcome"),
-        *("namespace", "since", "source", "status", "until", "verify", "version"),
+        *("after", "as_of", "contains", "cursor", "customer_id", "dry_run"),
+        *("limit", "namespace", "object", "outcome", "since", "source", "status"),
+        *("until", "verify", "version"),
         *("token", "access_token", "api_key", "key"),
     }
 )
