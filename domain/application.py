@@ -49,6 +49,7 @@ from domain.errors import (
     AlreadyParked,
     IllegalTransition,
     NothingNewer,
+    NotParked,
     NotYetCreated,
 )
 from domain.namespaces import DEFAULT_NAMESPACE
@@ -360,6 +361,103 @@ class SyncService(Application[uuid.UUID]):
                 continue
             return answer
         raise self.too_much_contention(delivery)
+
+    def release_parked(
+        self, source: str, key: str, by: str, reason: str
+    ) -> Resolution:
+        """An operator (``by``) releases a parked delivery: its commands are
+        decided now on their object, which must exist (else
+        ``NotYetCreated``). Recorded as ``HandedOn`` on the object, the
+        changes the commands make, and the delivery's ``Resolved``."""
+        return self._settle_parked(source, key, by, reason, release=True)
+
+    def discard_parked(
+        self, source: str, key: str, by: str, reason: str
+    ) -> Resolution:
+        """An operator (``by``) discards a parked delivery: it leaves the
+        queue and is never applied. Recorded as ``Discarded`` on the object
+        and the delivery's ``Resolved`` (``ignored``, with who and why)."""
+        return self._settle_parked(source, key, by, reason, release=False)
+
+    def _settle_parked(
+        self, source: str, key: str, by: str, reason: str, *, release: bool
+    ) -> Resolution:
+        receipt_id = Receipt.create_id(source, key)
+        for attempt in range(self.max_attempts):
+            try:
+                receipt = cast(Receipt, self.repository.get(receipt_id))
+            except AggregateNotFoundError:
+                raise NotParked(f"no delivery {key!r} from {source!r}") from None
+            if receipt.outcome != Outcome.PARKED or receipt.resolution is not None:
+                raise NotParked(
+                    f"{key} was {receipt.resolution or receipt.outcome}, "
+                    "it is not waiting"
+                )
+            objects: dict[uuid.UUID, SyncedObject] = {}
+            resolutions: list[Resolution] = []
+            holders = self._holders(receipt, source, key, objects)
+            if release:
+                results = [
+                    self._execute(
+                        command,
+                        Addressed(source, key, holder.namespace, None),
+                        objects,
+                        resolutions,
+                    )
+                    for holder in holders
+                    for command in holder.release_by_hand(source, key, by, reason)
+                ]
+                own = Resolution.per_delivery(
+                    [Resolution(source, key, o, why) for o, why in results]
+                )[0]
+            else:
+                for holder in holders:
+                    holder.discard(source, key, by, reason)
+                own = Resolution(
+                    source, key, Outcome.IGNORED, f"discarded by {by}: {reason}"
+                )
+            receipt.resolve(own.outcome.value, own.reason)
+            changed = [o for o in objects.values() if o.pending_events]
+            try:
+                self.save(
+                    *changed,
+                    receipt,
+                    *self._resolved_receipts(resolutions),
+                    resolutions=[own, *resolutions],
+                )
+            except IntegrityError:
+                self.conflicted([obj.kind for obj in changed])
+                self.back_off(attempt)
+                continue
+            return own
+        raise TooMuchContention(f"{source}/{key}: {self.max_attempts} attempts")
+
+    def _holders(
+        self,
+        receipt: Receipt,
+        source: str,
+        key: str,
+        objects: dict[uuid.UUID, SyncedObject],
+    ) -> list[SyncedObject]:
+        """The objects the parked delivery's commands wait on (its answer
+        names them), loaded into ``objects``."""
+        answer = receipt.answer
+        refs = answer.get("aggregates") or [answer.get("aggregate")]
+        holders = []
+        for ref in refs:
+            if not ref or ref.get("type") not in AGGREGATES:
+                continue
+            namespace = ref.get("namespace", DEFAULT_NAMESPACE)
+            obj = self.find(ref["type"], ref["id"], namespace)
+            if obj is None or not any(
+                (p["source"], p["key"]) == (source, key) for p in obj.parked
+            ):
+                continue
+            objects[obj.id] = obj
+            holders.append(obj)
+        if not holders:
+            raise NotParked(f"no object holds {key} any more")
+        return holders
 
     def conflicted(self, kinds: Sequence[str]) -> None:
         """Count a lost race (of a decision changing objects of ``kinds``)."""

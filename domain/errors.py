@@ -28,3 +28,8 @@ class IllegalTransition(DomainError):
 
 class AlreadyParked(DomainError):
     """The same delivery already waits for this object's creation."""
+
+
+class NotParked(DomainError):
+    """An operator asked to release or discard a delivery that is not waiting
+    (never parked, or already released, discarded or replayed)."""

@@ -17,6 +17,7 @@ from domain.errors import (
     DomainError,
     IllegalTransition,
     NothingNewer,
+    NotParked,
     NotYetCreated,
 )
 from domain.namespaces import DEFAULT_NAMESPACE, object_uuid
@@ -300,3 +301,54 @@ class SyncedObject(Aggregate):
     @event("Released")
     def _released(self, keys: list[str], source: str = "", key: str = "") -> None:
         self.parked = [p for p in self.parked if p["key"] not in keys]
+
+    def check_parked_here(self, source: str, key: str) -> list[Command]:
+        """The commands the delivery ``source``/``key`` parked here, in
+        position order; ``NotParked`` when there are none."""
+        waiting = [
+            Command.from_dict(p["command"])
+            for p in self.parked
+            if (p["source"], p["key"]) == (source, key)
+        ]
+        if not waiting:
+            raise NotParked(f"{self.kind} {self.object_id} holds nothing of {key}")
+        return sorted(waiting, key=lambda command: command.position())
+
+    def check_can_release(self) -> None:
+        if not self.exists:
+            raise NotYetCreated(
+                f"{self.kind} {self.object_id} does not exist yet: a released "
+                "delivery would only park again (discard it, or wait)"
+            )
+
+    def release_by_hand(
+        self, source: str, key: str, by: str, reason: str
+    ) -> list[Command]:
+        """An operator's release of what the delivery parked here, now that
+        the object exists: the commands to decide, which leave the queue."""
+        waiting = self.check_parked_here(source, key)
+        self.check_can_release()
+        self._handed_on(source=source, key=key, by=by, reason=reason)
+        return waiting
+
+    def discard(self, source: str, key: str, by: str, reason: str) -> None:
+        """An operator's discard of what the delivery parked here: it leaves
+        the queue and is never applied."""
+        self.check_parked_here(source, key)
+        self._discarded(source=source, key=key, by=by, reason=reason)
+
+    def _drop_parked(self, source: str, key: str) -> None:
+        self.parked = [
+            p for p in self.parked if (p["source"], p["key"]) != (source, key)
+        ]
+
+    @event("HandedOn")
+    def _handed_on(self, source: str, key: str, by: str, reason: str) -> None:
+        """Released by an operator (``by``: the token's name) to be decided
+        now; ``source``/``key``: the parked delivery."""
+        self._drop_parked(source, key)
+
+    @event("Discarded")
+    def _discarded(self, source: str, key: str, by: str, reason: str) -> None:
+        """Discarded by an operator (``by``: the token's name), with why."""
+        self._drop_parked(source, key)

@@ -26,10 +26,9 @@ from infrastructure.access import Role
 from projections.rebuild import Progress, RebuildReport, rebuild
 from projections.runner import ProjectionRunner
 from web.access import requires
+from web.params import TRUE
 from web.responses import json_response, retry_later
 from web.state import app_state
-
-TRUE = ("1", "true", "yes", "on")
 
 
 @dataclass

@@ -3,7 +3,8 @@
 - ``GET /audit/deliveries/{source}/{key}``: one delivery and its events.
 - ``GET /audit/deliveries?source=&outcome=&since=&until=&limit=&cursor=``,
   and ``key=``, ``object=`` (the id of the delivery's first object),
-  ``contains=`` (text of the raw payload).
+  ``contains=`` (text of the raw payload), ``unresolved=1`` (nothing
+  resolved it yet: with ``outcome=parked``, the parked queue).
 - ``GET /audit/aggregates/{type}/{id}/events?namespace=&limit=&cursor=``.
 - ``GET /audit/aggregates/{type}/{id}/chain?namespace=``: whether its events
   still hash to its ledger chain (``audit verify``'s first pass, one object).
@@ -83,6 +84,7 @@ def _delivery_page(trail: AuditTrail, query: dict[str, str]) -> dict[str, Any]:
         key=params.text(query, "key"),
         object_id=params.text(query, "object"),
         contains=_search_text(query),
+        unresolved=params.flag(query, "unresolved"),
     )
     after = params.cursor(query)
     if after is not None and not _is_delivery_cursor(after):

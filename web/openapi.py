@@ -27,6 +27,8 @@ from infrastructure.access import Role
 from web.audit import MAX_SEARCH
 from web.openapi_schemas import FIRST_OUTCOMES, Schema, component_schemas, ref
 from web.pages import ASSETS
+from web.params import FALSE, TRUE
+from web.parked import MAX_REASON
 from web.responses import json_response
 from web.state import app_state
 
@@ -471,6 +473,72 @@ def admin(projections: Sequence[str]) -> dict[str, Schema]:
     }
 
 
+def parked() -> dict[str, Schema]:
+    """``POST /admin/parked/{source}/{key}/release`` and ``…/discard``."""
+
+    def settle(action: str, summary: str, description: str) -> Schema:
+        return {
+            "post": operation(
+                f"{action}Parked",
+                summary,
+                "admin",
+                {
+                    "200": json_body("settled", ref("ParkedSettled")),
+                    "400": bad_parameter(),
+                    "404": not_found("no route: a key with a line break"),
+                    "409": error(
+                        "`not_parked`: the delivery is not waiting (never parked, "
+                        "or already resolved)"
+                        + (
+                            "; `not_yet_created`: its object does not exist yet"
+                            if action == "release"
+                            else ""
+                        )
+                    ),
+                    "503": unavailable(),
+                },
+                role=Role.ADMIN,
+                description=description,
+                parameters=[
+                    in_path("source", "the source's name"),
+                    in_path(
+                        "key",
+                        "the idempotency key (may contain `/`)",
+                        {"type": "string", "minLength": 1},
+                    ),
+                    {
+                        **in_query(
+                            "reason",
+                            "why (kept in the event, with the token's name)",
+                            {
+                                "type": "string",
+                                "minLength": 1,
+                                "maxLength": MAX_REASON,
+                                "pattern": "^[^\\x00]*[^\\s\\x00][^\\x00]*$",
+                            },
+                        ),
+                        "required": True,
+                    },
+                ],
+            )
+        }
+
+    return {
+        "/admin/parked/{source}/{key}/release": settle(
+            "release",
+            "Decide a parked delivery now, on its object (which must exist)",
+            "Recorded as `HandedOn` on the object (who and why), the changes "
+            "its commands make, and the delivery's resolution.",
+        ),
+        "/admin/parked/{source}/{key}/discard": settle(
+            "discard",
+            "Drop a parked delivery from the queue; it is never applied",
+            "Recorded as `Discarded` on the object (who and why) and the "
+            "delivery's resolution `ignored`.",
+        ),
+    }
+
+
 def audit() -> dict[str, Schema]:
     kind = in_path(
         "type", "the object's type", {"type": "string", "enum": list(AGGREGATES)}
@@ -523,6 +591,16 @@ def audit() -> dict[str, Schema]:
                 moment("until", "received at or before"),
                 text("key", "only the delivery with this idempotency key"),
                 text("object", "only deliveries whose (first) object has this id"),
+                in_query(
+                    "unresolved",
+                    "`1`/`true`/`yes`/`on`: only deliveries nothing resolved yet "
+                    "(with `outcome=parked`: the parked queue); `0`/`false`/`no`/"
+                    "`off` or absent: all",
+                    {
+                        "type": "string",
+                        "enum": [*TRUE, *FALSE, *(v.upper() for v in TRUE + FALSE)],
+                    },
+                ),
                 in_query(
                     "contains",
                     "only deliveries whose raw payload contains this text "
@@ -769,6 +847,7 @@ def build_document(
             **views(),
             **audit(),
             **admin(projections),
+            **parked(),
         },
         "components": {
             "schemas": component_schemas(),

@@ -363,6 +363,17 @@ def _audit() -> dict[str, Schema]:
             description="A page of one object's events by version; pass "
             "`next_cursor` as `cursor` for the next (null on the last page).",
         ),
+        "ParkedSettled": closed(
+            {
+                "source": STRING,
+                "key": STRING,
+                "action": one_of(["release", "discard"]),
+                "by": STRING,
+                "resolution": one_of(FIRST_OUTCOMES),
+                "reason": nullable(STRING),
+            },
+            description="What became of the parked delivery, and who settled it.",
+        ),
         "ObjectChain": closed(
             {
                 "aggregate": closed(

@@ -23,6 +23,21 @@ def text(params: Mapping[str, str], name: str) -> str | None:
     return value
 
 
+TRUE = ("1", "true", "yes", "on")
+FALSE = ("0", "false", "no", "off")
+
+
+def flag(params: Mapping[str, str], name: str) -> bool:
+    """A boolean: ``1``/``true``/``yes``/``on`` or ``0``/``false``/``no``/``off``
+    (any case); absent is false."""
+    given = params.get(name)
+    if given is None or given.lower() in FALSE:
+        return False
+    if given.lower() in TRUE:
+        return True
+    raise BadParameter(f"{name} must be 1 or 0 (true or false)")
+
+
 def integer(
     params: Mapping[str, str], name: str, *, default: int | None, low: int, high: int
 ) -> int | None:

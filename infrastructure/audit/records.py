@@ -40,6 +40,9 @@ class DeliveryFilter:
     """The idempotency key, exactly."""
     object_id: str | None = None
     """The id of the delivery's (first) object, in any namespace."""
+    unresolved: bool = False
+    """Only deliveries nothing has resolved yet (with ``outcome=parked``:
+    the parked queue)."""
     contains: str | None = None
     """Text the raw payload contains (its UTF-8 bytes; case-sensitive). No
     index serves it: the scan is bounded by the other filters and the page."""
@@ -190,6 +193,8 @@ def _clauses(engine: Engine, where: DeliveryFilter) -> tuple[list[str], dict[str
     if where.object_id is not None:
         clauses.append("aggregate_id = :object_id")
         params["object_id"] = where.object_id
+    if where.unresolved:
+        clauses.append("resolution IS NULL")
     if where.contains is not None:
         found = "instr(payload, :needle)"
         if engine.dialect.name == "postgresql":

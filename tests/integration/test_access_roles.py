@@ -50,6 +50,13 @@ SAMPLES = {
     ("GET", "/auth/me"): "/auth/me",
     ("GET", "/admin/projections"): "/admin/projections",
     ("GET", "/admin/projections/{name}/rebuild"): "/admin/projections/revenue/rebuild",
+    ("POST", "/admin/parked/{source}/{key:path}/discard"): (
+        "/admin/parked/acme/msg_parked_1/discard?reason=test"
+    ),
+    # ord_park does not exist: the admin gets past the guard to a 409.
+    ("POST", "/admin/parked/{source}/{key:path}/release"): (
+        "/admin/parked/acme/msg_parked_2/release?reason=test"
+    ),
     # Last: it starts a (dry-run) rebuild, which the test waits for.
     ("POST", "/admin/projections/{name}/rebuild"): (
         "/admin/projections/revenue/rebuild?dry_run=1"
@@ -95,9 +102,13 @@ def assert_refused(response: Any, status: int, required: Role) -> None:
 
 @pytest.fixture
 def populated(client: TestClient, partner: Partner) -> TestClient:
-    """An order ord_1 and a customer cus_1, projected."""
+    """An order ord_1 and a customer cus_1, projected; two payments parked
+    on ord_park."""
     post(client, partner.order_created("ord_1", customer_id="cus_1"))
     post(client, partner.event("customer.upserted", customer_id="cus_1", name="Ada"))
+    for key in ("msg_parked_1", "msg_parked_2"):
+        paid = partner.event("order.paid", key, order_id="ord_park", amount_cents=1)
+        assert post(client, paid)[1]["outcome"] == "parked"
     caught_up(client)
     return client
 
@@ -139,6 +150,8 @@ def test_each_views_and_admin_endpoint_answers_each_caller_as_its_role_says(
                 assert_refused(response, 401, required)
             elif Role.parse(caller) < required:
                 assert_refused(response, 403, required)
+            elif "release" in template:
+                assert response.json()["error"] == "not_yet_created", where
             else:
                 assert 200 <= response.status_code < 300, (where, response.text)
     deadline = time.monotonic() + 20

@@ -19,6 +19,7 @@
   const HIDDEN_HEADER = /signature|hmac|authorization|token|secret|cookie|api-key/i;
   const SECTIONS = [
     { name: "deliveries", label: "Deliveries", role: "auditor" },
+    { name: "parked", label: "Parked", role: "auditor" },
     { name: "orders", label: "Orders", role: "reader" },
     { name: "sources", label: "Sources", role: "reader" },
     { name: "projections", label: "Projections", role: "admin" },
@@ -148,6 +149,7 @@
     object: { role: "auditor", render: object },
     orders: { role: "reader", render: orders },
     order: { role: "reader", render: order },
+    parked: { role: "auditor", render: parked },
     sources: { role: "reader", render: sources },
     projections: { role: "admin", render: projections },
   };
@@ -189,7 +191,63 @@
       h("a", { href: "docs" }, "API reference"));
     document.getElementById("who").textContent =
       who === null ? "" : `Signed in as ${who.name} (${who.role})`;
-    // --- sources (role reader) ------------------------------------------------
+    // --- the parked queue (role auditor; actions: admin) ----------------------
+
+  function age(since) {
+    const seconds = Math.max(0, (Date.now() - Date.parse(since)) / 1000);
+    if (seconds < 120) return `${Math.round(seconds)} s`;
+    if (seconds < 7200) return `${Math.round(seconds / 60)} min`;
+    if (seconds < 172800) return `${Math.round(seconds / 3600)} h`;
+    return `${Math.round(seconds / 86400)} days`;
+  }
+
+  async function parked(_, params) {
+    const page = await api("audit/deliveries", { outcome: "parked", unresolved: "1", limit: 50, cursor: params.cursor });
+    const admin = allowed("admin");
+    const result = h("p", { id: "settled", role: "status", "aria-live": "polite" });
+    const settle = async (item, action, reasonInput) => {
+      const reason = reasonInput.value.trim();
+      if (!reason) {
+        result.className = "error";
+        result.textContent = "Say why first: the reason is kept in the event.";
+        reasonInput.focus();
+        return;
+      }
+      try {
+        const done = await api(`admin/parked/${path(item.source, item.key)}/${action}`, { reason }, null, "POST");
+        result.className = "ok";
+        result.textContent = `${done.key}: ${action === "release" ? "released" : "discarded"} by ${done.by}, now ${done.resolution}${done.reason ? ` (${done.reason})` : ""}.`;
+        await parked(_, params);
+        document.getElementById("settled").replaceWith(result);
+      } catch (error) {
+        result.className = "error";
+        result.textContent = `${item.key}: ${error.message}`;
+      }
+    };
+    show("parked", h("h2", {}, "Parked deliveries"),
+      h("p", { class: "muted" }, "Deliveries waiting for their object, oldest first. A release decides one now (its object must exist); a discard drops it for good. Both are recorded as events with your token's name and the reason."),
+      result,
+      table(
+        ["Received", "Waiting", "Source", "Key", "Object", "Reason", ...(admin ? ["Settle"] : [])],
+        page.items.map((d) => {
+          const reason = h("input", { "aria-label": `reason for ${d.key}`, placeholder: "reason", maxlength: 500 });
+          return [
+            d.received_at,
+            age(d.received_at),
+            d.source,
+            link(`#/delivery/${path(d.source, d.key)}`, d.key),
+            d.aggregate ? objectLink(d.aggregate) : null,
+            d.reason,
+            ...(admin ? [h("span", { class: "settle" }, reason,
+              h("button", { type: "button", onclick: () => settle(d, "release", reason) }, "Release"),
+              h("button", { type: "button", onclick: () => settle(d, "discard", reason) }, "Discard"))] : []),
+          ];
+        }),
+        "Nothing is waiting."),
+      pager("parked", params, page.next_cursor));
+  }
+
+  // --- sources (role reader) ------------------------------------------------
 
   function samples(text, name) {
     // The samples of one metric family in Prometheus' text format, by source.
@@ -607,6 +665,62 @@
       allowed("auditor")
         ? h("p", {}, link(`#/object/${path("order", row.order_id)}${query({ namespace: row.namespace })}`, "Timeline and state at any time"))
         : null);
+  }
+
+  // --- the parked queue (role auditor; actions: admin) ----------------------
+
+  function age(since) {
+    const seconds = Math.max(0, (Date.now() - Date.parse(since)) / 1000);
+    if (seconds < 120) return `${Math.round(seconds)} s`;
+    if (seconds < 7200) return `${Math.round(seconds / 60)} min`;
+    if (seconds < 172800) return `${Math.round(seconds / 3600)} h`;
+    return `${Math.round(seconds / 86400)} days`;
+  }
+
+  async function parked(_, params) {
+    const page = await api("audit/deliveries", { outcome: "parked", unresolved: "1", limit: 50, cursor: params.cursor });
+    const admin = allowed("admin");
+    const result = h("p", { id: "settled", role: "status", "aria-live": "polite" });
+    const settle = async (item, action, reasonInput) => {
+      const reason = reasonInput.value.trim();
+      if (!reason) {
+        result.className = "error";
+        result.textContent = "Say why first: the reason is kept in the event.";
+        reasonInput.focus();
+        return;
+      }
+      try {
+        const done = await api(`admin/parked/${path(item.source, item.key)}/${action}`, { reason }, null, "POST");
+        result.className = "ok";
+        result.textContent = `${done.key}: ${action === "release" ? "released" : "discarded"} by ${done.by}, now ${done.resolution}${done.reason ? ` (${done.reason})` : ""}.`;
+        await parked(_, params);
+        document.getElementById("settled").replaceWith(result);
+      } catch (error) {
+        result.className = "error";
+        result.textContent = `${item.key}: ${error.message}`;
+      }
+    };
+    show("parked", h("h2", {}, "Parked deliveries"),
+      h("p", { class: "muted" }, "Deliveries waiting for their object, oldest first. A release decides one now (its object must exist); a discard drops it for good. Both are recorded as events with your token's name and the reason."),
+      result,
+      table(
+        ["Received", "Waiting", "Source", "Key", "Object", "Reason", ...(admin ? ["Settle"] : [])],
+        page.items.map((d) => {
+          const reason = h("input", { "aria-label": `reason for ${d.key}`, placeholder: "reason", maxlength: 500 });
+          return [
+            d.received_at,
+            age(d.received_at),
+            d.source,
+            link(`#/delivery/${path(d.source, d.key)}`, d.key),
+            d.aggregate ? objectLink(d.aggregate) : null,
+            d.reason,
+            ...(admin ? [h("span", { class: "settle" }, reason,
+              h("button", { type: "button", onclick: () => settle(d, "release", reason) }, "Release"),
+              h("button", { type: "button", onclick: () => settle(d, "discard", reason) }, "Discard"))] : []),
+          ];
+        }),
+        "Nothing is waiting."),
+      pager("parked", params, page.next_cursor));
   }
 
   // --- sources (role reader) ------------------------------------------------
