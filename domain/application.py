@@ -362,18 +362,14 @@ class SyncService(Application[uuid.UUID]):
             return answer
         raise self.too_much_contention(delivery)
 
-    def release_parked(
-        self, source: str, key: str, by: str, reason: str
-    ) -> Resolution:
+    def release_parked(self, source: str, key: str, by: str, reason: str) -> Resolution:
         """An operator (``by``) releases a parked delivery: its commands are
         decided now on their object, which must exist (else
         ``NotYetCreated``). Recorded as ``HandedOn`` on the object, the
         changes the commands make, and the delivery's ``Resolved``."""
         return self._settle_parked(source, key, by, reason, release=True)
 
-    def discard_parked(
-        self, source: str, key: str, by: str, reason: str
-    ) -> Resolution:
+    def discard_parked(self, source: str, key: str, by: str, reason: str) -> Resolution:
         """An operator (``by``) discards a parked delivery: it leaves the
         queue and is never applied. Recorded as ``Discarded`` on the object
         and the delivery's ``Resolved`` (``ignored``, with who and why)."""
