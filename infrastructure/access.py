@@ -25,9 +25,7 @@ from enum import IntEnum
 from types import MappingProxyType
 from typing import Annotated
 
-import msgspec
-
-from infrastructure.config_fields import ConfigError, Table, decode, says
+from infrastructure.config_fields import ConfigError, FileTable, Table, decode, says
 
 __all__ = [
     "ROLE_LABELS",
@@ -90,7 +88,7 @@ def new_token() -> str:
     return TOKEN_PREFIX + secrets.token_urlsafe(32)
 
 
-class TokenTable(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+class TokenTable(FileTable, frozen=True):
     """``[tokens.NAME]`` as the file has it."""
 
     role: Annotated[

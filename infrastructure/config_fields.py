@@ -26,6 +26,10 @@ class ConfigError(Exception):
     """
 
 
+class FileTable(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """A table of the file: an unknown key is refused (a typo, usually)."""
+
+
 def says(message: str, *, missing: str = "missing", **constraints: Any) -> Meta:
     """``Meta`` with ``constraints`` whose violation reads ``KEY: message``;
     ``missing`` is what a required key's absence reads."""
@@ -74,7 +78,7 @@ def explain(error: str, kind: type, where: str) -> str:
         if field["kind"] == "missing required":
             missing = _extra(_child(table, name), "missing") or "missing"
             return f"{key}.{name}: {missing}"
-        known = ", ".join(each.name for each in table.fields)
+        known = ", ".join(sorted(each.name for each in table.fields))
         if not key:
             return f"{name}: unknown table (allowed: {known})"
         return f"{key}.{name}: unknown key (known: {known})"

@@ -1,6 +1,6 @@
 """The configuration file's tables: each key, its type, bounds and default, once.
 
-``[sources.NAME]`` is ``SourceTable`` (source_settings.py) and ``[tokens.NAME]``
+``[sources.NAME]`` is ``SourceTable`` (source_table.py) and ``[tokens.NAME]``
 ``TokenTable`` (access.py); both are decoded one entry at a time, so that an
 error names the entry (msgspec's error path elides dictionary keys).
 """
@@ -10,6 +10,7 @@ from __future__ import annotations
 import msgspec
 
 from infrastructure.config_fields import (
+    FileTable,
     Flag,
     NonEmptyString,
     PositiveInt,
@@ -20,21 +21,18 @@ from infrastructure.config_fields import (
 DEFAULT_DATABASE_URL = "sqlite:///var/idemsync.db"
 
 
-class _Table(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    """A TOML table: an unknown key is refused (a typo, usually)."""
-
-
-class DatabaseTable(_Table, frozen=True):
+class DatabaseTable(FileTable, frozen=True):
     """``[database]``; ``IDEMSYNC_DATABASE_URL`` wins over ``url``."""
 
     url: NonEmptyString = DEFAULT_DATABASE_URL
     lock_timeout_seconds: PositiveNumber = 5.0
     pool_size: PositiveInt = 10
-    """Connections of the event store's pool, per process; see
-    docs/operations.md for what PostgreSQL sees in all."""
+    """Connections of the event store's pool, per process (as many again
+    of overflow); PostgreSQL sees up to ``2 * pool_size + 17`` per process
+    in all (README, Configuration: Connections)."""
 
 
-class ServerTable(_Table, frozen=True):
+class ServerTable(FileTable, frozen=True):
     """``[server]``: limits of the web process (web/app.py, web/limits.py)."""
 
     retry_after_seconds: PositiveInt = 2
@@ -62,7 +60,7 @@ class ServerTable(_Table, frozen=True):
     (408 if it had begun a request; web/transport.py)."""
 
 
-class ProjectionsTable(_Table, frozen=True):
+class ProjectionsTable(FileTable, frozen=True):
     """``[projections]``: the projection runner (projections/catalog.py)."""
 
     in_serve: Flag = True
@@ -71,13 +69,13 @@ class ProjectionsTable(_Table, frozen=True):
     poll_seconds: PositiveNumber = 0.5
 
 
-class ConfigFile(_Table, frozen=True):
+class ConfigFile(FileTable, frozen=True):
     """The whole file: its top-level tables."""
 
     database: DatabaseTable = DatabaseTable()
     server: ServerTable = ServerTable()
     projections: ProjectionsTable = ProjectionsTable()
-    sources: Table = {}
+    sources: Table = msgspec.field(default_factory=dict)
     """``[sources.NAME]`` tables, each a ``SourceTable``."""
-    tokens: Table = {}
+    tokens: Table = msgspec.field(default_factory=dict)
     """``[tokens.NAME]`` tables, each a ``TokenTable``."""

@@ -1,38 +1,24 @@
-"""``[sources.<name>]``: one partner's settings, validated and resolved.
+"""``[sources.<name>]``: one partner's settings, checked and resolved.
 
-Every error is a :class:`ConfigError` whose message starts with the dotted key
-at fault (``sources.acme.secrets[1]: ...``) and never contains a secret value.
+The table is decoded as a ``SourceTable`` (source_table.py); what follows is
+what no single key's type says: rules per scheme, headers never stored, the
+mapping a scheme defaults to, and the secrets, read from the environment (an
+error names the variable, never its value).
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from typing import Annotated, Literal
 
 import msgspec
 
-from domain.namespaces import NAMESPACE_NAME
-from infrastructure.config_fields import (
-    ConfigError,
-    Flag,
-    PositiveInt,
-    decode,
-    says,
-)
+from infrastructure.config_fields import ConfigError, decode
+from infrastructure.source_table import KNOWN_SCHEMES, HmacOptions, SourceTable
 
-KNOWN_SCHEMES = (
-    "standard-webhooks",
-    "stripe",
-    "github",
-    "shopify",
-    "hmac-sha256",
-    "none",
-)
+__all__ = ["DEFAULT_MAPPINGS", "KNOWN_SCHEMES", "SourceSettings", "read_source"]
+
 SOURCE_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
-MAPPING_NAME = re.compile(r"^[A-Za-z_][\w.]*(:[A-Za-z_]\w*)?\Z")
-KEY_LOCATION = re.compile(r"^(header:[A-Za-z0-9_-]+|body:\$(\.[A-Za-z0-9_-]+)+)\Z")
-HEADER_NAME = re.compile(r"^[A-Za-z0-9_-]+\Z")
 UNSTORABLE_HEADERS = frozenset({"authorization", "cookie", "proxy-authorization"})
 WHSEC = "standard-webhooks"
 """The scheme whose secret is ``whsec_`` and the base64 of the key."""
@@ -54,99 +40,6 @@ MAX_TOLERANCE_SECONDS = 3600
 """The widest replay window accepted for a signed timestamp, past or future
 (Stripe and Standard Webhooks use 300 s): beyond an hour a captured request
 stays valid for longer than any partner's clock needs."""
-
-
-MAX_STORE_HEADERS = 20
-
-HeaderName = Annotated[str, says("expected a header name", pattern=HEADER_NAME.pattern)]
-
-
-class HmacOptions(
-    msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True
-):
-    """The keys of ``[sources.NAME]`` only scheme hmac-sha256 takes."""
-
-    signature_header: HeaderName | None = None
-    """Required for hmac-sha256; kept in lower case."""
-    signature_encoding: Annotated[
-        Literal["hex", "base64"], says('expected "hex" or "base64"')
-    ] = "hex"
-    signature_prefix: Annotated[str, says("expected a string")] = ""
-    timestamp_header: HeaderName | None = None
-    """When set, the signed content is ``{timestamp}.{body}``."""
-
-
-class SourceTable(HmacOptions, frozen=True, kw_only=True):
-    """``[sources.NAME]`` as the file has it: ``secrets`` are ``env:NAME``
-    references, ``mapping`` is None when the table names none."""
-
-    scheme: Annotated[
-        str,
-        says(
-            "expected a non-empty string",
-            missing=f"required ({', '.join(KNOWN_SCHEMES)})",
-            min_length=1,
-        ),
-    ]
-    secrets: Annotated[
-        tuple[Annotated[str, says('expected a string "env:NAME"')], ...],
-        says('expected a list of "env:NAME" strings'),
-    ] = ()
-    tolerance_seconds: PositiveInt = 300
-    mapping: (
-        Annotated[
-            str,
-            says(
-                "expected a built-in name or 'package.module:function'",
-                pattern=MAPPING_NAME.pattern,
-            ),
-        ]
-        | None
-    ) = None
-    max_body_bytes: PositiveInt = 1_048_576
-    retention_days: PositiveInt = 30
-    key: (
-        Annotated[
-            str,
-            says(
-                'expected "header:NAME" or "body:$.path.to.key"',
-                pattern=KEY_LOCATION.pattern,
-            ),
-        ]
-        | None
-    ) = None
-    """Where the idempotency key is: ``header:NAME`` or ``body:$.path``;
-    None for the scheme's own (``webhook-id``, Stripe's ``id``, …)."""
-    key_fallback: Annotated[
-        Literal["none", "body-hash"], says('expected "none" or "body-hash"')
-    ] = "none"
-    """``body-hash``: a delivery without a key gets sha256(source, body)."""
-    store_headers: Annotated[
-        tuple[HeaderName, ...],
-        says(
-            f"expected a list of at most {MAX_STORE_HEADERS} header names",
-            max_length=MAX_STORE_HEADERS,
-        ),
-    ] = ()
-    """Headers (lower case) a delivery record keeps besides the scheme's own,
-    e.g. one a custom mapping reads, so that a replay sees it too."""
-    clock_skew_seconds: PositiveInt = 86_400
-    """How far past this server's clock a partner's event time may be; an
-    event later than that is refused (400)."""
-    allow_unsigned: Flag = False
-    """none only: an unsigned source on PostgreSQL needs it set (settings.py)."""
-    namespace: (
-        Annotated[
-            str,
-            says(
-                f"namespace names match {NAMESPACE_NAME.pattern}",
-                pattern=NAMESPACE_NAME.pattern,
-            ),
-        ]
-        | None
-    ) = None
-    """The namespace the file names (shared with other sources); None: the
-    source's own, ``namespace_of``."""
 
 
 class SourceSettings(SourceTable, frozen=True, kw_only=True):
@@ -197,22 +90,22 @@ def read_source(
         if resolve_secrets
         else ()
     )
-    lower = {
-        header: getattr(table, header).lower()
-        for header in ("signature_header", "timestamp_header")
-        if getattr(table, header) is not None
-    }
     return SourceSettings(
         **msgspec.structs.asdict(table)
-        | lower
         | {
             "name": name,
             "secrets": secrets,
             "mapping": table.mapping or DEFAULT_MAPPINGS[scheme],
             "mapping_is_default": table.mapping is None,
+            "signature_header": _lower(table.signature_header),
+            "timestamp_header": _lower(table.timestamp_header),
             "store_headers": tuple(header.lower() for header in table.store_headers),
         }
     )
+
+
+def _lower(header: str | None) -> str | None:
+    return None if header is None else header.lower()
 
 
 def _check_scheme_options(table: SourceTable, given: set[str], where: str) -> None:
