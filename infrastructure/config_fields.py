@@ -84,7 +84,14 @@ def explain(error: str, kind: type, where: str) -> str:
         return f"{key}.{name}: unknown key (known: {known})"
     if isinstance(table, types.StructType):
         return f"{key}: expected a table"
-    return f"{key}: {_extra(node, 'message') or what[:1].lower() + what[1:]}"
+    return f"{key}: {_extra(node, 'message') or _without_values(what)}"
+
+
+def _without_values(what: str) -> str:
+    """msgspec's text for a type that carries no message of its own, without
+    the quoted value some of its texts end with ("Invalid enum value 'x'"):
+    the value may be a secret written where it should not be."""
+    return re.sub(r" '.*'$", "", what[:1].lower() + what[1:], flags=re.DOTALL)
 
 
 def _bare(node: types.Type) -> types.Type:
