@@ -23,12 +23,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import IntEnum
 from types import MappingProxyType
+from typing import Annotated
 
-from infrastructure.config_fields import ConfigError, as_table, check_keys
+from infrastructure.config_fields import ConfigError, FileTable, Table, decode, says
 
 __all__ = [
     "ROLE_LABELS",
-    "TOKEN_KEYS",
     "TOKEN_NAME",
     "Access",
     "Role",
@@ -40,8 +40,6 @@ __all__ = [
 
 TOKEN_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
 """A token's name (``fullmatch``): a TOML bare key, ``[tokens.NAME]`` unquoted."""
-SHA256_HEX = re.compile(r"[0-9a-f]{64}")
-TOKEN_KEYS = ("role", "sha256")
 TOKEN_PREFIX = "idm_"
 
 
@@ -90,6 +88,26 @@ def new_token() -> str:
     return TOKEN_PREFIX + secrets.token_urlsafe(32)
 
 
+class TokenTable(FileTable, frozen=True):
+    """``[tokens.NAME]`` as the file has it."""
+
+    role: Annotated[
+        str,
+        says(
+            f"expected one of {', '.join(ROLE_LABELS)}",
+            pattern=f"^({'|'.join(ROLE_LABELS)})\\Z",
+        ),
+    ]
+    sha256: Annotated[
+        str,
+        says(
+            "expected 64 lowercase hex characters (the SHA-256 of the token; "
+            "`idemsync tokens add` writes it)",
+            pattern=r"^[0-9a-f]{64}\Z",
+        ),
+    ]
+
+
 def read_token(name: str, value: object) -> Token:
     """``[tokens.NAME]``, validated."""
     where = f"tokens.{name}"
@@ -97,27 +115,14 @@ def read_token(name: str, value: object) -> Token:
         raise ConfigError(
             f"{where}: a token name is 1 to 64 letters, digits, '-' or '_'"
         )
-    table = as_table(value, where)
-    check_keys(table, where, TOKEN_KEYS)
-    for key in TOKEN_KEYS:
-        if key not in table:
-            raise ConfigError(f"{where}.{key}: missing")
-    role = table["role"]
-    if not isinstance(role, str) or role not in ROLE_LABELS:
-        raise ConfigError(f"{where}.role: expected one of {', '.join(ROLE_LABELS)}")
-    digest = table["sha256"]
-    if not isinstance(digest, str) or not SHA256_HEX.fullmatch(digest):
-        raise ConfigError(
-            f"{where}.sha256: expected 64 lowercase hex characters (the SHA-256 "
-            "of the token; `idemsync tokens add` writes it)"
-        )
-    return Token(name=name, role=Role.parse(role), sha256=digest)
+    table = decode(value, TokenTable, where)
+    return Token(name=name, role=Role.parse(table.role), sha256=table.sha256)
 
 
-def read_tokens(value: object) -> Mapping[str, Token]:
+def read_tokens(tables: Table) -> Mapping[str, Token]:
     """The top-level ``[tokens]`` table: one token per sub-table."""
     read: dict[str, Token] = {}
-    for name, entry in as_table(value, "tokens").items():
+    for name, entry in tables.items():
         token = read_token(name, entry)
         same = next((t.name for t in read.values() if t.sha256 == token.sha256), None)
         if same is not None:

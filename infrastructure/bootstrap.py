@@ -73,8 +73,8 @@ def bootstrap(
         def committer(service: SyncService) -> Committer:
             return GroupCommit(
                 service,
-                max_waiting=settings.max_waiting_commits,
-                wait_seconds=settings.commit_wait_seconds,
+                max_waiting=settings.server.max_waiting_commits,
+                wait_seconds=settings.server.commit_wait_seconds,
             )
 
     service = SyncService(

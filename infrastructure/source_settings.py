@@ -1,59 +1,24 @@
-"""``[sources.<name>]``: one partner's settings, validated and resolved.
+"""``[sources.<name>]``: one partner's settings, checked and resolved.
 
-Every error is a :class:`ConfigError` whose message starts with the dotted key
-at fault (``sources.acme.secrets[1]: ...``) and never contains a secret value.
+The table is decoded as a ``SourceTable`` (source_table.py); what follows is
+what no single key's type says: rules per scheme, headers never stored, the
+mapping a scheme defaults to, and the secrets, read from the environment (an
+error names the variable, never its value).
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-from typing import Any
 
-from domain.namespaces import NAMESPACE_NAME
-from infrastructure.config_fields import (
-    ConfigError,
-    as_table,
-    check_keys,
-    read_bool,
-    read_positive_int,
-    read_string,
-)
+import msgspec
 
-KNOWN_SCHEMES = (
-    "standard-webhooks",
-    "stripe",
-    "github",
-    "shopify",
-    "hmac-sha256",
-    "none",
-)
+from infrastructure.config_fields import ConfigError, decode
+from infrastructure.source_table import KNOWN_SCHEMES, HmacOptions, SourceTable
+
+__all__ = ["DEFAULT_MAPPINGS", "KNOWN_SCHEMES", "SourceSettings", "read_source"]
+
 SOURCE_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
-MAPPING_NAME = re.compile(r"^[A-Za-z_][\w.]*(:[A-Za-z_]\w*)?$")
-HMAC_KEYS = (
-    "signature_header",
-    "signature_encoding",
-    "signature_prefix",
-    "timestamp_header",
-)
-SOURCE_KEYS = (
-    "scheme",
-    "secrets",
-    "tolerance_seconds",
-    "mapping",
-    "max_body_bytes",
-    "retention_days",
-    "key",
-    "key_fallback",
-    "store_headers",
-    "clock_skew_seconds",
-    "allow_unsigned",
-    "namespace",
-    *HMAC_KEYS,
-)
-KEY_LOCATION = re.compile(r"^(header:[A-Za-z0-9_-]+|body:\$(\.[A-Za-z0-9_-]+)+)$")
-HEADER_NAME = re.compile(r"^[A-Za-z0-9_-]+$")
 UNSTORABLE_HEADERS = frozenset({"authorization", "cookie", "proxy-authorization"})
 WHSEC = "standard-webhooks"
 """The scheme whose secret is ``whsec_`` and the base64 of the key."""
@@ -77,43 +42,21 @@ MAX_TOLERANCE_SECONDS = 3600
 stays valid for longer than any partner's clock needs."""
 
 
-@dataclass(frozen=True)
-class SourceSettings:
-    """One partner, ``[sources.<name>]``; ``secrets`` holds resolved values."""
+class SourceSettings(SourceTable, frozen=True, kw_only=True):
+    """One partner, ``[sources.<name>]``, resolved: ``secrets`` holds the
+    secrets' values (never in its repr), ``mapping`` a name."""
 
     name: str
-    scheme: str
-    secrets: tuple[str, ...] = field(repr=False)
-    tolerance_seconds: int = 300
     mapping: str = "standard"
     """The mapping's name, resolved: what the file names, else the scheme's
     default (``DEFAULT_MAPPINGS``). Settings built in code name theirs, or
     take ``standard``; only the file reader resolves per scheme."""
     mapping_is_default: bool = False
     """True when the file named no mapping and the scheme's default was taken."""
-    max_body_bytes: int = 1_048_576
-    retention_days: int = 30
-    key: str | None = None
-    """Where the idempotency key is: ``header:NAME`` or ``body:$.path``;
-    None for the scheme's own (``webhook-id``, Stripe's ``id``, …)."""
-    key_fallback: str = "none"
-    """``body-hash``: a delivery without a key gets sha256(source, body)."""
-    store_headers: tuple[str, ...] = ()
-    """Headers (lower case) a delivery record keeps besides the scheme's own,
-    e.g. one a custom mapping reads, so that a replay sees it too."""
-    clock_skew_seconds: int = 86_400
-    """How far past this server's clock a partner's event time may be; an
-    event later than that is refused (400)."""
-    signature_header: str | None = None
-    signature_encoding: str = "hex"
-    signature_prefix: str = ""
-    timestamp_header: str | None = None
-    """hmac-sha256 only: when set, the signed content is ``{timestamp}.{body}``."""
-    allow_unsigned: bool = False
-    """none only: an unsigned source on PostgreSQL needs it set (settings.py)."""
-    namespace: str | None = None
-    """The namespace the file names (shared with other sources); None: the
-    source's own, ``namespace_of``."""
+
+    def __repr__(self) -> str:
+        shown = msgspec.structs.asdict(self) | {"secrets": len(self.secrets)}
+        return f"SourceSettings({', '.join(f'{k}={v!r}' for k, v in shown.items())})"
 
     def namespace_of(self, pinned: Mapping[str, str]) -> tuple[str, str]:
         """The namespace this source writes into, and why: the one its table
@@ -129,165 +72,89 @@ class SourceSettings:
 def read_source(
     name: str, value: object, environ: Mapping[str, str], resolve_secrets: bool
 ) -> SourceSettings:
+    """``[sources.NAME]``: decoded, checked across keys, secrets resolved."""
     where = f"sources.{name}"
     if not SOURCE_NAME.match(name):
         raise ConfigError(f"{where}: source names match {SOURCE_NAME.pattern}")
-    fields = as_table(value, where)
-    check_keys(fields, where, SOURCE_KEYS)
-    if "scheme" not in fields:
-        raise ConfigError(f"{where}.scheme: required ({', '.join(KNOWN_SCHEMES)})")
-    scheme = read_string(fields, where, "scheme", "")
+    table = decode(value, SourceTable, where)
+    given = set(value) if isinstance(value, dict) else set()
+    scheme = table.scheme
     if scheme not in KNOWN_SCHEMES:
         known = ", ".join(KNOWN_SCHEMES)
         raise ConfigError(f"{where}.scheme: unknown scheme {scheme!r} ({known})")
-    mapping = _mapping(fields, where, scheme)
-    return SourceSettings(
-        **_key_options(fields, where),
-        **_hmac_options(fields, where, scheme),
-        name=name,
-        scheme=scheme,
-        secrets=_secrets(fields.get("secrets", []), f"{where}.secrets", scheme, environ)
+    _check_scheme_options(table, given, where)
+    _check_mapping(table, where)
+    _check_bounds(table, where)
+    secrets = (
+        _secrets(table.secrets, f"{where}.secrets", scheme, environ)
         if resolve_secrets
-        else (),
-        tolerance_seconds=_tolerance(fields, where),
-        mapping=mapping or DEFAULT_MAPPINGS[scheme],
-        mapping_is_default=mapping is None,
-        max_body_bytes=read_positive_int(fields, where, "max_body_bytes", 1_048_576),
-        retention_days=read_positive_int(fields, where, "retention_days", 30),
-        store_headers=_store_headers(fields, where),
-        clock_skew_seconds=read_positive_int(
-            fields, where, "clock_skew_seconds", 86_400
-        ),
-        allow_unsigned=_allow_unsigned(fields, where, scheme),
-        namespace=_namespace(fields, where),
+        else ()
+    )
+    return SourceSettings(
+        **msgspec.structs.asdict(table)
+        | {
+            "name": name,
+            "secrets": secrets,
+            "mapping": table.mapping or DEFAULT_MAPPINGS[scheme],
+            "mapping_is_default": table.mapping is None,
+            "signature_header": _lower(table.signature_header),
+            "timestamp_header": _lower(table.timestamp_header),
+            "store_headers": tuple(header.lower() for header in table.store_headers),
+        }
     )
 
 
-def _namespace(fields: Mapping[str, object], where: str) -> str | None:
-    if "namespace" not in fields:
-        return None
-    namespace = read_string(fields, where, "namespace", "")
-    if not NAMESPACE_NAME.match(namespace):
+def _lower(header: str | None) -> str | None:
+    return None if header is None else header.lower()
+
+
+def _check_scheme_options(table: SourceTable, given: set[str], where: str) -> None:
+    """Keys only one scheme takes, and what that scheme requires."""
+    if "allow_unsigned" in given and table.scheme != "none":
+        raise ConfigError(f"{where}.allow_unsigned: only for scheme none")
+    hmac_keys = [f.name for f in msgspec.structs.fields(HmacOptions)]
+    if table.scheme != "hmac-sha256":
+        misplaced = [key for key in hmac_keys if key in given]
+        if misplaced:
+            raise ConfigError(f"{where}.{misplaced[0]}: only for scheme hmac-sha256")
+    elif table.signature_header is None:
+        raise ConfigError(f"{where}.signature_header: required for hmac-sha256")
+
+
+def _check_mapping(table: SourceTable, where: str) -> None:
+    """Never a silent fallback to another scheme's mapping: a Shopify body
+    read as a ``standard`` envelope is a 400 to every delivery."""
+    if table.mapping is None and table.scheme not in DEFAULT_MAPPINGS:
         raise ConfigError(
-            f"{where}.namespace: namespace names match {NAMESPACE_NAME.pattern}"
+            f"{where}.mapping: required for scheme {table.scheme}: a mapping must "
+            'be named (a built-in one, e.g. "standard", or "package.module:function")'
         )
-    return namespace
 
 
-def _mapping(fields: Mapping[str, object], where: str, scheme: str) -> str | None:
-    """The mapping the table names; None when it names none and the scheme
-    has a default. Never a silent fallback to another scheme's mapping: a
-    Shopify body read as a ``standard`` envelope is a 400 to every delivery."""
-    if "mapping" not in fields:
-        if scheme in DEFAULT_MAPPINGS:
-            return None
-        raise ConfigError(
-            f"{where}.mapping: required for scheme {scheme}: a mapping must be "
-            'named (a built-in one, e.g. "standard", or "package.module:function")'
-        )
-    mapping = read_string(fields, where, "mapping", "")
-    if not MAPPING_NAME.match(mapping):
-        raise ConfigError(
-            f"{where}.mapping: expected a built-in name or 'package.module:function'"
-        )
-    return mapping
-
-
-MAX_STORE_HEADERS = 20
-
-
-def _store_headers(fields: Mapping[str, object], where: str) -> tuple[str, ...]:
-    value = fields.get("store_headers", [])
-    if not isinstance(value, list) or len(value) > MAX_STORE_HEADERS:
-        raise ConfigError(
-            f"{where}.store_headers: expected a list of at most "
-            f"{MAX_STORE_HEADERS} header names"
-        )
-    names = []
-    for index, name in enumerate(value):
-        if not isinstance(name, str) or not HEADER_NAME.match(name):
-            raise ConfigError(f"{where}.store_headers[{index}]: expected a header name")
-        if name.lower() in UNSTORABLE_HEADERS:
-            raise ConfigError(
-                f"{where}.store_headers[{index}]: {name} carries credentials; "
-                "it is never stored"
-            )
-        names.append(name.lower())
-    return tuple(names)
-
-
-def _tolerance(fields: Mapping[str, object], where: str) -> int:
-    seconds = read_positive_int(fields, where, "tolerance_seconds", 300)
-    if seconds > MAX_TOLERANCE_SECONDS:
+def _check_bounds(table: SourceTable, where: str) -> None:
+    """What a value's type cannot say: an upper bound whose reason is worth
+    telling, and headers never stored."""
+    if table.tolerance_seconds > MAX_TOLERANCE_SECONDS:
         raise ConfigError(
             f"{where}.tolerance_seconds: at most {MAX_TOLERANCE_SECONDS} "
             "(a signed request is replayable for that long; partners use 300)"
         )
-    return seconds
-
-
-def _allow_unsigned(fields: Mapping[str, object], where: str, scheme: str) -> bool:
-    if "allow_unsigned" in fields and scheme != "none":
-        raise ConfigError(f"{where}.allow_unsigned: only for scheme none")
-    return read_bool(fields, where, "allow_unsigned", False)
-
-
-def _key_options(fields: Mapping[str, object], where: str) -> dict[str, Any]:
-    options: dict[str, Any] = {}
-    if "key" in fields:
-        key = read_string(fields, where, "key", "")
-        if not KEY_LOCATION.match(key):
+    for index, header in enumerate(table.store_headers):
+        if header.lower() in UNSTORABLE_HEADERS:
             raise ConfigError(
-                f'{where}.key: expected "header:NAME" or "body:$.path.to.key"'
+                f"{where}.store_headers[{index}]: {header} carries credentials; "
+                "it is never stored"
             )
-        options["key"] = key
-    fallback = read_string(fields, where, "key_fallback", "none")
-    if fallback not in ("none", "body-hash"):
-        raise ConfigError(f'{where}.key_fallback: expected "none" or "body-hash"')
-    options["key_fallback"] = fallback
-    return options
-
-
-def _hmac_options(
-    fields: Mapping[str, object], where: str, scheme: str
-) -> dict[str, Any]:
-    given = [key for key in HMAC_KEYS if key in fields]
-    if scheme != "hmac-sha256":
-        if given:
-            raise ConfigError(f"{where}.{given[0]}: only for scheme hmac-sha256")
-        return {}
-    if "signature_header" not in fields:
-        raise ConfigError(f"{where}.signature_header: required for hmac-sha256")
-    options: dict[str, Any] = {}
-    for header in ("signature_header", "timestamp_header"):
-        if header in fields:
-            value = read_string(fields, where, header, "")
-            if not HEADER_NAME.match(value):
-                raise ConfigError(f"{where}.{header}: expected a header name")
-            options[header] = value.lower()
-    encoding = read_string(fields, where, "signature_encoding", "hex")
-    if encoding not in ("hex", "base64"):
-        raise ConfigError(f'{where}.signature_encoding: expected "hex" or "base64"')
-    options["signature_encoding"] = encoding
-    prefix = fields.get("signature_prefix", "")
-    if not isinstance(prefix, str):
-        raise ConfigError(f"{where}.signature_prefix: expected a string")
-    options["signature_prefix"] = prefix
-    return options
 
 
 def _secrets(
-    value: object, where: str, scheme: str, environ: Mapping[str, str]
+    value: tuple[str, ...], where: str, scheme: str, environ: Mapping[str, str]
 ) -> tuple[str, ...]:
-    if not isinstance(value, list):
-        raise ConfigError(f'{where}: expected a list of "env:NAME" strings')
     if not value and scheme != "none":
         raise ConfigError(f"{where}: at least one secret is required for {scheme}")
     resolved = []
     for index, item in enumerate(value):
         at = f"{where}[{index}]"
-        if not isinstance(item, str):
-            raise ConfigError(f'{at}: expected a string "env:NAME"')
         if not item.startswith("env:"):
             raise ConfigError(
                 f"{at}: secrets are never written in the file; use env:NAME"

@@ -57,6 +57,6 @@ def runner_for(
         service,
         engine,
         all_projections(),
-        batch_size=settings.projection_batch_size,
-        poll_seconds=settings.projection_poll_seconds,
+        batch_size=settings.projections.batch_size,
+        poll_seconds=settings.projections.poll_seconds,
     )

@@ -3,7 +3,6 @@ signed with the reference ``standardwebhooks`` library."""
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import hmac
 import itertools
@@ -16,10 +15,12 @@ from types import MappingProxyType
 from typing import Any
 
 import httpx
+import msgspec
 from httpx import Response
 from standardwebhooks.webhooks import Webhook
 
 from infrastructure.access import Role, Token, token_hash
+from infrastructure.config_tables import DatabaseTable, ServerTable
 from infrastructure.settings import Settings, SourceSettings
 
 _START = datetime(2026, 11, 1, tzinfo=UTC)
@@ -155,13 +156,12 @@ def post(
 
 def make_settings(database_url: str, secret: str, **source: object) -> Settings:
     acme = SourceSettings(name="acme", scheme="standard-webhooks", secrets=(secret,))
-    acme = dataclasses.replace(acme, **source)  # type: ignore[arg-type]
+    acme = msgspec.structs.replace(acme, **source)
     return Settings(
         database_url=database_url,
         sources=MappingProxyType({"acme": acme}),
         config_path=Path("tests"),
-        lock_timeout_seconds=2.0,
-        pool_size=4,
-        retry_after_seconds=3,
+        database=DatabaseTable(lock_timeout_seconds=2.0, pool_size=4),
+        server=ServerTable(retry_after_seconds=3),
         tokens=configured_tokens(),
     )

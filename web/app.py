@@ -74,7 +74,7 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, HeadRules]]:
         committing.start()
-        if settings.projections_in_serve:
+        if settings.projections.in_serve:
             projecting.start()
         pruning.start()
         flushing.start()
@@ -94,7 +94,7 @@ def create_app(
             Route("/webhooks/{source}", receive_webhook, methods=["POST"]),
             Route("/healthz", healthz),
             Route("/readyz", readyz),
-            metrics_route(settings.metrics_require_token),
+            metrics_route(settings.server.metrics_require_token),
             Route("/openapi.json", openapi_json, methods=["GET"]),
             *pages.routes(),
             *views.routes(),
@@ -129,7 +129,7 @@ def create_app(
         services=services,
         database=database,
         access=Access(settings.tokens),
-        admission=Admission(settings.max_in_flight),
+        admission=Admission(settings.server.max_in_flight),
         sightings=pipeline.sightings,
         runner=runner,
         metrics=metrics,
@@ -138,7 +138,7 @@ def create_app(
         ),
         openapi=build_document(
             projections=tuple(runner.projections),
-            metrics_require_token=settings.metrics_require_token,
+            metrics_require_token=settings.server.metrics_require_token,
         ),
     )
     for configured in settings.sources.values():

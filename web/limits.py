@@ -60,9 +60,9 @@ class HeadLimits:
     @classmethod
     def of(cls, settings: Settings) -> HeadLimits:
         return cls(
-            settings.max_header_bytes,
-            settings.max_headers,
-            settings.header_timeout_seconds,
+            settings.server.max_header_bytes,
+            settings.server.max_headers,
+            settings.server.header_timeout_seconds,
         )
 
     @property

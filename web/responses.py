@@ -30,7 +30,7 @@ def json_response(
 def retry_later(request: Request, body: Mapping[str, Any]) -> Response:
     """503 with ``Retry-After`` (``[server] retry_after_seconds``): nothing was
     stored or read, try again."""
-    seconds = str(app_state(request.app).settings.retry_after_seconds)
+    seconds = str(app_state(request.app).settings.server.retry_after_seconds)
     return json_response(body, 503, {"Retry-After": seconds})
 
 

@@ -109,7 +109,7 @@ async def receive_webhook(request: Request) -> Response:
         body = await read_body(
             request,
             source.settings.max_body_bytes,
-            state.settings.body_timeout_seconds,
+            state.settings.server.body_timeout_seconds,
         )
         with state.admission.admit():
             answer = await state.pipeline.answer(source, request.headers, body)

@@ -72,8 +72,8 @@ class Database:
         """The database of ``settings`` (URL, lock timeout, pool size)."""
         return Database(
             settings.database_url,
-            lock_timeout_seconds=settings.lock_timeout_seconds,
-            pool_size=settings.pool_size,
+            lock_timeout_seconds=settings.database.lock_timeout_seconds,
+            pool_size=settings.database.pool_size,
         )
 
     @property

@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 import re
 
+import msgspec
 from starlette.testclient import TestClient
 
 from infrastructure.settings import Settings
@@ -66,7 +67,12 @@ def test_no_other_file_is_served(client: TestClient) -> None:
 
 
 def test_the_page_stays_open_when_metrics_need_a_token(settings: Settings) -> None:
-    app = create_app(dataclasses.replace(settings, metrics_require_token=True))
+    app = create_app(
+        dataclasses.replace(
+            settings,
+            server=msgspec.structs.replace(settings.server, metrics_require_token=True),
+        )
+    )
     with TestClient(app, raise_server_exceptions=False) as client:
         assert client.get("/metrics").status_code == 401
         assert client.get("/dashboard").status_code == 200

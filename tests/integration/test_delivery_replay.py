@@ -12,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import pytest
 from starlette.testclient import TestClient
 
@@ -31,7 +32,9 @@ RESOLVED = "domain.receipt:Receipt.Resolved"
 
 def refundless(settings: Settings) -> Settings:
     acme = settings.sources["acme"]
-    old = dataclasses.replace(acme, mapping="tests.replay_mappings:map_without_refunds")
+    old = msgspec.structs.replace(
+        acme, mapping="tests.replay_mappings:map_without_refunds"
+    )
     return dataclasses.replace(settings, sources={"acme": old})
 
 

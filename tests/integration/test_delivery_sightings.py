@@ -23,6 +23,7 @@ from starlette.testclient import TestClient
 
 from domain.application import SyncService
 from domain.delivery import FirstAnswer
+from infrastructure.config_tables import ProjectionsTable
 from infrastructure.persistence.database import Database
 from infrastructure.persistence.deliveries import moment
 from infrastructure.persistence.ledger import parse_time
@@ -39,7 +40,7 @@ from web.state import app_state
 def quiet_app(settings: Settings) -> Starlette:
     """The app with no projection runner and no periodic flush: only an
     explicit ``flush`` (or the shutdown) writes sightings."""
-    quiet = dataclasses.replace(settings, projections_in_serve=False)
+    quiet = dataclasses.replace(settings, projections=ProjectionsTable(in_serve=False))
     return create_app(quiet, sightings_flush_seconds=3600)
 
 
@@ -127,7 +128,7 @@ def test_the_app_flushes_the_sightings_when_it_shuts_down(
 def test_the_app_flushes_the_sightings_every_interval(
     settings: Settings, partner: Partner, store: Store
 ) -> None:
-    quiet = dataclasses.replace(settings, projections_in_serve=False)
+    quiet = dataclasses.replace(settings, projections=ProjectionsTable(in_serve=False))
     request = partner.order_created("ord_1")
     with TestClient(create_app(quiet, sightings_flush_seconds=0.05)) as client:
         post(client, request)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 
 import httpx
+import msgspec
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from starlette.testclient import TestClient
@@ -97,7 +98,12 @@ def test_every_route_is_bounded_but_only_webhooks_count_as_refused_deliveries(
 def test_the_limits_are_the_configured_ones(
     settings: Settings, partner: Partner, store: Store
 ) -> None:
-    tight = dataclasses.replace(settings, max_header_bytes=4096, max_headers=20)
+    tight = dataclasses.replace(
+        settings,
+        server=msgspec.structs.replace(
+            settings.server, max_header_bytes=4096, max_headers=20
+        ),
+    )
     with TestClient(create_app(tight)) as client:
         within = partner.order_created("ord_within")
         over_size = partner.order_created("ord_over_size")

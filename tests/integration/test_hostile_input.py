@@ -38,6 +38,7 @@ from typing import Any
 from urllib.parse import quote
 
 import anyio
+import msgspec
 import pytest
 from hypothesis import HealthCheck, given
 from hypothesis import settings as examples
@@ -101,7 +102,9 @@ def settings(database_url: str, secret: str) -> Settings:
         ),
     }
     return dataclasses.replace(
-        base, sources=MappingProxyType(sources), body_timeout_seconds=BODY_TIMEOUT
+        base,
+        sources=MappingProxyType(sources),
+        server=msgspec.structs.replace(base.server, body_timeout_seconds=BODY_TIMEOUT),
     )
 
 

@@ -9,6 +9,7 @@ import json
 import logging
 from collections.abc import Iterator
 
+import msgspec
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from starlette.testclient import TestClient
@@ -208,7 +209,12 @@ def test_parked_backlog_is_read_from_the_store_until_the_object_is_created(
 
 @pytest.fixture
 def guarded(settings: Settings) -> Iterator[TestClient]:
-    app = create_app(dataclasses.replace(settings, metrics_require_token=True))
+    app = create_app(
+        dataclasses.replace(
+            settings,
+            server=msgspec.structs.replace(settings.server, metrics_require_token=True),
+        )
+    )
     with TestClient(app, raise_server_exceptions=False) as client:
         yield client
 

@@ -56,7 +56,7 @@ def two_shops(settings: Settings) -> Iterator[tuple[TestClient, Partner, Partner
     secrets and no ``namespace`` line (each its own namespace)."""
     beta_secret = "whsec_" + base64.b64encode(os.urandom(24)).decode()
     acme = settings.sources["acme"]
-    beta = dataclasses.replace(acme, name="beta", secrets=(beta_secret,))
+    beta = msgspec.structs.replace(acme, name="beta", secrets=(beta_secret,))
     with client_for(settings, acme, beta) as client:
         yield client, Partner(acme.secrets[0]), Partner(beta_secret)
 

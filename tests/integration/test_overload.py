@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 
+import msgspec
 import psycopg
 import pytest
 from starlette.testclient import TestClient
@@ -43,7 +44,12 @@ def store_stalled(url: str) -> Iterator[None]:
 
 @pytest.fixture
 def impatient(settings: Settings) -> Iterator[TestClient]:
-    quick = dataclasses.replace(settings, commit_wait_seconds=0.5, max_in_flight=4)
+    quick = dataclasses.replace(
+        settings,
+        server=msgspec.structs.replace(
+            settings.server, commit_wait_seconds=0.5, max_in_flight=4
+        ),
+    )
     with TestClient(create_app(quick), raise_server_exceptions=False) as client:
         yield client
 
@@ -59,7 +65,7 @@ def test_a_stalled_store_is_answered_503_quickly_and_nothing_is_stored(
     assert [a.status_code for a in answers] == [503] * 4
     assert all(a.headers["retry-after"] == "3" for a in answers)
     assert {a.json()["error"] for a in answers} <= {"overloaded", "store_unavailable"}
-    assert took < settings.lock_timeout_seconds + 3
+    assert took < settings.database.lock_timeout_seconds + 3
     assert store.keys() == set()
 
 

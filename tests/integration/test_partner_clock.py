@@ -11,6 +11,7 @@ import dataclasses
 import json
 from datetime import UTC, datetime, timedelta
 
+import msgspec
 from starlette.testclient import TestClient
 
 from infrastructure.settings import Settings
@@ -55,7 +56,7 @@ def test_an_event_less_than_a_day_ahead_is_accepted(
 def test_the_skew_is_configured_per_source(
     settings: Settings, partner: Partner, store: Store
 ) -> None:
-    acme = dataclasses.replace(settings.sources["acme"], clock_skew_seconds=60)
+    acme = msgspec.structs.replace(settings.sources["acme"], clock_skew_seconds=60)
     ahead = (datetime.now(UTC) + timedelta(minutes=2)).isoformat()
     with TestClient(
         create_app(dataclasses.replace(settings, sources={"acme": acme}))

@@ -20,6 +20,7 @@ import pytest
 from sqlalchemy import Engine, MetaData, create_engine, inspect, select, text
 from starlette.testclient import TestClient
 
+from infrastructure.config_tables import ProjectionsTable
 from infrastructure.settings import Settings
 from projections import positions
 from projections import rebuild as rebuild_module
@@ -237,7 +238,9 @@ def test_a_double_counting_bug_is_reported_by_verify_and_repaired_by_a_rebuild(
 ) -> None:
     orders = {"ord_1": ("EUR", 5000, 0), "ord_2": ("EUR", 2500, 1000)}
     orders["ord_3"] = ("USD", 700, 0)
-    app = create_app(dataclasses.replace(settings, projections_in_serve=False))
+    app = create_app(
+        dataclasses.replace(settings, projections=ProjectionsTable(in_serve=False))
+    )
     with TestClient(app) as client:
         for order_id, (currency, paid, refunded) in orders.items():
             post(client, partner.order_created(order_id, currency=currency))
@@ -294,7 +297,9 @@ def test_verify_compares_at_one_position_when_the_live_projection_lags_behind(
     events = schedule(history(13, orders=8, customers=3), seed=14)
     engine = store.database.engine()
     runner = ProjectionRunner(store.service, engine, {"orders": OrdersProjection()})
-    app = create_app(dataclasses.replace(settings, projections_in_serve=False))
+    app = create_app(
+        dataclasses.replace(settings, projections=ProjectionsTable(in_serve=False))
+    )
     with TestClient(app) as client:
         deliver(client, partner, events[:10])
         runner.catch_up("orders")

@@ -11,6 +11,7 @@ import dataclasses
 import itertools
 from typing import Any
 
+import msgspec
 from hypothesis import given, settings
 from sqlalchemy import Engine, MetaData, select
 from starlette.testclient import TestClient
@@ -119,7 +120,7 @@ def test_any_schedule_of_refunds_and_disputes_projects_the_rows_of_in_order_deli
 def test_revenue_to_the_cent_after_refunds_by_id_a_stated_total_and_disputes(
     settings: Settings, partner: Partner
 ) -> None:
-    mapped = dataclasses.replace(
+    mapped = msgspec.structs.replace(
         settings.sources["acme"], mapping="tests.money_mappings:map_money"
     )
     app = create_app(dataclasses.replace(settings, sources={"acme": mapped}))

@@ -12,6 +12,7 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import msgspec
 from sqlalchemy import update
 from starlette.testclient import TestClient
 
@@ -80,7 +81,7 @@ def test_each_source_keeps_its_records_for_its_own_retention(
     settings: Settings, partner: Partner, store: Store, secret: str, tmp_path: Path
 ) -> None:
     acme = settings.sources["acme"]
-    brief = dataclasses.replace(acme, name="brief", retention_days=2)
+    brief = msgspec.structs.replace(acme, name="brief", retention_days=2)
     two = dataclasses.replace(settings, sources={"acme": acme, "brief": brief})
     with TestClient(create_app(two)) as client:
         keys = {}

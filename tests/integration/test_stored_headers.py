@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 import json
 
+import msgspec
 from starlette.testclient import TestClient
 
 from infrastructure.settings import Settings
@@ -65,7 +66,7 @@ def test_a_long_kept_header_is_stored_cut_and_marked(
 def test_store_headers_keeps_what_a_custom_mapping_reads(
     settings: Settings, partner: Partner, store: Store
 ) -> None:
-    acme = dataclasses.replace(
+    acme = msgspec.structs.replace(
         settings.sources["acme"], store_headers=("x-partner-topic",)
     )
     configured = dataclasses.replace(settings, sources={"acme": acme})

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
+import msgspec
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from sqlalchemy import Engine, MetaData, select
@@ -89,7 +90,7 @@ def dispute(order_id: str, cents: int, status: str) -> Any:
 
 
 def stripe_app(settings: Settings) -> TestClient:
-    source = dataclasses.replace(
+    source = msgspec.structs.replace(
         settings.sources["acme"], scheme="stripe", mapping="stripe"
     )
     return TestClient(

@@ -34,6 +34,7 @@ from starlette.testclient import TestClient
 from domain.namespaces import DEFAULT_NAMESPACE
 from infrastructure.audit.checkpoints import Checkpointer
 from infrastructure.audit.verify import verify
+from infrastructure.config_tables import ProjectionsTable
 from infrastructure.persistence.database import Database
 from infrastructure.settings import Settings
 from infrastructure.source_settings import SourceSettings
@@ -280,7 +281,7 @@ def settings(url: str, expected: dict[str, Any], secret: str) -> Settings:
         sources=MappingProxyType(sources),
         config_path=Path("tests"),
         tokens=configured_tokens(),
-        projection_poll_seconds=0.05,
+        projections=ProjectionsTable(poll_seconds=0.05),
     )
 
 

@@ -132,7 +132,7 @@ def test_the_compose_configuration_loads_and_leaves_the_projections_to_the_runne
     settings = load_settings(
         config, {**environment, "IDEMSYNC_DEMO_SECRET": "whsec_" + "A" * 32}
     )
-    assert not settings.projections_in_serve
+    assert not settings.projections.in_serve
     assert set(settings.sources) == {"demo"}
     assert environment["IDEMSYNC_DATABASE_URL"].startswith("postgresql://")
     assert "@postgres:5432/" in environment["IDEMSYNC_DATABASE_URL"]

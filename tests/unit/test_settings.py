@@ -74,8 +74,11 @@ def test_defaults_apply_when_the_file_is_silent(tmp_path: Path) -> None:
     settings = load_settings(write(tmp_path, ""), {})
     assert settings.database_url == "sqlite:///var/idemsync.db"
     assert settings.sources == {}
-    assert (settings.lock_timeout_seconds, settings.pool_size) == (5.0, 10)
-    assert settings.retry_after_seconds == 2
+    assert (settings.database.lock_timeout_seconds, settings.database.pool_size) == (
+        5.0,
+        10,
+    )
+    assert settings.server.retry_after_seconds == 2
 
 
 def test_database_and_server_values_are_read(tmp_path: Path) -> None:
@@ -89,14 +92,17 @@ retry_after_seconds = 7
 """
     settings = load_settings(write(tmp_path, text), {})
     assert settings.database_url == "postgresql://postgres@127.0.0.1:5432/idemsync"
-    assert settings.lock_timeout_seconds == 2.0
-    assert (settings.pool_size, settings.retry_after_seconds) == (4, 7)
+    assert settings.database.lock_timeout_seconds == 2.0
+    assert (settings.database.pool_size, settings.server.retry_after_seconds) == (4, 7)
 
 
 def test_the_request_head_bounds_default_and_are_read(tmp_path: Path) -> None:
     defaults = load_settings(write(tmp_path, ""), {})
-    assert (defaults.max_header_bytes, defaults.max_headers) == (16384, 100)
-    assert defaults.header_timeout_seconds == 10.0
+    assert (defaults.server.max_header_bytes, defaults.server.max_headers) == (
+        16384,
+        100,
+    )
+    assert defaults.server.header_timeout_seconds == 10.0
     text = """
 [server]
 max_header_bytes = 8192
@@ -104,8 +110,8 @@ max_headers = 50
 header_timeout_seconds = 2.5
 """
     settings = load_settings(write(tmp_path, text), {})
-    assert (settings.max_header_bytes, settings.max_headers) == (8192, 50)
-    assert settings.header_timeout_seconds == 2.5
+    assert (settings.server.max_header_bytes, settings.server.max_headers) == (8192, 50)
+    assert settings.server.header_timeout_seconds == 2.5
 
 
 def test_the_database_url_from_the_environment_wins_over_the_file(
@@ -142,7 +148,7 @@ def test_the_config_path_is_the_local_file_when_present(
 def test_load_settings_reads_idemsync_config_from_the_environ(tmp_path: Path) -> None:
     path = write(tmp_path, "[server]\nretry_after_seconds = 9\n")
     settings = load_settings(environ={"IDEMSYNC_CONFIG": str(path)})
-    assert (settings.config_path, settings.retry_after_seconds) == (path, 9)
+    assert (settings.config_path, settings.server.retry_after_seconds) == (path, 9)
 
 
 SOURCE_ERRORS = [

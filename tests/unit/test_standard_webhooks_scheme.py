@@ -187,13 +187,15 @@ def test_an_invalid_secret_is_refused_at_construction(secret: str) -> None:
 
 
 def test_build_scheme_names_the_source_and_index_of_an_invalid_secret() -> None:
-    source = SourceSettings("acme", "standard-webhooks", (SECRET, "whsec_%%"))
+    source = SourceSettings(
+        name="acme", scheme="standard-webhooks", secrets=(SECRET, "whsec_%%")
+    )
     with pytest.raises(ConfigError, match=r"^sources\.acme\.secrets\[1\]: "):
         build_scheme(source)
 
 
 def test_build_scheme_builds_standard_webhooks_from_settings() -> None:
-    source = SourceSettings("acme", "standard-webhooks", (SECRET,))
+    source = SourceSettings(name="acme", scheme="standard-webhooks", secrets=(SECRET,))
     build_scheme(source).verify(signed_headers(), BODY, NOW)
 
 
