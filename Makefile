@@ -53,7 +53,7 @@ run: install-runtime
 	set -a; . var/demo.env; set +a; $(RUN_VENV)/bin/idemsync db upgrade && $(RUN_VENV)/bin/idemsync demo-request --url http://127.0.0.1:8000 && exec $(RUN_VENV)/bin/idemsync serve --host 127.0.0.1 --port 8000
 
 bench: install
-	$(PY) bench/run.py $(BENCH_ARGS) --audit-args="$(AUDIT_ARGS)"
+	$(PY) -m bench.run $(BENCH_ARGS) --audit-args="$(AUDIT_ARGS)"
 
 chaos: install
 	$(PY) -m tests.chaos --duration $(DURATION) $(CHAOS_ARGS)

@@ -30,7 +30,7 @@ matters), ``delivery(source, key)``, and the global ``log()`` read rate. It
 prints ``EXPLAIN (ANALYZE, BUFFERS)`` of the ``as_of`` query and writes the
 figures to ``bench/results/audit-latest.json`` (untracked: ``.gitignore``).
 
-    python bench/audit.py [--events 1000000] [--long 10000] [--keep]
+    python -m bench.audit [--events 1000000] [--long 10000] [--keep]
                           [--postgres URL] [--output FILE]
 """
 

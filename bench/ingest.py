@@ -50,7 +50,7 @@ ingest again at the maximum's connections (target: within 10 %).
 A table goes to stdout and the figures to ``bench/results/ingest-latest.json``
 (``bench/run.py`` merges them with the rebuild and audit figures).
 
-    python bench/ingest.py [--backends sqlite,postgres] [--duration 10]
+    python -m bench.ingest [--backends sqlite,postgres] [--duration 10]
                            [--connections 1,4,16,64] [--raw-levels 1,4,8,16]
                            [--stored-events N] [--output FILE]
 """
@@ -90,18 +90,18 @@ from importlib.metadata import version
 from pathlib import Path
 from typing import IO, Any
 
-import bulk_store
 import psycopg
 from psycopg.types.composite import CompositeInfo, register_composite
-from rebuild import (
+from sqlalchemy import text
+
+from bench import bulk_store
+from bench.rebuild import (
     DEFAULT_PG,
     customer_upsert,
     order_stream,
     postgres_database,
     sqlite_database,
 )
-from sqlalchemy import text
-
 from infrastructure.persistence.database import Database
 from infrastructure.persistence.ledger import LEDGER_COLUMNS, LedgerWriter, iso
 from infrastructure.persistence.rows import DELIVERY_COLUMNS, insert_deliveries_sql
@@ -109,6 +109,7 @@ from infrastructure.schemes.standard_webhooks import sign
 from projections.catalog import all_projections
 
 RESULTS = Path(__file__).resolve().parent / "results" / "ingest-latest.json"
+ROOT = Path(__file__).resolve().parents[1]
 SOURCE = "bench"
 SECRET = "whsec_aWRlbXN5bmMtYmVuY2gtc2VjcmV0LWtleQ=="
 """A fixed, public key: the bench signs with it, its server checks with it."""
@@ -972,7 +973,8 @@ def noop(directory: Path) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
     log = directory / "noop.log"
     with log.open("wb") as out:
         process = subprocess.Popen(
-            [sys.executable, str(Path(__file__).resolve()), "noop-server", str(port)],
+            [sys.executable, "-m", "bench.ingest", "noop-server", str(port)],
+            cwd=ROOT,
             stdout=out,
             stderr=subprocess.STDOUT,
         )

@@ -23,7 +23,7 @@ and each one's ratio to the new order's median; and what taking one
 snapshot costs (paid once per interval events of an object, after the
 commit). The figures also go to ``--output`` as JSON.
 
-    python bench/long_history.py [--events 10000] [--repeat 20] [--interval N]
+    python -m bench.long_history [--events 10000] [--repeat 20] [--interval N]
                                  [--backends sqlite,postgres]
                                  [--output bench/results/long_history.json]
 """

@@ -19,7 +19,7 @@ rebuild's time the projections' own writes take. A table goes to stdout and
 the figures to ``bench/results/rebuild-latest.json`` (untracked:
 ``.gitignore``; ``bench/run.py`` merges it into ``latest.json``).
 
-    python bench/rebuild.py [--events 20000] [--backends sqlite,postgres]
+    python -m bench.rebuild [--events 20000] [--backends sqlite,postgres]
                             [--output bench/results/rebuild-latest.json]
 """
 

@@ -16,7 +16,7 @@ It runs, in this order, each writing its own JSON beside ``latest.json``:
 ``latest.json`` holds the three reports under ``ingest``, ``rebuild`` and
 ``audit``, and ``targets``: the issue's targets with their ratios.
 
-    python bench/run.py [--only ingest,rebuild,audit] [--backends sqlite,postgres]
+    python -m bench.run [--only ingest,rebuild,audit] [--backends sqlite,postgres]
                         [--duration 10] [--connections 1,4,16,64] ...
                         [--rebuild-events 20000] [--audit-events 1000000]
                         [--stored-events N] [--output bench/results/latest.json]
@@ -33,9 +33,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import audit
-import ingest
-import rebuild
+from bench import audit, ingest, rebuild
 
 RESULTS = Path(__file__).resolve().parent / "results"
 STEPS = ("ingest", "rebuild", "audit")

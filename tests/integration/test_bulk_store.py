@@ -6,26 +6,20 @@ the projections count every clone, and the store takes new deliveries."""
 from __future__ import annotations
 
 import json
-import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from pathlib import Path
 
 import psycopg
 import pytest
 
+from bench import bulk_store, ingest
+from bench.rebuild import postgres_database
 from domain.application import SyncService
 from domain.delivery import Delivery, Outcome
 from infrastructure.audit.verify import verify
 from infrastructure.mappings.standard import map_standard
 from infrastructure.persistence.database import Database
 from tests.conftest import PG_SERVER
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
-
-import bulk_store  # bench/'s scripts import each other by module name
-import ingest
-from rebuild import postgres_database
 
 pytestmark = pytest.mark.postgres
 
