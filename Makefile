@@ -13,7 +13,7 @@ help:
 	@echo "               serve on 127.0.0.1:8000"
 	@echo "make test       install, lint, typecheck, then pytest (PYTEST_ARGS=...)"
 	@echo "make lint       ruff check and ruff format --check"
-	@echo "make typecheck  mypy"
+	@echo "make typecheck  mypy (the product's packages and bench/)"
 	@echo "make format     ruff format and ruff check --fix"
 	@echo "make bench      install, then every benchmark in one run (bench/run.py): ingest"
 	@echo "               over HTTP with wrk vs the raw database ceiling, rebuild, audit on"
@@ -42,7 +42,7 @@ lint: install
 	$(VENV)/bin/ruff format --check .
 
 typecheck: install
-	$(VENV)/bin/mypy domain infrastructure projections web idemsync
+	$(VENV)/bin/mypy domain infrastructure projections web idemsync bench
 
 test: install lint typecheck
 	$(VENV)/bin/pytest $(PYTEST_ARGS)

@@ -17,7 +17,7 @@ import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from bench.rebuild import postgres_database, sqlite_database
+from bench.databases import postgres_database, sqlite_database
 from infrastructure.bootstrap import bootstrap
 from tests.partner import Partner, make_settings
 
