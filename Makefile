@@ -13,7 +13,7 @@ help:
 	@echo "               serve on 127.0.0.1:8000"
 	@echo "make test       install, lint, typecheck, then pytest (PYTEST_ARGS=...)"
 	@echo "make lint       ruff check and ruff format --check"
-	@echo "make typecheck  mypy"
+	@echo "make typecheck  mypy (the product's packages and bench/)"
 	@echo "make format     ruff format and ruff check --fix"
 	@echo "make bench      install, then every benchmark in one run (bench/run.py): ingest"
 	@echo "               over HTTP with wrk vs the raw database ceiling, rebuild, audit on"
@@ -42,7 +42,7 @@ lint: install
 	$(VENV)/bin/ruff format --check .
 
 typecheck: install
-	$(VENV)/bin/mypy domain infrastructure projections web idemsync
+	$(VENV)/bin/mypy domain infrastructure projections web idemsync bench
 
 test: install lint typecheck
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
@@ -53,7 +53,7 @@ run: install-runtime
 	set -a; . var/demo.env; set +a; $(RUN_VENV)/bin/idemsync db upgrade && $(RUN_VENV)/bin/idemsync demo-request --url http://127.0.0.1:8000 && exec $(RUN_VENV)/bin/idemsync serve --host 127.0.0.1 --port 8000
 
 bench: install
-	$(PY) bench/run.py $(BENCH_ARGS) --audit-args="$(AUDIT_ARGS)"
+	$(PY) -m bench.run $(BENCH_ARGS) --audit-args="$(AUDIT_ARGS)"
 
 chaos: install
 	$(PY) -m tests.chaos --duration $(DURATION) $(CHAOS_ARGS)

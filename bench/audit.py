@@ -30,7 +30,7 @@ matters), ``delivery(source, key)``, and the global ``log()`` read rate. It
 prints ``EXPLAIN (ANALYZE, BUFFERS)`` of the ``as_of`` query and writes the
 figures to ``bench/results/audit-latest.json`` (untracked: ``.gitignore``).
 
-    python bench/audit.py [--events 1000000] [--long 10000] [--keep]
+    python -m bench.audit [--events 1000000] [--long 10000] [--keep]
                           [--postgres URL] [--output FILE]
 """
 
@@ -60,6 +60,8 @@ from rich.console import Console
 from rich.table import Table
 from sqlalchemy import text
 
+from bench.databases import add_postgres_argument, unreachable
+from bench.orders import START, envelope, order_stream
 from domain.application import Decision, SyncService
 from domain.delivery import Delivery
 from domain.order import Order
@@ -68,13 +70,9 @@ from infrastructure.mappings.standard import map_standard
 from infrastructure.persistence.database import Database
 
 RESULTS = Path(__file__).resolve().parent / "results" / "audit-latest.json"
-DEFAULT_PG = "postgresql://postgres@127.0.0.1:5432"
 KEPT_DATABASE = "idemsync_bench_audit"
 SOURCE = "bench"
 LONG_ORDER = "ord_long"
-START = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
-CURRENCIES = ("EUR", "USD", "GBP", "CHF")
-CARRIERS = ("DHL", "UPS", "FedEx", "PostNL")
 SEGMENTS = {"early": (0.0, 0.1), "middle": (0.45, 0.55), "late": (0.9, 1.0)}
 """Where in the long order's recorded life the ``as_of`` times are drawn."""
 
@@ -90,52 +88,6 @@ INDEX_USED = re.compile(
 
 # --------------------------------------------------------------------------
 # Filling the store
-
-
-def envelope(type_: str, moment: datetime, **data: Any) -> bytes:
-    return json.dumps(
-        {"type": type_, "timestamp": moment.isoformat(), "data": data}
-    ).encode()
-
-
-def order_steps(rng: random.Random, order_id: str, customer_id: str) -> list[bytes]:
-    """An order's four deliveries in source order."""
-    total = rng.randint(5, 500) * 100
-    moment = START + timedelta(seconds=rng.randint(0, 86_400))
-    steps = [
-        envelope(
-            "order.created",
-            moment,
-            order_id=order_id,
-            customer_id=customer_id,
-            currency=rng.choice(CURRENCIES),
-            total_cents=total,
-            sequence=1,
-        ),
-        envelope(
-            "order.paid", moment, order_id=order_id, amount_cents=total, sequence=2
-        ),
-    ]
-    if rng.random() < 0.8:
-        return [
-            *steps,
-            envelope(
-                "order.shipped",
-                moment,
-                order_id=order_id,
-                carrier=rng.choice(CARRIERS),
-                tracking_number=f"TRK{rng.randint(10**9, 10**10 - 1)}",
-                sequence=3,
-            ),
-            envelope("order.delivered", moment, order_id=order_id, sequence=4),
-        ]
-    return [
-        *steps,
-        envelope("order.cancelled", moment, order_id=order_id, sequence=3),
-        envelope(
-            "order.refunded", moment, order_id=order_id, amount_cents=total, sequence=4
-        ),
-    ]
 
 
 def bulk_batches(rng: random.Random, group: int) -> Iterator[list[bytes]]:
@@ -160,7 +112,7 @@ def bulk_batches(rng: random.Random, group: int) -> Iterator[list[bytes]]:
             )
             for customer in customers
         ]
-        steps = [order_steps(rng, order, customer) for order, customer in orders]
+        steps = [order_stream(rng, order, customer) for order, customer in orders]
         for step in range(4):
             yield [order[step] for order in steps]
         wave += 1
@@ -653,13 +605,7 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help=f"keep the database ({KEPT_DATABASE}) and reuse it when big enough",
     )
-    parser.add_argument(
-        "--postgres",
-        default=os.environ.get("IDEMSYNC_BENCH_PG")
-        or os.environ.get("IDEMSYNC_TEST_PG")
-        or DEFAULT_PG,
-        help="PostgreSQL server URL without a database name",
-    )
+    add_postgres_argument(parser)
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--output", type=Path, default=RESULTS, help="JSON file")
     args = parser.parse_args(argv)
@@ -667,9 +613,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("need --events >= 2 * --long and --long >= 2")
 
     console = Console(width=110, soft_wrap=True)
-    try:
-        psycopg.connect(f"{args.postgres}/postgres", connect_timeout=3).close()
-    except psycopg.OperationalError as error:
+    error = unreachable(args.postgres)
+    if error is not None:
         print(f"PostgreSQL not reachable at {args.postgres}: {error}", file=sys.stderr)
         return 2
     with scratch(args.postgres, args.events, args.long, args.batch, args.keep) as (

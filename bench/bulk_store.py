@@ -1,5 +1,5 @@
 """A PostgreSQL store of millions of events, made fast and faithfully
-(``bench/ingest.py --stored-events N``).
+(``python -m bench.ingest --stored-events N``).
 
 Writing ten million events through ``SyncService`` runs at the engine's
 speed (about a thousand events a second here: hours). This module writes them

@@ -5,7 +5,7 @@ and this process's CPU per delivery (signature, mapping, deciding, the
 driver), to measure one change to the pipeline at a time without the HTTP
 stack's cost and noise.
 
-    .venv/bin/python bench/in_process.py --backend postgres --deliveries 4000
+    .venv/bin/python -m bench.in_process --backend postgres --deliveries 4000
 """
 
 from __future__ import annotations
@@ -16,12 +16,8 @@ import os
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from rebuild import postgres_database, sqlite_database
-
+from bench.databases import postgres_database, sqlite_database
 from infrastructure.bootstrap import bootstrap
 from tests.partner import Partner, make_settings
 

@@ -23,7 +23,7 @@ and each one's ratio to the new order's median; and what taking one
 snapshot costs (paid once per interval events of an object, after the
 commit). The figures also go to ``--output`` as JSON.
 
-    python bench/long_history.py [--events 10000] [--repeat 20] [--interval N]
+    python -m bench.long_history [--events 10000] [--repeat 20] [--interval N]
                                  [--backends sqlite,postgres]
                                  [--output bench/results/long_history.json]
 """
@@ -33,21 +33,23 @@ from __future__ import annotations
 import argparse
 import gc
 import json
-import os
 import statistics
 import sys
-import tempfile
 import time
-import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, ClassVar, cast
 
-import psycopg
 from eventsourcing.application import Application
 
+from bench.databases import (
+    add_backends_argument,
+    add_postgres_argument,
+    backends_of,
+    postgres_database,
+    sqlite_database,
+    unreachable,
+)
 from domain.application import SyncService
 from domain.commands import CreateOrder, MarkPaid, MarkShipped
 from domain.delivery import Delivery, Outcome
@@ -55,7 +57,6 @@ from domain.order import Order
 from infrastructure.persistence.database import Database
 
 RESULTS = Path(__file__).resolve().parent / "results" / "long_history.json"
-DEFAULT_PG = "postgresql://postgres@127.0.0.1:5432"
 SOURCE = "bench"
 START = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
 BATCH = 1_000
@@ -205,34 +206,14 @@ def measure(
         database.close()
 
 
-@contextmanager
-def sqlite_database() -> Iterator[Database]:
-    with tempfile.TemporaryDirectory(prefix="idemsync-bench-") as directory:
-        yield Database(f"sqlite:///{directory}/bench.db")
-
-
-@contextmanager
-def postgres_database(server: str) -> Iterator[Database]:
-    """A scratch database on ``server``, dropped afterwards."""
-    name = f"idemsync_bench_{os.getpid()}_{uuid.uuid4().hex[:6]}"
-    with psycopg.connect(f"{server}/postgres", autocommit=True) as conn:
-        conn.execute(f"CREATE DATABASE {name}")
-    try:
-        yield Database(f"{server}/{name}", pool_size=2)
-    finally:
-        with psycopg.connect(f"{server}/postgres", autocommit=True) as conn:
-            conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-
-
 def run_backend(
     backend: str, events: int, repeat: int, interval: int, server: str
 ) -> dict[str, Any]:
     if backend == "sqlite":
         with sqlite_database() as database:
             return measure(backend, database, events, repeat, interval)
-    try:
-        psycopg.connect(f"{server}/postgres", connect_timeout=3).close()
-    except psycopg.OperationalError as error:
+    error = unreachable(server)
+    if error is not None:
         return {"backend": backend, "skipped": f"not reachable at {server}: {error}"}
     with postgres_database(server) as database:
         return measure(backend, database, events, repeat, interval)
@@ -273,23 +254,12 @@ def main(argv: list[str] | None = None) -> int:
         default=SyncService.snapshotting_intervals[Order],
         help="snapshot interval to measure (default: SyncService's)",
     )
-    parser.add_argument(
-        "--backends",
-        default="sqlite,postgres",
-        help="comma-separated: sqlite, postgres (default both)",
-    )
-    parser.add_argument(
-        "--postgres",
-        default=os.environ.get("IDEMSYNC_BENCH_PG")
-        or os.environ.get("IDEMSYNC_TEST_PG")
-        or DEFAULT_PG,
-        help="PostgreSQL server URL without a database name",
-    )
+    add_backends_argument(parser)
+    add_postgres_argument(parser)
     parser.add_argument("--output", type=Path, default=RESULTS, help="JSON file")
     args = parser.parse_args(argv)
-    backends = [b.strip() for b in args.backends.split(",") if b.strip()]
-    unknown = set(backends) - {"sqlite", "postgres"}
-    if unknown or not backends or min(args.events, args.repeat - 1, args.interval) < 1:
+    backends = backends_of(args.backends)
+    if not backends or min(args.events, args.repeat - 1, args.interval) < 1:
         parser.error(
             f"bad --backends {args.backends!r}, --events, --repeat or --interval"
         )

@@ -9,7 +9,7 @@ connection that is free then (a new one when none is, up to
 ``--connections``; beyond that the request waits for one), and times it
 from its scheduled start, so time spent waiting for a connection counts.
 
-Reads the request files ``bench/ingest.py`` writes for wrk (each record:
+Reads the request files ``bench/ingest/signing.py`` writes for wrk (each record:
 its length in decimal, a newline, the raw request) and prints one line,
 ``BENCHJSON {...}``, with the fields of the wrk script's.
 

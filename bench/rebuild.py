@@ -19,7 +19,7 @@ rebuild's time the projections' own writes take. A table goes to stdout and
 the figures to ``bench/results/rebuild-latest.json`` (untracked:
 ``.gitignore``; ``bench/run.py`` merges it into ``latest.json``).
 
-    python bench/rebuild.py [--events 20000] [--backends sqlite,postgres]
+    python -m bench.rebuild [--events 20000] [--backends sqlite,postgres]
                             [--output bench/results/rebuild-latest.json]
 """
 
@@ -31,20 +31,26 @@ import os
 import platform
 import random
 import sys
-import tempfile
 import time
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
-import psycopg
 from sqlalchemy import MetaData
 
+from bench.databases import (
+    add_backends_argument,
+    add_postgres_argument,
+    backends_of,
+    postgres_database,
+    sqlite_database,
+    unreachable,
+)
+from bench.orders import customer_upsert, order_stream
 from domain.application import Decision, SyncService
 from domain.delivery import Delivery
 from infrastructure.mappings.standard import map_standard
@@ -58,10 +64,6 @@ PAGE = 5000
 TARGET_RATIO = 0.3
 DECISIONS_PER_COMMIT = 500
 SOURCE = "bench"
-START = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
-CURRENCIES = ("EUR", "USD", "GBP", "CHF")
-CARRIERS = ("DHL", "UPS", "FedEx", "PostNL")
-DEFAULT_PG = "postgresql://postgres@127.0.0.1:5432"
 
 
 @dataclass
@@ -130,68 +132,6 @@ class Result:
 
 # --------------------------------------------------------------------------
 # Generating the log
-
-
-def envelope(type_: str, moment: datetime, **data: Any) -> bytes:
-    return json.dumps(
-        {"type": type_, "timestamp": moment.isoformat(), "data": data}
-    ).encode()
-
-
-def order_stream(rng: random.Random, order_id: str, customer_id: str) -> list[bytes]:
-    """An order's deliveries in source order: created, paid, then shipped
-    and delivered, or cancelled and refunded."""
-    total = rng.randint(5, 500) * 100
-    moment = START + timedelta(seconds=rng.randint(0, 86_400))
-    stream = [
-        envelope(
-            "order.created",
-            moment,
-            order_id=order_id,
-            customer_id=customer_id,
-            currency=rng.choice(CURRENCIES),
-            total_cents=total,
-            sequence=1,
-        ),
-        envelope(
-            "order.paid", moment, order_id=order_id, amount_cents=total, sequence=2
-        ),
-    ]
-    if rng.random() < 0.8:
-        stream += [
-            envelope(
-                "order.shipped",
-                moment,
-                order_id=order_id,
-                carrier=rng.choice(CARRIERS),
-                tracking_number=f"TRK{rng.randint(10**9, 10**10 - 1)}",
-                sequence=3,
-            ),
-            envelope("order.delivered", moment, order_id=order_id, sequence=4),
-        ]
-    else:
-        stream += [
-            envelope("order.cancelled", moment, order_id=order_id, sequence=3),
-            envelope(
-                "order.refunded",
-                moment,
-                order_id=order_id,
-                amount_cents=total,
-                sequence=4,
-            ),
-        ]
-    return stream
-
-
-def customer_upsert(rng: random.Random, customer_id: str, sequence: int) -> bytes:
-    return envelope(
-        "customer.upserted",
-        START + timedelta(seconds=sequence),
-        customer_id=customer_id,
-        name=f"Customer {customer_id[-4:]}",
-        email=f"{customer_id}@example.com",
-        sequence=sequence,
-    )
 
 
 def waves(seed: int, group: int) -> Iterator[list[bytes]]:
@@ -302,32 +242,12 @@ def measure(backend: str, database: Database, events: int) -> Result:
         database.close()
 
 
-@contextmanager
-def sqlite_database() -> Iterator[Database]:
-    with tempfile.TemporaryDirectory(prefix="idemsync-bench-") as directory:
-        yield Database(f"sqlite:///{directory}/bench.db")
-
-
-@contextmanager
-def postgres_database(server: str) -> Iterator[Database]:
-    """A scratch database on ``server``, dropped afterwards."""
-    name = f"idemsync_bench_{os.getpid()}_{uuid.uuid4().hex[:6]}"
-    with psycopg.connect(f"{server}/postgres", autocommit=True) as conn:
-        conn.execute(f"CREATE DATABASE {name}")
-    try:
-        yield Database(f"{server}/{name}", pool_size=2)
-    finally:
-        with psycopg.connect(f"{server}/postgres", autocommit=True) as conn:
-            conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-
-
 def run_backend(backend: str, events: int, server: str) -> Result:
     if backend == "sqlite":
         with sqlite_database() as database:
             return measure(backend, database, events)
-    try:
-        psycopg.connect(f"{server}/postgres", connect_timeout=3).close()
-    except psycopg.OperationalError as error:
+    error = unreachable(server)
+    if error is not None:
         return Result(backend, skipped=f"not reachable at {server}: {error}".strip())
     with postgres_database(server) as database:
         return measure(backend, database, events)
@@ -396,23 +316,12 @@ def report(results: list[Result], requested: int) -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--events", type=int, default=20_000, help="log size")
-    parser.add_argument(
-        "--backends",
-        default="sqlite,postgres",
-        help="comma-separated: sqlite, postgres (default both)",
-    )
-    parser.add_argument(
-        "--postgres",
-        default=os.environ.get("IDEMSYNC_BENCH_PG")
-        or os.environ.get("IDEMSYNC_TEST_PG")
-        or DEFAULT_PG,
-        help="PostgreSQL server URL without a database name",
-    )
+    add_backends_argument(parser)
+    add_postgres_argument(parser)
     parser.add_argument("--output", type=Path, default=RESULTS, help="JSON file")
     args = parser.parse_args(argv)
-    backends = [b.strip() for b in args.backends.split(",") if b.strip()]
-    unknown = set(backends) - {"sqlite", "postgres"}
-    if unknown or not backends or args.events < 1:
+    backends = backends_of(args.backends)
+    if not backends or args.events < 1:
         parser.error(f"bad --backends {args.backends!r} or --events {args.events}")
 
     results = []

@@ -4,7 +4,7 @@ ratios and PASS/MISS per target, and every figure in
 
 It runs, in this order, each writing its own JSON beside ``latest.json``:
 
-1. ``bench/ingest.py`` (``ingest-latest.json``): the load generator's
+1. ``bench/ingest`` (``ingest-latest.json``): the load generator's
    ceiling, then per backend idemsync's HTTP ingest of unique and duplicate
    deliveries through ``idemsync serve``, p99 at 80 % of the maximum, the
    server's RSS, and the raw psycopg / sqlite3 ceiling;
@@ -16,7 +16,7 @@ It runs, in this order, each writing its own JSON beside ``latest.json``:
 ``latest.json`` holds the three reports under ``ingest``, ``rebuild`` and
 ``audit``, and ``targets``: the issue's targets with their ratios.
 
-    python bench/run.py [--only ingest,rebuild,audit] [--backends sqlite,postgres]
+    python -m bench.run [--only ingest,rebuild,audit] [--backends sqlite,postgres]
                         [--duration 10] [--connections 1,4,16,64] ...
                         [--rebuild-events 20000] [--audit-events 1000000]
                         [--stored-events N] [--output bench/results/latest.json]
@@ -33,19 +33,23 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import audit
-import ingest
-import rebuild
+from bench import audit, rebuild
+from bench.databases import add_backends_argument, backends_of
+from bench.ingest.measure import measure
+from bench.ingest.options import add_arguments, options_of
+from bench.ingest.report import environment, targets
+from bench.ingest.table import HEADER, ingest_lines, table, target_lines
+from bench.ingest.wrk import wrk_problem
 
 RESULTS = Path(__file__).resolve().parent / "results"
 STEPS = ("ingest", "rebuild", "audit")
 
 
 def run_ingest(args: argparse.Namespace, backends: list[str], output: Path) -> Any:
-    problem = ingest.wrk_problem()
+    problem = wrk_problem()
     if problem:
         raise SystemExit(f"bench/run.py: {problem}")
-    figures = ingest.measure(backends, ingest.options_of(args))
+    figures = measure(backends, options_of(args))
     output.write_text(json.dumps(figures, indent=2) + "\n")
     return figures
 
@@ -127,21 +131,21 @@ def summary(merged: dict[str, Any]) -> str:
         "idemsync benchmarks: one run, one machine "
         f"({merged['environment']['cpus']} CPUs, load average before "
         f"{merged['load_average_before']})",
-        ingest.HEADER,
-        "-" * (len(ingest.HEADER) + 20),
+        HEADER,
+        "-" * (len(HEADER) + 20),
     ]
     if merged.get("ingest"):
-        lines += ingest.ingest_lines(merged["ingest"])
+        lines += ingest_lines(merged["ingest"])
     lines += rebuild_lines(merged.get("rebuild"))
     if "audit" in merged:
         lines += audit_lines(merged.get("audit"))
     lines.append("")
-    lines += ingest.target_lines(merged["targets"])
+    lines += target_lines(merged["targets"])
     return "\n".join(lines)
 
 
 def save(merged: dict[str, Any], output: Path) -> None:
-    merged["targets"] = ingest.targets(
+    merged["targets"] = targets(
         merged.get("ingest"), rebuild_ratio(merged.get("rebuild"), "postgres")
     )
     merged["recorded_until"] = datetime.now(UTC).isoformat(timespec="seconds")
@@ -155,7 +159,7 @@ def main(argv: list[str] | None = None) -> int:
         default=",".join(STEPS),
         help="comma-separated: ingest, rebuild, audit",
     )
-    parser.add_argument("--backends", default="sqlite,postgres")
+    add_backends_argument(parser)
     parser.add_argument(
         "--rebuild-events", "--events", dest="rebuild_events", type=int, default=20_000
     )
@@ -168,13 +172,13 @@ def main(argv: list[str] | None = None) -> int:
         help="more arguments for bench/audit.py, e.g. --keep (make bench AUDIT_ARGS=)",
     )
     parser.add_argument("--output", type=Path, default=RESULTS / "latest.json")
-    ingest.add_arguments(parser)
+    add_arguments(parser)
     args = parser.parse_args(argv)
     steps = [s.strip() for s in args.only.split(",") if s.strip()]
-    backends = [b.strip() for b in args.backends.split(",") if b.strip()]
+    backends = backends_of(args.backends)
     if set(steps) - set(STEPS) or not steps:
         parser.error(f"bad --only {args.only!r}")
-    if set(backends) - {"sqlite", "postgres"} or not backends:
+    if not backends:
         parser.error(f"bad --backends {args.backends!r}")
 
     directory = args.output.parent
@@ -183,7 +187,7 @@ def main(argv: list[str] | None = None) -> int:
         "benchmark": "all",
         "recorded_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "load_average_before": [round(x, 2) for x in os.getloadavg()],
-        "environment": ingest.environment(),
+        "environment": environment(),
         "files": {},
     }
     runners = {
@@ -198,7 +202,7 @@ def main(argv: list[str] | None = None) -> int:
         merged[step] = runners[step](path)
         merged["files"][step] = str(path)
         if step == "ingest":
-            print(ingest.table(merged["ingest"], with_targets=False))
+            print(table(merged["ingest"], with_targets=False))
         save(merged, args.output)  # what is done so far survives a later failure
     print()
     print(summary(merged))

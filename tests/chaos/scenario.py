@@ -27,7 +27,6 @@ import json
 import os
 import random
 import shlex
-import socket
 import subprocess
 import threading
 import time
@@ -38,14 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.chaos import checks
-from tests.chaos.processes import (
-    Process,
-    Runner,
-    Serve,
-    reap_orphans,
-    set_subreaper,
-    tail,
-)
+from tests.chaos.processes import Runner, reap_orphans, set_subreaper
 from tests.chaos.script import (
     ACME,
     HUB,
@@ -58,6 +50,7 @@ from tests.chaos.script import (
 )
 from tests.chaos.simulator import Simulator, Traffic
 from tests.partner import TOKENS, GitHubPartner, Partner
+from tests.server_process import Process, ServerProcess, serve_env, tail
 
 STARTUP_SECONDS = 60.0
 SETTLE_SECONDS = 120.0
@@ -67,13 +60,6 @@ RUNNER_READY = "running projections"
 """What ``idemsync projections run`` logs once it has started."""
 FEED_AHEAD = 2000
 """In a timed run, a new chunk is queued when fewer sends than this wait."""
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def config_text() -> str:
@@ -230,7 +216,7 @@ class Monkey:
     def __init__(
         self,
         options: Options,
-        servers: Sequence[Serve],
+        servers: Sequence[ServerProcess],
         runner: Runner,
         chaos: Chaos,
     ) -> None:
@@ -352,13 +338,13 @@ class Monkey:
 
     def _ready(self, each: Managed) -> bool:
         process = each.process
-        if isinstance(process, Serve):
+        if isinstance(process, ServerProcess):
             return process.healthy()
         # The runner says so once it has a migrated database and its service.
         return RUNNER_READY in tail(process.log_path, 20)
 
     def _check_worker(self, each: Managed) -> None:
-        assert each.worker_check is not None and isinstance(each.process, Serve)
+        assert each.worker_check is not None and isinstance(each.process, ServerProcess)
         victim, deadline = each.worker_check
         pids = each.process.worker_pids()
         if len(pids) == each.process.workers and victim not in pids:
@@ -399,7 +385,7 @@ class Monkey:
         down = self.rng.uniform(*self.options.down_for)
         now = time.monotonic()
         if kind == "worker":
-            assert isinstance(each.process, Serve)
+            assert isinstance(each.process, ServerProcess)
             victim = each.process.kill_worker(self.rng)
             if victim is None:
                 return False
@@ -408,7 +394,7 @@ class Monkey:
             self.note(f"SIGKILL {each.name} worker {victim}")
             return True
         if kind == "supervisor":
-            assert isinstance(each.process, Serve)
+            assert isinstance(each.process, ServerProcess)
             orphaned = self.rng.uniform(0.2, 1.0)
             self.note(f"SIGKILL {each.name} supervisor; orphans for {orphaned:.1f}s")
             self.chaos.orphans_killed += each.process.kill_supervisor(orphaned)
@@ -496,21 +482,28 @@ def run(options: Options) -> Report:
     config.write_text(config_text())
     secret = "whsec_" + base64.b64encode(os.urandom(24)).decode()
     hub_secret = "ghs_" + os.urandom(24).hex()
-    env = {
-        **os.environ,
-        "IDEMSYNC_CONFIG": str(config),
-        "IDEMSYNC_DATABASE_URL": options.database_url,
-        "ACME_SECRET": secret,
-        "HUB_SECRET": hub_secret,
-        "PYTHONUNBUFFERED": "1",
-    }
+    env = serve_env(
+        config,
+        options.database_url,
+        {"ACME_SECRET": secret, "HUB_SECRET": hub_secret},
+    )
     env.pop("PROMETHEUS_MULTIPROC_DIR", None)
     servers = []
     for number in range(options.servers):
         where = directory / f"server{number}"
         where.mkdir(exist_ok=True)
+        if options.workers > 1:
+            own = {**env, "PROMETHEUS_MULTIPROC_DIR": str(where / "metrics")}
+        else:
+            own = env
         servers.append(
-            Serve(f"server{number}", where, env, free_port(), options.workers)
+            ServerProcess(
+                where,
+                own,
+                workers=options.workers,
+                log_level="warning",
+                name=f"server{number}",
+            )
         )
     runner_dir = directory / "runner"
     runner_dir.mkdir(exist_ok=True)

@@ -21,8 +21,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.e2e.conftest import free_port, tail
 from tests.partner import Partner
+from tests.server_process import free_port, tail
 
 ROOT = Path(__file__).resolve().parents[2]
 STARTUP_TIMEOUT = 30.0

@@ -38,7 +38,8 @@ import stripe
 import svix.webhooks
 
 from tests.conftest import PG_SERVER, pg_execute
-from tests.e2e.conftest import Server, free_port, serve_command
+from tests.e2e.conftest import Server
+from tests.server_process import free_port, serve_command
 from tests.store import Store
 
 pytestmark = pytest.mark.e2e

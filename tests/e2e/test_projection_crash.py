@@ -13,14 +13,10 @@ for a batch's transaction to be open with writes in it.
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
 import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import IO
 
 import pytest
 from sqlalchemy import Engine, select, text
@@ -29,7 +25,6 @@ from domain.application import SyncService
 from infrastructure.persistence.database import Database
 from projections.catalog import all_projections
 from projections.positions import positions as positions_table
-from tests.e2e.conftest import tail
 from tests.histories import history
 from tests.integration.test_projection_runner import (
     IdProbe,
@@ -42,6 +37,7 @@ from tests.integration.test_projection_runner import (
     receipt_outcomes,
     source_stats,
 )
+from tests.server_process import Process, serve_env, tail
 
 pytestmark = pytest.mark.e2e
 
@@ -71,71 +67,23 @@ NAMES = (*all_projections(), IdProbe.name)
 WAIT_SECONDS = 60.0
 
 
-class RunnerProcess:
-    """``idemsync projections run`` as a subprocess; each start logs to its
-    own file."""
+class RunnerProcess(Process):
+    """``idemsync projections run`` (with ``IdProbe``) as a subprocess
+    (``tests/server_process.py``); each start logs to its own file."""
 
     def __init__(self, directory: Path, database_url: str, secret: str) -> None:
         config = directory / "idemsync.toml"
         config.write_text(CONFIG)
-        self.directory = directory
-        self.env = {
-            **os.environ,
-            "IDEMSYNC_CONFIG": str(config),
-            "IDEMSYNC_DATABASE_URL": database_url,
-            "ACME_SECRET": secret,
-            "PYTHONPATH": str(ROOT),
-            "PYTHONUNBUFFERED": "1",
-        }
-        self.process: subprocess.Popen[bytes] | None = None
-        self.starts = 0
-        self.log_path = directory / "runner.log"
-        self._log: IO[bytes] | None = None
-
-    def start(self) -> RunnerProcess:
-        assert self.process is None or self.process.poll() is not None
-        self.starts += 1
-        self.log_path = self.directory / f"runner-{self.starts}.log"
-        self._log = self.log_path.open("wb")
-        self.process = subprocess.Popen(
-            [sys.executable, "-c", RUN_WITH_PROBE],
-            env=self.env,
-            cwd=self.directory,
-            stdin=subprocess.DEVNULL,
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
+        env = serve_env(config, database_url, {"ACME_SECRET": secret})
+        env["PYTHONPATH"] = str(ROOT)
+        super().__init__(
+            "runner", [sys.executable, "-c", RUN_WITH_PROBE], directory, env
         )
-        return self
 
     def check_alive(self) -> None:
-        assert self.process is not None
-        code = self.process.poll()
+        code = self.exit_code()
         if code is not None:
             pytest.fail(f"the runner exited with {code}:\n{tail(self.log_path)}")
-
-    def kill(self) -> None:
-        """SIGKILL: no shutdown, no rollback but the database's own."""
-        assert self.process is not None
-        os.kill(self.process.pid, signal.SIGKILL)
-        self.process.wait(timeout=10)
-        self._close_log()
-
-    def stop(self) -> int | None:
-        """SIGTERM (a graceful stop), then SIGKILL; the exit code."""
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=10)
-        self._close_log()
-        return None if self.process is None else self.process.returncode
-
-    def _close_log(self) -> None:
-        if self._log is not None:
-            self._log.close()
-            self._log = None
 
 
 @pytest.fixture

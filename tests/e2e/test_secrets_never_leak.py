@@ -41,7 +41,7 @@ import httpx
 import psycopg
 import pytest
 
-import tests.e2e.conftest as e2e
+import tests.server_process as harness
 from tests.e2e.test_partner_schemes import (
     CASES,
     SECRETS,
@@ -143,12 +143,14 @@ def locked_store(url: str) -> Iterator[None]:
 @pytest.fixture
 def debug_serve(monkeypatch: pytest.MonkeyPatch) -> None:
     """``idemsync serve --log-level debug``: the most a server ever logs."""
-    plain = e2e.serve_command
-    monkeypatch.setattr(
-        e2e,
-        "serve_command",
-        lambda port, workers=1: [*plain(port, workers), "--log-level", "debug"],
-    )
+    plain = harness.serve_command
+
+    def debug(
+        port: int, workers: int = 1, *, log_level: str | None = None, **more: Any
+    ) -> list[str]:
+        return plain(port, workers, log_level="debug", **more)
+
+    monkeypatch.setattr(harness, "serve_command", debug)
 
 
 def deliver_every_scheme(send: Recorder) -> list[tuple[str, str]]:

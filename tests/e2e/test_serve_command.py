@@ -12,8 +12,9 @@ import httpx
 import pytest
 
 from tests.conftest import PG_SERVER, pg_execute, postgres_or_skip
-from tests.e2e.conftest import Server, free_port, serve_command, server_env
+from tests.e2e.conftest import Server, server_env
 from tests.partner import Partner
+from tests.server_process import free_port, serve_command
 from tests.store import Store
 
 pytestmark = pytest.mark.e2e

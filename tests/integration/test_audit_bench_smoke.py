@@ -16,7 +16,7 @@ import pytest
 from tests.conftest import PG_SERVER
 
 ROOT = Path(__file__).resolve().parents[2]
-SCRIPT = ROOT / "bench" / "audit.py"
+MODULE = "bench.audit"
 ROWS = (
     "events_of first page",
     "events_of full walk",
@@ -41,7 +41,8 @@ def test_the_audit_benchmark_prints_its_table_and_writes_its_json(
     done = subprocess.run(
         [
             sys.executable,
-            str(SCRIPT),
+            "-m",
+            MODULE,
             "--events",
             "5000",
             "--long",

@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-SCRIPT = ROOT / "bench" / "rebuild.py"
+MODULE = "bench.rebuild"
 BUDGET_SECONDS = 20.0
 
 
@@ -23,7 +23,8 @@ def test_the_rebuild_benchmark_prints_its_table_and_writes_its_json(
     done = subprocess.run(
         [
             sys.executable,
-            str(SCRIPT),
+            "-m",
+            MODULE,
             "--events",
             "500",
             "--backends",

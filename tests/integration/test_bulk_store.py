@@ -6,26 +6,22 @@ the projections count every clone, and the store takes new deliveries."""
 from __future__ import annotations
 
 import json
-import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from pathlib import Path
 
 import psycopg
 import pytest
 
+from bench import bulk_store
+from bench.databases import postgres_database
+from bench.ingest.prefill import prefill
+from bench.ingest.signing import unique_body
 from domain.application import SyncService
 from domain.delivery import Delivery, Outcome
 from infrastructure.audit.verify import verify
 from infrastructure.mappings.standard import map_standard
 from infrastructure.persistence.database import Database
 from tests.conftest import PG_SERVER
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
-
-import bulk_store  # bench/'s scripts import each other by module name
-import ingest
-from rebuild import postgres_database
 
 pytestmark = pytest.mark.postgres
 
@@ -37,7 +33,7 @@ COPIES = 3
 def template() -> Iterator[bulk_store.Template]:
     with postgres_database(PG_SERVER) as scratch:
         scratch.upgrade()
-        ingest.prefill(scratch, TEMPLATE_EVENTS, 1)
+        prefill(scratch, TEMPLATE_EVENTS, 1)
         bulk_store.settle(scratch)
         yield bulk_store.read_template(scratch.url)
 
@@ -67,7 +63,7 @@ def test_the_clones_verify_load_and_project_like_the_template(
     template: bulk_store.Template, postgres_url: str
 ) -> None:
     database = Database(postgres_url, pool_size=2)
-    ingest.prefill(database, 100, 1)  # a store with events of its own first
+    prefill(database, 100, 1)  # a store with events of its own first
     bulk_store.settle(database)
     before, own_revenue = counts(postgres_url), revenue(postgres_url)
     per_copy = len(template.events)
@@ -109,7 +105,7 @@ def test_the_clones_verify_load_and_project_like_the_template(
         assert first is not None and first["status"]
         assert json.dumps(last) == json.dumps(first).replace("_c000001", "_c000003")
 
-        body = ingest.unique_body("after", 1)
+        body = unique_body("after", 1)
         answer = service.receive(
             Delivery("bench", "after-the-clones", datetime.now(UTC), body),
             map_standard(body, {}),

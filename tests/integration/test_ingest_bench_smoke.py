@@ -23,7 +23,7 @@ import pytest
 from tests.conftest import PG_SERVER
 
 ROOT = Path(__file__).resolve().parents[2]
-SCRIPT = ROOT / "bench" / "run.py"
+MODULE = "bench.run"
 ROWS = (
     ("ceiling", "raw psycopg, table lock", "postgres"),
     ("ceiling", "raw psycopg, no table lock", "postgres"),
@@ -80,7 +80,8 @@ def test_make_bench_prints_every_row_and_writes_the_merged_json(
     done = subprocess.run(
         [
             sys.executable,
-            str(SCRIPT),
+            "-m",
+            MODULE,
             "--duration",
             "1",
             "--connections",

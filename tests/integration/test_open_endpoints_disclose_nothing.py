@@ -15,7 +15,7 @@ from sqlalchemy import text
 from starlette.testclient import TestClient
 
 from infrastructure.persistence.database import NOT_AT_HEAD, UNREACHABLE, Database
-from tests.e2e.conftest import free_port
+from tests.server_process import free_port
 from tests.store import Store
 from web.state import app_state
 
