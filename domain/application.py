@@ -344,22 +344,11 @@ class SyncService(Application[uuid.UUID]):
                 return None
             if not commit:
                 return answer
-            receipt.resolve(answer.outcome.value, answer.reason)
             own = Resolution(
                 delivery.source, delivery.key, answer.outcome, answer.reason
             )
-            try:
-                self.save(
-                    *changed,
-                    receipt,
-                    *self._resolved_receipts(resolutions),
-                    resolutions=[own, *resolutions],
-                )
-            except IntegrityError:
-                self.conflicted([obj.kind for obj in changed])
-                self.back_off(attempt)
-                continue
-            return answer
+            if self._resolved(receipt, own, changed, resolutions, attempt):
+                return answer
         raise self.too_much_contention(delivery)
 
     def release_parked(self, source: str, key: str, by: str, reason: str) -> Resolution:
@@ -412,21 +401,36 @@ class SyncService(Application[uuid.UUID]):
                 own = Resolution(
                     source, key, Outcome.IGNORED, f"discarded by {by}: {reason}"
                 )
-            receipt.resolve(own.outcome.value, own.reason)
             changed = [o for o in objects.values() if o.pending_events]
-            try:
-                self.save(
-                    *changed,
-                    receipt,
-                    *self._resolved_receipts(resolutions),
-                    resolutions=[own, *resolutions],
-                )
-            except IntegrityError:
-                self.conflicted([obj.kind for obj in changed])
-                self.back_off(attempt)
-                continue
-            return own
+            if self._resolved(receipt, own, changed, resolutions, attempt):
+                return own
         raise TooMuchContention(f"{source}/{key}: {self.max_attempts} attempts")
+
+    def _resolved(
+        self,
+        receipt: Receipt,
+        own: Resolution,
+        changed: Sequence[SyncedObject],
+        resolutions: Sequence[Resolution],
+        attempt: int,
+    ) -> bool:
+        """Save a delivery's new resolution (``own``, on its ``receipt`` and
+        record), the objects it ``changed`` and the parked deliveries that
+        released, in one transaction; False (after backing off) when another
+        writer got there first and the caller must decide again."""
+        receipt.resolve(own.outcome.value, own.reason)
+        try:
+            self.save(
+                *changed,
+                receipt,
+                *self._resolved_receipts(resolutions),
+                resolutions=[own, *resolutions],
+            )
+        except IntegrityError:
+            self.conflicted([obj.kind for obj in changed])
+            self.back_off(attempt)
+            return False
+        return True
 
     def _holders(
         self,
