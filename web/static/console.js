@@ -6,7 +6,8 @@
 // - Every value is put in the page as text (textContent, attributes): a
 //   payload is never parsed as HTML, whatever a partner sent.
 // - Views are addressed by the URL's hash (#/deliveries?…, #/delivery/S/K,
-//   #/object/T/ID?…, #/orders?…, #/order/ID?…), so each can be bookmarked and
+//   #/object/T/ID?…, #/parked, #/orders?…, #/order/ID?…, #/sources,
+//   #/projections), so each can be bookmarked and
 //   reloaded. <main data-view="…" data-state="loading|ready|error"> tells
 //   which view is shown and whether its data has arrived (tests wait on it).
 "use strict";
