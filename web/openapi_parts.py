@@ -1,0 +1,175 @@
+"""The parts ``web.openapi`` builds its operations from: responses,
+parameters and the operation itself, with the role it needs."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from infrastructure.access import Role
+from web.bodies.answers import Error
+from web.params import Bounds
+
+Schema = dict[str, Any]
+REF = "#/components/schemas/{name}"
+BEARER = "bearerAuth"
+SEGMENT: Schema = {"type": "string", "minLength": 1, "pattern": "^[^/\\x00]+$"}
+"""A path segment: Starlette's ``{name}`` matches anything but ``/``."""
+
+
+def ref(body: type) -> Schema:
+    """The schema of a body Struct (``web.bodies``), in the components."""
+    return {"$ref": REF.format(name=body.__name__)}
+
+
+def header(description: str, schema: Schema | None = None) -> Schema:
+    return {"description": description, "schema": schema or {"type": "string"}}
+
+
+def content(description: str, media_type: str, schema: Schema) -> Schema:
+    return {"description": description, "content": {media_type: {"schema": schema}}}
+
+
+def json_body(
+    description: str, body: type | Schema, headers: Mapping[str, Schema] | None = None
+) -> Schema:
+    schema = body if isinstance(body, dict) else ref(body)
+    return {
+        **content(description, "application/json", schema),
+        **({"headers": dict(headers)} if headers else {}),
+    }
+
+
+def error(description: str, body: type = Error) -> Schema:
+    return json_body(description, body)
+
+
+def retry_after(description: str) -> Schema:
+    seconds = header("seconds to wait", {"type": "integer"})
+    return json_body(description, Error, {"Retry-After": seconds})
+
+
+def guarded(role: Role) -> dict[str, Schema]:
+    """The refusals of an operation that needs ``role`` (``web.access``)."""
+    return {
+        "401": json_body(
+            "`unauthorized`: no bearer token, a malformed `Authorization` "
+            "header, or a token not configured",
+            Error,
+            {"WWW-Authenticate": header("`Bearer`")},
+        ),
+        "403": error(f"`forbidden`: the token's role is lower than `{role.label}`"),
+    }
+
+
+def reading(*, bad: bool = True, missing: str = "") -> dict[str, Schema]:
+    """The refusals of a read from the store."""
+    refusals = {
+        "400": error(
+            "`bad_parameter`: a query parameter is not valid; the message says which"
+        ),
+        "404": error(f"`not_found`: {missing}"),
+        "503": retry_after(
+            "`store_unavailable`: the store did not answer; retry after `Retry-After`"
+        ),
+    }
+    return {
+        status: answer
+        for status, answer in refusals.items()
+        if (status != "400" or bad) and (status != "404" or missing)
+    }
+
+
+def parameter(where: str, name: str, description: str, schema: Schema) -> Schema:
+    described = {"name": name, "in": where, "description": description}
+    return {
+        **described,
+        "schema": schema,
+        **({"required": True} if where == "path" else {}),
+    }
+
+
+def in_path(name: str, description: str, schema: Schema = SEGMENT) -> Schema:
+    return parameter("path", name, description, schema)
+
+
+def text(name: str, description: str) -> Schema:
+    """Query text: anything but NUL (answered 400)."""
+    return parameter(
+        "query", name, description, {"type": "string", "pattern": "^[^\\x00]*$"}
+    )
+
+
+def enum(name: str, description: str, values: Iterable[str]) -> Schema:
+    return parameter(
+        "query", name, description, {"type": "string", "enum": list(values)}
+    )
+
+
+def integer(name: str, description: str, bounds: Bounds) -> Schema:
+    schema: Schema = {"type": "integer", "minimum": bounds.low, "maximum": bounds.high}
+    if bounds.default is not None:
+        schema["default"] = bounds.default
+    return parameter("query", name, description, schema)
+
+
+def page(bounds: Bounds) -> list[Schema]:
+    """``limit`` and ``cursor`` of a keyset page."""
+    return [
+        integer("limit", "most items in the page", bounds),
+        parameter(
+            "query",
+            "cursor",
+            "the `next_cursor` of the previous page (opaque; any other value is a 400)",
+            {"type": "string"},
+        ),
+    ]
+
+
+def moment(name: str, description: str) -> Schema:
+    return parameter(
+        "query",
+        name,
+        f"{description} (ISO 8601; without a zone, UTC)",
+        {"type": "string", "format": "date-time"},
+    )
+
+
+def flag(name: str, description: str) -> Schema:
+    return parameter(
+        "query",
+        name,
+        f"{description}: `1`, `true`, `yes` or `on` (any case); anything else is no",
+        {"type": "string"},
+    )
+
+
+def operation(
+    operation_id: str,
+    summary: str,
+    tag: str,
+    responses: Mapping[str, Schema],
+    *,
+    role: Role | None = None,
+    description: str = "",
+    parameters: Sequence[Schema] = (),
+    request_body: Schema | None = None,
+) -> Schema:
+    """One operation; with a ``role``, its bearer security, the role in its
+    description and the 401/403 it answers."""
+    access = (
+        f"Role `{role.label}` or higher (`Authorization: Bearer <token>`)."
+        if role is not None
+        else "Open: no token."
+    )
+    return {
+        "operationId": operation_id,
+        "summary": summary,
+        "description": f"{description}\n\n{access}".strip(),
+        "tags": [tag],
+        "security": [{BEARER: []}] if role is not None else [],
+        "responses": {**responses, **(guarded(role) if role is not None else {})},
+        **({"x-role": role.label} if role is not None else {}),
+        **({"parameters": list(parameters)} if parameters else {}),
+        **({"requestBody": request_body} if request_body is not None else {}),
+    }
