@@ -29,6 +29,7 @@ from infrastructure.audit.records import DeliveryFilter
 from infrastructure.audit.trail import AmbiguousObject, AuditTrail, UnknownAggregate
 from web import params
 from web.access import requires
+from web.bodies.answers import Error
 from web.params import BadParameter
 from web.responses import answer_read, json_response
 from web.state import app_state
@@ -181,7 +182,7 @@ async def events(request: Request) -> Response:
         after = AFTER.read(query, "after")
         limit = (STREAMED_LIMIT if streaming else EVENTS_LIMIT).read(query, "limit")
     except BadParameter as bad:
-        return json_response({"error": "bad_parameter", "message": str(bad)}, 400)
+        return json_response(Error(error="bad_parameter", message=str(bad)), 400)
     trail: AuditTrail = app_state(request.app).audit
     if streaming:
         return StreamingResponse(
