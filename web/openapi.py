@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from importlib import metadata
+from types import MappingProxyType
 from typing import Any
 
 import msgspec
@@ -27,6 +28,16 @@ from starlette.responses import Response
 
 from infrastructure.access import Role
 from infrastructure.mappings.standard import Event
+from infrastructure.refusals import (
+    Busy,
+    MissingKey,
+    PayloadTooLarge,
+    Refusal,
+    StoreUnavailable,
+    UnknownSource,
+    UnreadablePayload,
+    Unsigned,
+)
 from web.bodies import answers
 from web.bodies import audit as trail
 from web.bodies import projections as rebuilds
@@ -48,6 +59,7 @@ from web.openapi_parts import (
 from web.openapi_reads import admin, audits, views
 from web.responses import json_response
 from web.state import app_state
+from web.webhooks import STATUS, BodyTimeout, ClientDisconnected
 
 BODIES = (
     answers.Answer,
@@ -91,10 +103,41 @@ SIGNATURE_HEADERS = (
 )
 
 
+WHY: Mapping[type[Refusal], str] = MappingProxyType(
+    {
+        UnreadablePayload: "`path` names the field and `mapping` the source's "
+        "mapping that could not read it (also a body that is not UTF-8 or "
+        "repeats a key in an object)",
+        MissingKey: "the delivery names no idempotency key",
+        ClientDisconnected: "the client hung up before its whole body",
+        Unsigned: "signature missing or wrong, or timestamp outside tolerance "
+        "(the reason is only logged)",
+        UnknownSource: "no source of that name",
+        BodyTimeout: "the body did not arrive whole within `[server] "
+        "body_timeout_seconds`; the connection is closed",
+        PayloadTooLarge: "body over the source's `max_body_bytes`; the "
+        "connection is closed",
+        Busy: "too much at once; nothing stored, retry after `Retry-After`",
+        StoreUnavailable: "nothing stored; retry after `Retry-After`",
+    }
+)
+"""What each refusal of a delivery means; its status is ``web.webhooks.STATUS``."""
+
+
+def refusals() -> dict[str, Schema]:
+    """The refusals of a delivery, grouped by the status each is given."""
+    said: dict[int, list[str]] = {}
+    for refusal, status in sorted(STATUS.items(), key=lambda item: item[1]):
+        said.setdefault(status, []).append(f"`{refusal.error}`: {WHY[refusal]}")
+    return {
+        str(status): (retry_after if status == 503 else error)("; ".join(meanings))
+        for status, meanings in said.items()
+    }
+
+
 def webhooks(envelope: Schema) -> dict[str, Schema]:
     """``POST /webhooks/{source}``; ``envelope``: the ``standard`` mapping's."""
     replayed = header("`true` on a `duplicate`", {"type": "string", "enum": ["true"]})
-    closed = "the connection is closed"
     receive = operation(
         "receiveWebhook",
         "Receive a partner's delivery",
@@ -109,32 +152,11 @@ def webhooks(envelope: Schema) -> dict[str, Schema]:
             "202": json_body(
                 "`parked`: stored until its object exists", answers.Answer
             ),
-            "400": error(
-                "`invalid_payload` (`path` names the field and `mapping` the "
-                "source's mapping that could not read it; also a body that is "
-                "not UTF-8 or repeats a key in an object) or `missing_key`"
-            ),
-            "401": error(
-                "`unauthorized`: signature missing or wrong, or timestamp outside "
-                "tolerance (the reason is only logged)"
-            ),
-            "404": error("`unknown_source`: no source of that name"),
-            "408": error(
-                "`body_timeout`: the body did not arrive whole within "
-                f"`[server] body_timeout_seconds`; {closed}"
-            ),
-            "413": error(
-                "`payload_too_large`: body over the source's `max_body_bytes`; "
-                + closed
-            ),
+            **refusals(),
             "431": error(
                 "`headers_too_large`: more headers than `[server] max_headers`, "
                 "or header names and values over `max_header_bytes` bytes; "
-                f"refused before the body is read, {closed}"
-            ),
-            "503": retry_after(
-                "`store_unavailable` or `overloaded`: nothing stored; retry after "
-                "`Retry-After`"
+                "refused before the body is read, the connection is closed"
             ),
         },
         description="The raw body is verified with the source's signature "
