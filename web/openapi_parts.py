@@ -63,20 +63,17 @@ def guarded(role: Role) -> dict[str, Schema]:
 
 
 def reading(*, bad: bool = True, missing: str = "") -> dict[str, Schema]:
-    """The refusals of a read from the store."""
-    refusals = {
-        "400": error(
-            "`bad_parameter`: a query parameter is not valid; the message says which"
-        ),
-        "404": error(f"`not_found`: {missing}"),
+    """The refusals of a read from the store: a bad parameter (when it takes
+    any), nothing at that address (when there may be none), no store."""
+    bad_parameter = (
+        "`bad_parameter`: a query parameter is not valid; the message says which"
+    )
+    return {
+        **({"400": error(bad_parameter)} if bad else {}),
+        **({"404": error(f"`not_found`: {missing}")} if missing else {}),
         "503": retry_after(
             "`store_unavailable`: the store did not answer; retry after `Retry-After`"
         ),
-    }
-    return {
-        status: answer
-        for status, answer in refusals.items()
-        if (status != "400" or bad) and (status != "404" or missing)
     }
 
 

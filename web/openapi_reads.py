@@ -220,39 +220,24 @@ def admin(projections: Sequence[str]) -> dict[str, Schema]:
     )
     unknown = error("no such projection; `known` lists them", rebuilds.ProjectionError)
 
-    def manage(
-        operation_id: str,
-        summary: str,
-        responses: dict[str, Schema],
-        description: str = "",
-        parameters: Sequence[Schema] = (name,),
-    ) -> Schema:
-        return operation(
-            operation_id,
-            summary,
-            "admin",
-            responses,
-            role=Role.ADMIN,
-            description=description,
-            parameters=parameters,
-        )
-
     return {
         "/admin/projections": {
-            "get": manage(
+            "get": operation(
                 "listProjections",
                 "Each projection's position, head, lag and state",
+                "admin",
                 {
                     "200": json_body("every projection", rebuilds.ProjectionStatusList),
                     **reading(bad=False),
                 },
-                parameters=(),
+                role=Role.ADMIN,
             )
         },
         "/admin/projections/{name}/rebuild": {
-            "post": manage(
+            "post": operation(
                 "startRebuild",
                 "Rebuild a projection from the log, in the background",
+                "admin",
                 {
                     "202": json_body(
                         "started",
@@ -265,6 +250,7 @@ def admin(projections: Sequence[str]) -> dict[str, Schema]:
                         rebuilds.ProjectionError,
                     ),
                 },
+                role=Role.ADMIN,
                 description="Replays the whole log into shadow tables, catches "
                 "up with live traffic and swaps atomically; reads and ingest go "
                 "on. GET the `Location` for progress and the report.",
@@ -276,9 +262,10 @@ def admin(projections: Sequence[str]) -> dict[str, Schema]:
                     flag("dry_run", "rebuild and compare, but swap nothing"),
                 ],
             ),
-            "get": manage(
+            "get": operation(
                 "getRebuild",
                 "The last rebuild of a projection started by this process",
+                "admin",
                 {
                     "200": json_body(
                         "running, done (with its report) or failed; or none",
@@ -286,6 +273,8 @@ def admin(projections: Sequence[str]) -> dict[str, Schema]:
                     ),
                     "404": unknown,
                 },
+                role=Role.ADMIN,
+                parameters=[name],
             ),
         },
     }
