@@ -8,16 +8,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from types import MappingProxyType
 
-from infrastructure.refusals import (
-    Busy,
-    MissingKey,
-    PayloadTooLarge,
-    Refusal,
-    StoreUnavailable,
-    UnknownSource,
-    UnreadablePayload,
-    Unsigned,
-)
+from infrastructure import refusals
 from web.bodies.answers import Answer
 from web.openapi_parts import (
     Schema,
@@ -50,28 +41,28 @@ SIGNATURE_HEADERS = (
 )
 
 
-WHY: Mapping[type[Refusal], str] = MappingProxyType(
+WHY: Mapping[type[refusals.Refusal], str] = MappingProxyType(
     {
-        UnreadablePayload: "`path` names the field and `mapping` the source's "
+        refusals.UnreadablePayload: "`path` names the field and `mapping` the source's "
         "mapping that could not read it (also a body that is not UTF-8 or "
         "repeats a key in an object)",
-        MissingKey: "the delivery names no idempotency key",
+        refusals.MissingKey: "the delivery names no idempotency key",
         ClientDisconnected: "the client hung up before its whole body",
-        Unsigned: "signature missing or wrong, or timestamp outside tolerance "
+        refusals.Unsigned: "signature missing or wrong, or timestamp outside tolerance "
         "(the reason is only logged)",
-        UnknownSource: "no source of that name",
+        refusals.UnknownSource: "no source of that name",
         BodyTimeout: "the body did not arrive whole within `[server] "
         "body_timeout_seconds`; the connection is closed",
-        PayloadTooLarge: "body over the source's `max_body_bytes`; the "
+        refusals.PayloadTooLarge: "body over the source's `max_body_bytes`; the "
         "connection is closed",
-        Busy: "too much at once; nothing stored, retry after `Retry-After`",
-        StoreUnavailable: "nothing stored; retry after `Retry-After`",
+        refusals.Busy: "too much at once; nothing stored, retry after `Retry-After`",
+        refusals.StoreUnavailable: "nothing stored; retry after `Retry-After`",
     }
 )
 """What each refusal of a delivery means; its status is ``web.webhooks.STATUS``."""
 
 
-def refusals() -> dict[str, Schema]:
+def by_status() -> dict[str, Schema]:
     """The refusals of a delivery, grouped by the status each is given."""
     said: dict[int, list[str]] = {}
     for refusal, status in sorted(STATUS.items(), key=lambda item: item[1]):
@@ -97,7 +88,7 @@ def webhooks(envelope: Schema) -> dict[str, Schema]:
                 {"Idempotent-Replayed": replayed},
             ),
             "202": json_body("`parked`: stored until its object exists", Answer),
-            **refusals(),
+            **by_status(),
             "431": error(
                 "`headers_too_large`: more headers than `[server] max_headers`, "
                 "or header names and values over `max_header_bytes` bytes; "
