@@ -40,6 +40,7 @@ from web.openapi_parts import (
     error,
     in_path,
     json_body,
+    one_of,
     operation,
 )
 from web.openapi_reads import admin, audits, views
@@ -134,9 +135,7 @@ def dashboard() -> dict[str, Schema]:
             for media_type in sorted({media_type for _, media_type in ASSETS.values()})
         },
     }
-    name = in_path(
-        "name", "the file's name", {"type": "string", "enum": sorted(ASSETS)}
-    )
+    name = in_path("name", "the file's name", one_of(sorted(ASSETS)))
     return {
         "/dashboard": {
             "get": operation(

@@ -15,6 +15,10 @@ REF = "#/components/schemas/{name}"
 BEARER = "bearerAuth"
 SEGMENT: Schema = {"type": "string", "minLength": 1, "pattern": "^[^/\\x00]+$"}
 """A path segment: Starlette's ``{name}`` matches anything but ``/``."""
+STRING: Schema = {"type": "string"}
+TEXT: Schema = {**STRING, "pattern": "^[^\\x00]*$"}
+"""Query text: anything but NUL (answered 400)."""
+MOMENT: Schema = {"type": "string", "format": "date-time"}
 
 
 def ref(body: type) -> Schema:
@@ -23,7 +27,7 @@ def ref(body: type) -> Schema:
 
 
 def header(description: str, schema: Schema | None = None) -> Schema:
-    return {"description": description, "schema": schema or {"type": "string"}}
+    return {"description": description, "schema": schema or STRING}
 
 
 def content(description: str, media_type: str, schema: Schema) -> Schema:
@@ -77,68 +81,42 @@ def reading(*, bad: bool = True, missing: str = "") -> dict[str, Schema]:
     }
 
 
-def parameter(where: str, name: str, description: str, schema: Schema) -> Schema:
-    described = {"name": name, "in": where, "description": description}
-    return {
-        **described,
-        "schema": schema,
-        **({"required": True} if where == "path" else {}),
-    }
-
-
 def in_path(name: str, description: str, schema: Schema = SEGMENT) -> Schema:
-    return parameter("path", name, description, schema)
+    described = {"name": name, "in": "path", "required": True}
+    return {**described, "description": description, "schema": schema}
 
 
-def text(name: str, description: str) -> Schema:
-    """Query text: anything but NUL (answered 400)."""
-    return parameter(
-        "query", name, description, {"type": "string", "pattern": "^[^\\x00]*$"}
-    )
+def query(name: str, description: str, schema: Schema = TEXT) -> Schema:
+    return {"name": name, "in": "query", "description": description, "schema": schema}
 
 
-def enum(name: str, description: str, values: Iterable[str]) -> Schema:
-    return parameter(
-        "query", name, description, {"type": "string", "enum": list(values)}
-    )
+def one_of(values: Iterable[str]) -> Schema:
+    return {"type": "string", "enum": list(values)}
 
 
 def integer(name: str, description: str, bounds: Bounds) -> Schema:
     schema: Schema = {"type": "integer", "minimum": bounds.low, "maximum": bounds.high}
     if bounds.default is not None:
         schema["default"] = bounds.default
-    return parameter("query", name, description, schema)
+    return query(name, description, schema)
 
 
 def page(bounds: Bounds) -> list[Schema]:
     """``limit`` and ``cursor`` of a keyset page."""
+    cursor = "the `next_cursor` of the previous page (opaque; any other value is a 400)"
     return [
         integer("limit", "most items in the page", bounds),
-        parameter(
-            "query",
-            "cursor",
-            "the `next_cursor` of the previous page (opaque; any other value is a 400)",
-            {"type": "string"},
-        ),
+        query("cursor", cursor, STRING),
     ]
 
 
 def moment(name: str, description: str) -> Schema:
-    return parameter(
-        "query",
-        name,
-        f"{description} (ISO 8601; without a zone, UTC)",
-        {"type": "string", "format": "date-time"},
-    )
+    return query(name, f"{description} (ISO 8601; without a zone, UTC)", MOMENT)
 
 
 def flag(name: str, description: str) -> Schema:
-    return parameter(
-        "query",
-        name,
-        f"{description}: `1`, `true`, `yes` or `on` (any case); anything else is no",
-        {"type": "string"},
-    )
+    yes = "`1`, `true`, `yes` or `on` (any case); anything else is no"
+    return query(name, f"{description}: {yes}", STRING)
 
 
 def operation(

@@ -17,7 +17,6 @@ from web.bodies import projections as rebuilds
 from web.bodies import read_models as models
 from web.openapi_parts import (
     Schema,
-    enum,
     error,
     flag,
     header,
@@ -25,11 +24,12 @@ from web.openapi_parts import (
     integer,
     json_body,
     moment,
+    one_of,
     operation,
     page,
+    query,
     reading,
     ref,
-    text,
 )
 from web.views import ORDERS_LIMIT
 
@@ -70,7 +70,7 @@ def views() -> dict[str, Schema]:
     def one(what: str) -> list[Schema]:
         return [
             in_path(f"{what}_id", f"the partner's {what} id"),
-            text("namespace", IN_NAMESPACE),
+            query("namespace", IN_NAMESPACE),
         ]
 
     def view(
@@ -88,9 +88,9 @@ def views() -> dict[str, Schema]:
             "listOrders",
             "Orders, a page at a time",
             models.OrdersPage,
-            enum("status", "only orders in this status", ORDER_LIFECYCLE),
-            text("customer_id", "only this customer's orders"),
-            text("namespace", "only this namespace's orders"),
+            query("status", "only orders in this status", one_of(ORDER_LIFECYCLE)),
+            query("customer_id", "only this customer's orders"),
+            query("namespace", "only this namespace's orders"),
             *page(ORDERS_LIMIT),
         ),
         "/views/orders/{order_id}": view(
@@ -111,7 +111,7 @@ def views() -> dict[str, Schema]:
             "listRevenue",
             "Revenue per namespace and currency",
             models.RevenueList,
-            text("namespace", "only this namespace's revenue"),
+            query("namespace", "only this namespace's revenue"),
         ),
         "/views/sources": read(
             Role.READER,
@@ -124,13 +124,11 @@ def views() -> dict[str, Schema]:
 
 
 def audits() -> dict[str, Schema]:
-    kind = in_path(
-        "type", "the object's type", {"type": "string", "enum": list(AGGREGATES)}
-    )
+    kind = in_path("type", "the object's type", one_of(AGGREGATES))
     of_object = [
         kind,
         in_path("id", "the partner's id of the object"),
-        text("namespace", IN_NAMESPACE),
+        query("namespace", IN_NAMESPACE),
     ]
     log_page = json_body(
         "a page of the log; with `Accept: application/x-ndjson`, the log "
@@ -146,8 +144,12 @@ def audits() -> dict[str, Schema]:
             "Delivery records, by time received",
             json_body("a page of deliveries", trail.DeliveriesPage),
             [
-                text("source", "only this source's"),
-                enum("outcome", "only deliveries first answered so", FIRST_OUTCOMES),
+                query("source", "only this source's"),
+                query(
+                    "outcome",
+                    "only deliveries first answered so",
+                    one_of(FIRST_OUTCOMES),
+                ),
                 moment("since", "received at or after"),
                 moment("until", "received at or before"),
                 *page(audit.DELIVERIES_LIMIT),
@@ -215,9 +217,7 @@ def audits() -> dict[str, Schema]:
 
 
 def admin(projections: Sequence[str]) -> dict[str, Schema]:
-    name = in_path(
-        "name", "a projection", {"type": "string", "enum": list(projections)}
-    )
+    name = in_path("name", "a projection", one_of(projections))
     unknown = error("no such projection; `known` lists them", rebuilds.ProjectionError)
 
     return {

@@ -11,13 +11,14 @@ from types import MappingProxyType
 from infrastructure import refusals
 from web.bodies.answers import Answer
 from web.openapi_parts import (
+    STRING,
     Schema,
     error,
     header,
     in_path,
     json_body,
+    one_of,
     operation,
-    parameter,
     retry_after,
 )
 from web.webhooks import STATUS, BodyTimeout, ClientDisconnected
@@ -75,7 +76,7 @@ def by_status() -> dict[str, Schema]:
 
 def webhooks(envelope: Schema) -> dict[str, Schema]:
     """``POST /webhooks/{source}``; ``envelope``: the ``standard`` mapping's."""
-    replayed = header("`true` on a `duplicate`", {"type": "string", "enum": ["true"]})
+    replayed = header("`true` on a `duplicate`", one_of(["true"]))
     receive = operation(
         "receiveWebhook",
         "Receive a partner's delivery",
@@ -103,7 +104,7 @@ def webhooks(envelope: Schema) -> dict[str, Schema]:
         parameters=[
             in_path("source", "a configured source name (`[sources.NAME]`)"),
             *(
-                parameter("header", name, about, {"type": "string"})
+                {"name": name, "in": "header", "description": about, "schema": STRING}
                 for name, about in SIGNATURE_HEADERS
             ),
         ],
