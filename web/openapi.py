@@ -32,6 +32,7 @@ from web.bodies import audit as trail
 from web.bodies import projections as rebuilds
 from web.bodies import read_models as models
 from web.dashboard import ASSETS
+from web.openapi_admin import admin
 from web.openapi_parts import (
     BEARER,
     REF,
@@ -43,7 +44,7 @@ from web.openapi_parts import (
     one_of,
     operation,
 )
-from web.openapi_reads import admin, audits, views
+from web.openapi_reads import audits, views
 from web.openapi_webhooks import webhooks
 from web.responses import json_response
 from web.state import app_state

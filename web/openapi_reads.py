@@ -1,6 +1,6 @@
-"""The guarded operations of the OpenAPI document: the read-model views, the
-audit trail and the projections' administration. Their bounds and value sets
-are the ones the endpoints use (``web.views``, ``web.audit``)."""
+"""The reads of the OpenAPI document: the read-model views and the audit
+trail. Their bounds and value sets are the ones the endpoints use
+(``web.views``, ``web.audit``)."""
 
 from __future__ import annotations
 
@@ -13,13 +13,9 @@ from domain.rules import ORDER_LIFECYCLE
 from infrastructure.access import Role
 from web import audit
 from web.bodies import audit as trail
-from web.bodies import projections as rebuilds
 from web.bodies import read_models as models
 from web.openapi_parts import (
     Schema,
-    error,
-    flag,
-    header,
     in_path,
     integer,
     json_body,
@@ -213,68 +209,4 @@ def audits() -> dict[str, Schema]:
             description="With `Accept: application/x-ndjson` the log is "
             "streamed, one event per line, in constant memory.",
         ),
-    }
-
-
-def admin(projections: Sequence[str]) -> dict[str, Schema]:
-    name = in_path("name", "a projection", one_of(projections))
-    unknown = error("no such projection; `known` lists them", rebuilds.ProjectionError)
-
-    return {
-        "/admin/projections": {
-            "get": operation(
-                "listProjections",
-                "Each projection's position, head, lag and state",
-                "admin",
-                {
-                    "200": json_body("every projection", rebuilds.ProjectionStatusList),
-                    **reading(bad=False),
-                },
-                role=Role.ADMIN,
-            )
-        },
-        "/admin/projections/{name}/rebuild": {
-            "post": operation(
-                "startRebuild",
-                "Rebuild a projection from the log, in the background",
-                "admin",
-                {
-                    "202": json_body(
-                        "started",
-                        rebuilds.RebuildStarted,
-                        {"Location": header("the rebuild's status URL")},
-                    ),
-                    "404": unknown,
-                    "409": error(
-                        "a rebuild of this projection is running",
-                        rebuilds.ProjectionError,
-                    ),
-                },
-                role=Role.ADMIN,
-                description="Replays the whole log into shadow tables, catches "
-                "up with live traffic and swaps atomically; reads and ingest go "
-                "on. GET the `Location` for progress and the report.",
-                parameters=[
-                    name,
-                    flag(
-                        "verify", "compare with the live model and report differences"
-                    ),
-                    flag("dry_run", "rebuild and compare, but swap nothing"),
-                ],
-            ),
-            "get": operation(
-                "getRebuild",
-                "The last rebuild of a projection started by this process",
-                "admin",
-                {
-                    "200": json_body(
-                        "running, done (with its report) or failed; or none",
-                        {"anyOf": [ref(rebuilds.RebuildJob), ref(rebuilds.NoRebuild)]},
-                    ),
-                    "404": unknown,
-                },
-                role=Role.ADMIN,
-                parameters=[name],
-            ),
-        },
     }
