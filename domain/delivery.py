@@ -28,6 +28,10 @@ class Outcome(StrEnum):
 
 
 STRENGTH = {outcome: rank for rank, outcome in enumerate(Outcome)}
+FIRST_OUTCOMES = tuple(
+    outcome.value for outcome in Outcome if outcome is not Outcome.DUPLICATE
+)
+"""A delivery's first answer (what its record keeps) is never ``duplicate``."""
 
 
 @dataclass(frozen=True)

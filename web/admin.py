@@ -14,8 +14,8 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any
 
+import msgspec
 from sqlalchemy.exc import DBAPIError
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -26,8 +26,9 @@ from infrastructure.access import Role
 from projections.rebuild import Progress, RebuildReport, rebuild
 from projections.runner import ProjectionRunner
 from web.access import requires
+from web.bodies import projections as bodies
 from web.params import TRUE
-from web.responses import json_response, retry_later
+from web.responses import json_response, store_unavailable
 from web.state import app_state
 
 
@@ -38,33 +39,35 @@ class RebuildJob:
     name: str
     verify: bool
     dry_run: bool
-    state: str = "running"
+    state: bodies.RebuildState = "running"
     progress: Progress | None = None
     report: RebuildReport | None = None
     error: str | None = None
     started_at: float = field(default_factory=time.time)
 
-    def to_dict(self) -> dict[str, Any]:
-        progress = self.progress
-        return {
-            "name": self.name,
-            "state": self.state,
-            "verify": self.verify,
-            "dry_run": self.dry_run,
-            "started_at": self.started_at,
-            "progress": None
+    def body(self) -> bodies.RebuildJob:
+        progress, report = self.progress, self.report
+        return bodies.RebuildJob(
+            name=self.name,
+            state=self.state,
+            verify=self.verify,
+            dry_run=self.dry_run,
+            started_at=self.started_at,
+            progress=None
             if progress is None
-            else {
-                "phase": progress.phase,
-                "position": progress.position,
-                "head": progress.head,
-                "events": progress.events,
-                "events_per_second": round(progress.events_per_second, 1),
-                "eta_seconds": progress.eta_seconds,
-            },
-            "report": None if self.report is None else self.report.to_dict(),
-            "error": self.error,
-        }
+            else bodies.RebuildProgress(
+                phase=progress.phase,
+                position=progress.position,
+                head=progress.head,
+                events=progress.events,
+                events_per_second=round(progress.events_per_second, 1),
+                eta_seconds=progress.eta_seconds,
+            ),
+            report=None
+            if report is None
+            else msgspec.convert(report.to_dict(), bodies.RebuildReport),
+            error=self.error,
+        )
 
 
 class Rebuilds:
@@ -120,7 +123,8 @@ def _unknown(rebuilds: Rebuilds, name: str) -> Response | None:
     if name in rebuilds.runner.projections:
         return None
     known = sorted(rebuilds.runner.projections)
-    return json_response({"error": f"no projection {name!r}", "known": known}, 404)
+    refused = bodies.ProjectionError(error=f"no projection {name!r}", known=known)
+    return json_response(refused, 404)
 
 
 @requires(Role.ADMIN)
@@ -129,24 +133,23 @@ async def projection_status(request: Request) -> Response:
     try:
         statuses = await run_in_threadpool(rebuilds.runner.status)
     except DBAPIError:
-        down = {"error": "store_unavailable", "message": "the store is unavailable"}
-        return retry_later(request, down)
+        return store_unavailable(request)
     jobs = rebuilds.jobs
     return json_response(
-        {
-            "projections": [
-                {
-                    "name": status.name,
-                    "position": status.position,
-                    "head": status.head,
-                    "lag": status.lag,
-                    "state": status.state,
-                    "error": status.error,
-                    "rebuild": jobs[status.name].state if status.name in jobs else None,
-                }
+        bodies.ProjectionStatusList(
+            projections=[
+                bodies.ProjectionStatus(
+                    name=status.name,
+                    position=status.position,
+                    head=status.head,
+                    lag=status.lag,
+                    state=status.state,
+                    error=status.error,
+                    rebuild=jobs[status.name].state if status.name in jobs else None,
+                )
                 for status in statuses
             ]
-        }
+        )
     )
 
 
@@ -163,11 +166,12 @@ async def start_rebuild(request: Request) -> Response:
         return unknown
     job = rebuilds.start(name, **flags)
     if job is None:
-        body = {"error": f"a rebuild of {name!r} is running", "status_url": url}
-        return json_response(body, 409)
-    return json_response(
-        {**job.to_dict(), "status_url": url}, 202, headers={"location": url}
+        running = f"a rebuild of {name!r} is running"
+        return json_response(bodies.ProjectionError(error=running, status_url=url), 409)
+    started = bodies.RebuildStarted(
+        **msgspec.structs.asdict(job.body()), status_url=url
     )
+    return json_response(started, 202, headers={"location": url})
 
 
 @requires(Role.ADMIN)
@@ -178,7 +182,7 @@ async def rebuild_status(request: Request) -> Response:
         return unknown
     job = rebuilds.jobs.get(name)
     return json_response(
-        {"name": name, "state": "none"} if job is None else job.to_dict()
+        bodies.NoRebuild(name=name, state="none") if job is None else job.body()
     )
 
 

@@ -28,23 +28,27 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import BaseRoute, Route
 
-from domain.delivery import Outcome
+from domain.delivery import FIRST_OUTCOMES
 from infrastructure.access import Role
 from infrastructure.audit.records import DeliveryFilter
 from infrastructure.audit.trail import AmbiguousObject, AuditTrail, UnknownAggregate
 from web import params
 from web.access import requires
+from web.bodies.answers import Error
 from web.params import BadParameter
 from web.responses import answer_read, json_response
 from web.state import app_state
 
 NDJSON = "application/x-ndjson"
-MAX_VERSION = 2**62
 MAX_SEARCH = 200
 """The longest text ``contains`` may search the payloads for."""
-OUTCOMES = tuple(
-    outcome.value for outcome in Outcome if outcome is not Outcome.DUPLICATE
-)
+DELIVERIES_LIMIT = params.Bounds(1, 500, default=50)
+EVENTS_LIMIT = params.Bounds(1, 1000, default=100)
+"""``limit`` of an object's events, and of the log's page (not streamed)."""
+STREAMED_LIMIT = params.Bounds(1, params.MAX_POSITION)
+"""``limit`` of the log streamed as NDJSON: optional, all by default."""
+AFTER = params.Bounds(0, params.MAX_POSITION, default=0)
+VERSION = params.Bounds(1, params.MAX_POSITION)
 
 
 async def _answer(
@@ -74,8 +78,8 @@ async def delivery(request: Request) -> Response:
 
 def _delivery_page(trail: AuditTrail, query: dict[str, str]) -> dict[str, Any]:
     outcome = params.text(query, "outcome")
-    if outcome is not None and outcome not in OUTCOMES:
-        raise BadParameter(f"outcome must be one of {', '.join(OUTCOMES)}")
+    if outcome is not None and outcome not in FIRST_OUTCOMES:
+        raise BadParameter(f"outcome must be one of {', '.join(FIRST_OUTCOMES)}")
     where = DeliveryFilter(
         source=params.text(query, "source"),
         outcome=outcome,
@@ -89,7 +93,7 @@ def _delivery_page(trail: AuditTrail, query: dict[str, str]) -> dict[str, Any]:
     after = params.cursor(query)
     if after is not None and not _is_delivery_cursor(after):
         raise BadParameter("cursor is not one this server gave")
-    page = trail.deliveries(where, after, params.limit(query, 50, 500))
+    page = trail.deliveries(where, after, DELIVERIES_LIMIT.limit(query))
     last = page.pop("next")
     page["next_cursor"] = None if last is None else params.encode_cursor(last)
     return page
@@ -129,13 +133,13 @@ def _events_page(
         after = 0
     if not isinstance(after, int) or isinstance(after, bool):
         raise BadParameter("cursor is not one this server gave")
-    if not 0 <= after <= MAX_VERSION:
+    if not AFTER.low <= after <= AFTER.high:
         raise BadParameter("cursor is not one this server gave")
     page = trail.events_of(
         kind,
         object_id,
         after,
-        params.limit(query, 100, 1000),
+        EVENTS_LIMIT.limit(query),
         params.text(query, "namespace"),
     )
     if page is not None and page["next_cursor"] is not None:
@@ -168,7 +172,7 @@ async def aggregate_chain(request: Request) -> Response:
 def _state(
     trail: AuditTrail, kind: str, object_id: str, query: dict[str, str]
 ) -> dict[str, Any] | None:
-    version = params.integer(query, "version", default=None, low=1, high=MAX_VERSION)
+    version = VERSION.read(query, "version")
     as_of = params.moment(query, "as_of")
     if version is not None and as_of is not None:
         raise BadParameter("give version or as_of, not both")
@@ -204,16 +208,10 @@ async def events(request: Request) -> Response:
     query = dict(request.query_params)
     streaming = NDJSON in request.headers.get("accept", "")
     try:
-        after = params.integer(query, "after", default=0, low=0, high=MAX_VERSION)
-        limit = params.integer(
-            query,
-            "limit",
-            default=None if streaming else 100,
-            low=1,
-            high=MAX_VERSION if streaming else 1000,
-        )
+        after = AFTER.read(query, "after")
+        limit = (STREAMED_LIMIT if streaming else EVENTS_LIMIT).read(query, "limit")
     except BadParameter as bad:
-        return json_response({"error": "bad_parameter", "message": str(bad)}, 400)
+        return json_response(Error(error="bad_parameter", message=str(bad)), 400)
     trail: AuditTrail = app_state(request.app).audit
     if streaming:
         return StreamingResponse(

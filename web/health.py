@@ -13,6 +13,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from infrastructure.persistence.database import Database, NotReady
+from web.bodies.answers import Health, Readiness
 from web.responses import json_response
 from web.state import app_state
 
@@ -20,7 +21,7 @@ log = logging.getLogger("idemsync.health")
 
 
 async def healthz(request: Request) -> Response:
-    return json_response({"status": "ok"})
+    return json_response(Health(status="ok"))
 
 
 async def readyz(request: Request) -> Response:
@@ -29,5 +30,7 @@ async def readyz(request: Request) -> Response:
         await run_in_threadpool(database.check_ready)
     except NotReady as problem:
         log.warning("not ready: %s", problem)
-        return json_response({"status": "unavailable", "reason": problem.reason}, 503)
-    return json_response({"status": "ready"})
+        return json_response(
+            Readiness(status="unavailable", reason=problem.reason), 503
+        )
+    return json_response(Readiness(status="ready"))

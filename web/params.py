@@ -8,8 +8,12 @@ import base64
 import binascii
 import json
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
+
+MAX_POSITION = 2**62
+"""The largest event position or version a query may name."""
 
 
 class BadParameter(Exception):
@@ -51,10 +55,23 @@ def integer(
     return int(given)
 
 
-def limit(params: Mapping[str, str], default: int, maximum: int) -> int:
-    found = integer(params, "limit", default=default, low=1, high=maximum)
-    assert found is not None
-    return found
+@dataclass(frozen=True)
+class Bounds:
+    """An integer parameter's range and default: what a view parses, and what
+    ``web.openapi`` documents for it (stated once, here or by the view)."""
+
+    low: int
+    high: int
+    default: int | None = None
+
+    def read(self, params: Mapping[str, str], name: str) -> int | None:
+        return integer(params, name, default=self.default, low=self.low, high=self.high)
+
+    def limit(self, params: Mapping[str, str]) -> int:
+        """``limit``, for a bounds with a default."""
+        found = self.read(params, "limit")
+        assert found is not None
+        return found
 
 
 def moment(params: Mapping[str, str], name: str) -> datetime | None:

@@ -12,12 +12,15 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 
+from web.bodies.answers import Error
 from web.params import BadParameter
 from web.state import app_state
 
 
 def json_response(
-    body: Mapping[str, Any], status: int = 200, headers: Mapping[str, str] | None = None
+    body: Mapping[str, Any] | msgspec.Struct,
+    status: int = 200,
+    headers: Mapping[str, str] | None = None,
 ) -> Response:
     return Response(
         msgspec.json.encode(body),
@@ -27,11 +30,17 @@ def json_response(
     )
 
 
-def retry_later(request: Request, body: Mapping[str, Any]) -> Response:
+def retry_later(request: Request, body: Mapping[str, Any] | Error) -> Response:
     """503 with ``Retry-After`` (``[server] retry_after_seconds``): nothing was
     stored or read, try again."""
     seconds = str(app_state(request.app).settings.server.retry_after_seconds)
     return json_response(body, 503, {"Retry-After": seconds})
+
+
+def store_unavailable(request: Request) -> Response:
+    """The 503 of a read the store did not answer."""
+    down = Error(error="store_unavailable", message="the store is unavailable")
+    return retry_later(request, down)
 
 
 async def answer_read(
@@ -47,12 +56,11 @@ async def answer_read(
     try:
         body = await run_in_threadpool(read)
     except BadParameter as bad:
-        return json_response({"error": "bad_parameter", "message": str(bad)}, 400)
+        return json_response(Error(error="bad_parameter", message=str(bad)), 400)
     except not_found as unknown:
-        return json_response({"error": "not_found", "message": str(unknown)}, 404)
+        return json_response(Error(error="not_found", message=str(unknown)), 404)
     except DBAPIError:
-        down = {"error": "store_unavailable", "message": "the store is unavailable"}
-        return retry_later(request, down)
+        return store_unavailable(request)
     if body is None:
-        return json_response({"error": "not_found", "message": missing}, 404)
+        return json_response(Error(error="not_found", message=missing), 404)
     return json_response(body)

@@ -40,6 +40,8 @@ ORDERS = OrdersProjection().define(MetaData())["orders"]
 CUSTOMERS = CustomersProjection().define(MetaData())["customers"]
 REVENUE = RevenueProjection().define(MetaData())["revenue"]
 STATS = SourceStatsProjection().define(MetaData())["source_stats"]
+ORDERS_LIMIT = params.Bounds(1, 500, default=50)
+"""``limit`` of ``GET /views/orders``."""
 NAMESPACES_LISTED = 20
 """At most this many namespaces are named in the 400 of an id that is in
 several."""
@@ -62,7 +64,7 @@ def _rows(engine: Engine, query: Select[Any]) -> list[dict[str, Any]]:
 def _orders_page(engine: Engine, query: Mapping[str, str]) -> dict[str, Any]:
     """Orders by id, then namespace; ``namespace``, ``status`` and
     ``customer_id`` filter."""
-    limit, after = params.limit(query, 50, 500), params.cursor(query)
+    limit, after = ORDERS_LIMIT.limit(query), params.cursor(query)
     if after is not None and not _is_pair(after):
         raise BadParameter("cursor is not one this server gave")
     status = params.text(query, "status")

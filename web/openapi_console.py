@@ -1,0 +1,110 @@
+"""The console's part of the OpenAPI document: the open pages (``/console``,
+``/docs``), ``GET /auth/me``, and settling a parked delivery by hand
+(``web.console``, ``web.parked``)."""
+
+from __future__ import annotations
+
+from infrastructure.access import Role
+from web.bodies import console
+from web.openapi_parts import (
+    Schema,
+    content,
+    error,
+    in_path,
+    json_body,
+    operation,
+    query,
+    reading,
+)
+from web.parked import MAX_REASON
+
+REASON: Schema = {
+    "type": "string",
+    "minLength": 1,
+    "maxLength": MAX_REASON,
+    "pattern": "^[^\\x00]*[^\\s\\x00][^\\x00]*$",
+}
+"""Something to say besides spaces, and no NUL."""
+
+
+def pages() -> dict[str, Schema]:
+    def html(operation_id: str, summary: str, description: str = "") -> Schema:
+        page = content("the page (HTML)", "text/html", {"type": "string"})
+        return {
+            "get": operation(
+                operation_id, summary, "pages", {"200": page}, description=description
+            )
+        }
+
+    return {
+        "/console": html(
+            "console",
+            "The operator console",
+            "Sign in with a bearer token (kept in the tab only); each view reads "
+            "the API with it, so it shows what the token's role may read.",
+        ),
+        "/docs": html("docs", "This API's reference (Swagger UI on `/openapi.json`)"),
+        "/auth/me": {
+            "get": operation(
+                "whoAmI",
+                "The token's configured name and role",
+                "pages",
+                {"200": json_body("who the token is", console.Me)},
+                role=Role.READER,
+            )
+        },
+    }
+
+
+def parked() -> dict[str, Schema]:
+    """``POST /admin/parked/{source}/{key}/release`` and ``…/discard``."""
+
+    def settle(action: str, summary: str, description: str) -> Schema:
+        refused = "`not_parked`: the delivery is not waiting (never parked, or "
+        refused += "already resolved)"
+        if action == "release":
+            refused += "; `not_yet_created`: its object does not exist yet"
+        parameters = [
+            in_path("source", "the source's name"),
+            in_path(
+                "key",
+                "the idempotency key (may contain `/`)",
+                {"type": "string", "minLength": 1},
+            ),
+            {
+                **query("reason", "why (kept in the event, with the token's name)"),
+                "schema": REASON,
+                "required": True,
+            },
+        ]
+        responses = {
+            "200": json_body("settled", console.ParkedSettled),
+            **reading(missing="no route: a key with a line break"),
+            "409": error(refused),
+        }
+        return {
+            "post": operation(
+                f"{action}Parked",
+                summary,
+                "admin",
+                responses,
+                role=Role.ADMIN,
+                description=description,
+                parameters=parameters,
+            )
+        }
+
+    return {
+        "/admin/parked/{source}/{key}/release": settle(
+            "release",
+            "Decide a parked delivery now, on its object (which must exist)",
+            "Recorded as `HandedOn` on the object (who and why), the changes its "
+            "commands make, and the delivery's resolution.",
+        ),
+        "/admin/parked/{source}/{key}/discard": settle(
+            "discard",
+            "Drop a parked delivery from the queue; it is never applied",
+            "Recorded as `Discarded` on the object (who and why) and the "
+            "delivery's resolution `ignored`.",
+        ),
+    }
