@@ -19,7 +19,7 @@ CLI uses too; see docs/audit.md for their shapes and clocks.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -147,26 +147,10 @@ def _events_page(
     return page
 
 
-@requires(Role.AUDITOR)
-async def aggregate_events(request: Request) -> Response:
-    kind, object_id = request.path_params["type"], request.path_params["id"]
-    query = dict(request.query_params)
-    return await _answer(
-        request,
-        lambda trail: _events_page(trail, kind, object_id, query),
-        f"no {kind} {object_id!r}",
-    )
-
-
-@requires(Role.AUDITOR)
-async def aggregate_chain(request: Request) -> Response:
-    kind, object_id = request.path_params["type"], request.path_params["id"]
-    query = dict(request.query_params)
-    return await _answer(
-        request,
-        lambda trail: trail.chain(kind, object_id, params.text(query, "namespace")),
-        f"no {kind} {object_id!r}",
-    )
+def _chain(
+    trail: AuditTrail, kind: str, object_id: str, query: dict[str, str]
+) -> dict[str, Any] | None:
+    return trail.chain(kind, object_id, params.text(query, "namespace"))
 
 
 def _state(
@@ -185,16 +169,25 @@ def _state(
     )
 
 
-@requires(Role.AUDITOR)
-async def aggregate(request: Request) -> Response:
-    kind, object_id = request.path_params["type"], request.path_params["id"]
-    query = dict(request.query_params)
-    point = " at that point" if ("version" in query or "as_of" in query) else ""
-    return await _answer(
-        request,
-        lambda trail: _state(trail, kind, object_id, query),
-        f"no {kind} {object_id!r}{point}",
-    )
+ObjectRead = Callable[[AuditTrail, str, str, dict[str, str]], Any]
+
+
+def _of_object(read: ObjectRead) -> Callable[[Request], Awaitable[Response]]:
+    """The endpoint of a read about one object (``/audit/aggregates/{type}/
+    {id}...``): its type, id and query go to ``read``; None is a 404."""
+
+    @requires(Role.AUDITOR)
+    async def endpoint(request: Request) -> Response:
+        kind, object_id = request.path_params["type"], request.path_params["id"]
+        query = dict(request.query_params)
+        point = " at that point" if ("version" in query or "as_of" in query) else ""
+        return await _answer(
+            request,
+            lambda trail: read(trail, kind, object_id, query),
+            f"no {kind} {object_id!r}{point}",
+        )
+
+    return endpoint
 
 
 def _ndjson(events: Iterator[dict[str, Any]]) -> Iterator[bytes]:
@@ -233,8 +226,8 @@ def routes() -> list[BaseRoute]:
     return [
         Route("/audit/deliveries", deliveries),
         Route("/audit/deliveries/{source}/{key:path}", delivery),
-        Route("/audit/aggregates/{type}/{id}/events", aggregate_events),
-        Route("/audit/aggregates/{type}/{id}/chain", aggregate_chain),
-        Route("/audit/aggregates/{type}/{id}", aggregate),
+        Route("/audit/aggregates/{type}/{id}/events", _of_object(_events_page)),
+        Route("/audit/aggregates/{type}/{id}/chain", _of_object(_chain)),
+        Route("/audit/aggregates/{type}/{id}", _of_object(_state)),
         Route("/audit/events", events),
     ]

@@ -154,26 +154,29 @@ async def orders(request: Request) -> Response:
     return await _answer(request, lambda engine: _orders_page(engine, query))
 
 
-@requires(Role.READER)
-async def order(request: Request) -> Response:
-    order_id: str = request.path_params["order_id"]
-    query = request.query_params
-    return await _answer(
-        request,
-        lambda engine: _by_id(engine, ORDERS, order_id, query),
-        f"no order {order_id!r}",
-    )
+def _one(
+    what: str, read: Callable[[Engine, str, Mapping[str, str]], Any]
+) -> Callable[[Request], Awaitable[Response]]:
+    """The endpoint of one object of a read model, ``/views/{what}s/{id}``
+    (path parameter ``{what}_id``); None from ``read`` is a 404."""
+
+    @requires(Role.READER)
+    async def endpoint(request: Request) -> Response:
+        object_id: str = request.path_params[f"{what}_id"]
+        query = request.query_params
+        return await _answer(
+            request,
+            lambda engine: read(engine, object_id, query),
+            f"no {what} {object_id!r}",
+        )
+
+    return endpoint
 
 
-@requires(Role.READER)
-async def customer(request: Request) -> Response:
-    customer_id: str = request.path_params["customer_id"]
-    query = request.query_params
-    return await _answer(
-        request,
-        lambda engine: _customer(engine, customer_id, query),
-        f"no customer {customer_id!r}",
-    )
+def _order(
+    engine: Engine, order_id: str, query: Mapping[str, str]
+) -> dict[str, Any] | None:
+    return _by_id(engine, ORDERS, order_id, query)
 
 
 def _listing(
@@ -200,8 +203,8 @@ def _listing(
 def routes() -> list[BaseRoute]:
     return [
         Route("/views/orders", orders),
-        Route("/views/orders/{order_id}", order),
-        Route("/views/customers/{customer_id}", customer),
+        Route("/views/orders/{order_id}", _one("order", _order)),
+        Route("/views/customers/{customer_id}", _one("customer", _customer)),
         Route(
             "/views/revenue",
             _listing(
