@@ -172,27 +172,28 @@ def page(
     return {"items": items, "next": after_last}
 
 
+EXACTLY = {
+    "source": "source = :source",
+    "outcome": "outcome = :outcome",
+    "key": "idempotency_key = :key",
+    "object_id": "aggregate_id = :object_id",
+}
+"""The filters a record must equal, and their SQL."""
+
+
 def _clauses(engine: Engine, where: DeliveryFilter) -> tuple[list[str], dict[str, Any]]:
     clauses: list[str] = []
     params: dict[str, Any] = {}
-    if where.source is not None:
-        clauses.append("source = :source")
-        params["source"] = where.source
-    if where.outcome is not None:
-        clauses.append("outcome = :outcome")
-        params["outcome"] = where.outcome
+    for name, clause in EXACTLY.items():
+        if getattr(where, name) is not None:
+            clauses.append(clause)
+            params[name] = getattr(where, name)
     if where.since is not None:
         clauses.append("received_at >= :since")
         params["since"] = moment(engine, where.since)
     if where.until is not None:
         clauses.append("received_at <= :until")
         params["until"] = moment(engine, where.until)
-    if where.key is not None:
-        clauses.append("idempotency_key = :key")
-        params["key"] = where.key
-    if where.object_id is not None:
-        clauses.append("aggregate_id = :object_id")
-        params["object_id"] = where.object_id
     if where.unresolved:
         clauses.append("resolution IS NULL")
     if where.contains is not None:
