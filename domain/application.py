@@ -333,11 +333,14 @@ class SyncService(Application[uuid.UUID]):
         the new events, in one transaction (unless ``commit`` is false: a dry
         run). None when that would change nothing: the same outcome, or an
         applied delivery that appends nothing (its effect is there already; it
-        is stale by position), so replaying twice is replaying once.
+        is stale by position), so replaying twice is replaying once; None for
+        a delivery an operator discarded (that was not the mapping's call).
         """
         receipt_id = Receipt.create_id(delivery.source, delivery.key)
         for attempt in range(self.max_attempts):
             receipt = cast(Receipt, self.repository.get(receipt_id))
+            if receipt.discarded_by is not None:
+                return None  # an operator dropped it: not the mapping's call
             answer, changed, resolutions = self._decide(delivery, mapped, None)
             before = receipt.resolution or receipt.outcome
             if not changed and before in (answer.outcome, Outcome.APPLIED):
@@ -347,6 +350,7 @@ class SyncService(Application[uuid.UUID]):
             own = Resolution(
                 delivery.source, delivery.key, answer.outcome, answer.reason
             )
+            receipt.resolve(own.outcome.value, own.reason)
             if self._resolved(receipt, own, changed, resolutions, attempt):
                 return answer
         raise self.too_much_contention(delivery)
@@ -401,6 +405,10 @@ class SyncService(Application[uuid.UUID]):
                 own = Resolution(
                     source, key, Outcome.IGNORED, f"discarded by {by}: {reason}"
                 )
+            if release:
+                receipt.resolve(own.outcome.value, own.reason)
+            else:
+                receipt.discard(own.outcome.value, own.reason or "", by)
             changed = [o for o in objects.values() if o.pending_events]
             if self._resolved(receipt, own, changed, resolutions, attempt):
                 return own
@@ -414,11 +422,11 @@ class SyncService(Application[uuid.UUID]):
         resolutions: Sequence[Resolution],
         attempt: int,
     ) -> bool:
-        """Save a delivery's new resolution (``own``, on its ``receipt`` and
-        record), the objects it ``changed`` and the parked deliveries that
-        released, in one transaction; False (after backing off) when another
-        writer got there first and the caller must decide again."""
-        receipt.resolve(own.outcome.value, own.reason)
+        """Save a delivery's new resolution (``own``, already on its
+        ``receipt``; now on its record), the objects it ``changed`` and the
+        parked deliveries that released, in one transaction; False (after
+        backing off) when another writer got there first and the caller must
+        decide again."""
         try:
             self.save(
                 *changed,

@@ -21,7 +21,7 @@ from domain.provenance import Provenance
 class Receipt(Aggregate):
     """One delivery, as decided: ``Issued`` with its first answer, then
     ``Resolved`` when a parked delivery is released or a replay changes what
-    it did."""
+    it did, or ``Discarded`` when an operator drops a parked one."""
 
     @staticmethod
     def create_id(source: str, key: str) -> uuid.UUID:
@@ -44,6 +44,7 @@ class Receipt(Aggregate):
         self.answer = answer
         self.received_at = received_at
         self.resolution: str | None = None
+        self.discarded_by: str | None = None
 
     def provenance(self, event: object) -> Provenance:
         """Every event of a receipt belongs to its own delivery."""
@@ -55,3 +56,11 @@ class Receipt(Aggregate):
     def resolve(self, outcome: str, reason: str | None) -> None:
         self.resolution = outcome
         self.reason = reason
+
+    @event("Discarded")
+    def discard(self, outcome: str, reason: str, by: str) -> None:
+        """An operator (``by``) discarded the parked delivery: resolved as
+        ``outcome`` for good (a replay leaves it alone)."""
+        self.resolution = outcome
+        self.reason = reason
+        self.discarded_by = by

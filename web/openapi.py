@@ -32,7 +32,7 @@ from web.bodies import audit as trail
 from web.bodies import projections as rebuilds
 from web.bodies import read_models as models
 from web.openapi_admin import admin
-from web.openapi_console import pages, parked
+from web.openapi_console import pages, parked, replay
 from web.openapi_parts import (
     BEARER,
     REF,
@@ -68,6 +68,7 @@ BODIES = (
     trail.ObjectChain,
     console.Me,
     console.ParkedSettled,
+    console.ReplayReport,
     rebuilds.ProjectionStatusList,
     rebuilds.RebuildJob,
     rebuilds.RebuildStarted,
@@ -220,6 +221,7 @@ def build_document(
             **audits(),
             **admin(projections),
             **parked(),
+            **replay(),
         },
         "components": {
             "schemas": components,

@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+from domain.delivery import FIRST_OUTCOMES
 from infrastructure.access import Role
 from web.bodies import console
 from web.openapi_parts import (
@@ -12,11 +13,15 @@ from web.openapi_parts import (
     error,
     in_path,
     json_body,
+    moment,
+    one_of,
     operation,
     query,
     reading,
+    switch,
 )
 from web.parked import MAX_REASON
+from web.replay import MAX_REPLAYED
 
 REASON: Schema = {
     "type": "string",
@@ -107,4 +112,36 @@ def parked() -> dict[str, Schema]:
             "Recorded as `Discarded` on the object (who and why) and the "
             "delivery's resolution `ignored`.",
         ),
+    }
+
+
+def replay() -> dict[str, Schema]:
+    """``POST /admin/replay``."""
+    responses = {
+        "200": json_body("what was replayed", console.ReplayReport),
+        **reading(missing="no such source"),
+    }
+    return {
+        "/admin/replay": {
+            "post": operation(
+                "replayDeliveries",
+                "Decide a source's stored deliveries again with today's mapping",
+                "admin",
+                responses,
+                role=Role.ADMIN,
+                description="As `idemsync deliveries replay`, in the request: "
+                f"more than {MAX_REPLAYED} matching deliveries is a 400. Run "
+                "with `dry_run` first: it decides and writes nothing.",
+                parameters=[
+                    {**query("source", "the source's name"), "required": True},
+                    query(
+                        "outcome",
+                        "only deliveries whose current outcome is this",
+                        one_of(FIRST_OUTCOMES),
+                    ),
+                    moment("since", "only deliveries received at or after"),
+                    switch("dry_run", "decide, write nothing"),
+                ],
+            )
+        }
     }

@@ -8,7 +8,7 @@ from typing import Any
 
 from infrastructure.access import Role
 from web.bodies.answers import Error
-from web.params import Bounds
+from web.params import FALSE, TRUE, Bounds
 
 Schema = dict[str, Any]
 REF = "#/components/schemas/{name}"
@@ -117,6 +117,17 @@ def moment(name: str, description: str) -> Schema:
 def flag(name: str, description: str) -> Schema:
     yes = "`1`, `true`, `yes` or `on` (any case); anything else is no"
     return query(name, f"{description}: {yes}", STRING)
+
+
+def switch(name: str, description: str) -> Schema:
+    """A boolean that ``web.params.flag`` reads: anything else is a 400."""
+    values = [*TRUE, *FALSE]
+    yes = "`1`, `true`, `yes` or `on`; no: `0`, `false`, `no`, `off` or absent"
+    return query(
+        name,
+        f"{description}: {yes} (any case)",
+        one_of([*values, *(value.upper() for value in values)]),
+    )
 
 
 def operation(

@@ -27,8 +27,8 @@ from web.openapi_parts import (
     query,
     reading,
     ref,
+    switch,
 )
-from web.params import FALSE, TRUE
 from web.views import ORDERS_LIMIT
 
 NDJSON = "application/x-ndjson"
@@ -158,12 +158,10 @@ def audits() -> dict[str, Schema]:
                     "(case-sensitive)",
                     {**TEXT, "minLength": 1, "maxLength": audit.MAX_SEARCH},
                 ),
-                query(
+                switch(
                     "unresolved",
-                    "`1`/`true`/`yes`/`on`: only deliveries nothing resolved yet "
-                    "(with `outcome=parked`: the parked queue); `0`/`false`/`no`/"
-                    "`off` or absent: all",
-                    one_of([*TRUE, *FALSE, *(v.upper() for v in TRUE + FALSE)]),
+                    "only deliveries nothing resolved yet (with `outcome=parked`: "
+                    "the parked queue)",
                 ),
                 *page(audit.DELIVERIES_LIMIT),
             ],

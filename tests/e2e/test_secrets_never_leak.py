@@ -216,6 +216,7 @@ def guarded_urls(send: Recorder, source: str, key: str) -> list[tuple[str, str]]
         ("GET", "/admin/projections"),
         ("GET", "/admin/projections/orders/rebuild"),
         ("POST", "/admin/projections/orders/rebuild?verify=1&dry_run=1"),
+        ("POST", f"/admin/replay?source={source}&dry_run=1"),
     ]
 
 

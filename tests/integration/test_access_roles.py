@@ -50,6 +50,7 @@ SAMPLES = {
     ("GET", "/auth/me"): "/auth/me",
     ("GET", "/admin/projections"): "/admin/projections",
     ("GET", "/admin/projections/{name}/rebuild"): "/admin/projections/revenue/rebuild",
+    ("POST", "/admin/replay"): "/admin/replay?source=acme&dry_run=1",
     ("POST", "/admin/parked/{source}/{key:path}/discard"): (
         "/admin/parked/acme/msg_parked_1/discard?reason=test"
     ),

@@ -90,6 +90,17 @@ def test_a_discarded_delivery_leaves_the_queue_and_is_never_applied(
     assert settle(client, "discard", early)[0] == 409
     assert settle(client, "release", early)[0] == 409
 
+    replayed = client.post(
+        "/admin/replay", params={"source": "acme"}, headers=auth("admin")
+    ).json()
+    again = {d["key"]: d for d in replayed["deliveries"]}[early.key]
+    assert (again["before"], again["now"], again["changed"]) == (
+        "ignored",
+        "ignored",
+        False,
+    ), "a replay leaves a discarded delivery alone (it would park it again)"
+    assert queue(client) == [other.key]
+
     assert post(client, partner.order_created("ord_9"))[1]["outcome"] == "applied"
     service = app_state(client.app).services.service  # type: ignore[attr-defined]
     order = service.find("order", "ord_9", "acme")

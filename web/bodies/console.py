@@ -1,6 +1,6 @@
 """What the console's own endpoints answer: who a token is
-(``GET /auth/me``), and a parked delivery settled by hand
-(``POST /admin/parked/...``)."""
+(``GET /auth/me``), a parked delivery settled by hand
+(``POST /admin/parked/...``) and a replay (``POST /admin/replay``)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import Annotated, Literal
 from msgspec import Meta
 
 from infrastructure.access import Role
-from web.bodies.base import Body, FirstOutcome
+from web.bodies.base import Body, Count, FirstOutcome
 
 RoleName = Annotated[str, Meta(extra_json_schema={"enum": [r.label for r in Role]})]
 
@@ -30,3 +30,34 @@ class ParkedSettled(Body, kw_only=True):
     by: str
     resolution: FirstOutcome
     reason: str | None
+
+
+class ReplayedDelivery(Body, kw_only=True):
+    """One delivery replayed: its outcome before and now (the same when
+    nothing changed), why, and whether today's mapping refused it."""
+
+    key: str
+    before: str
+    now: str
+    reason: str | None
+    changed: bool
+    failed: bool
+
+
+class ReplayCounts(Body, kw_only=True):
+    """How many were replayed, changed, unchanged and refused by the mapping."""
+
+    replayed: Count
+    changed: Count
+    unchanged: Count
+    failed: Count
+
+
+class ReplayReport(Body, kw_only=True):
+    """What a replay did (or, dry, would do), delivery by delivery."""
+
+    source: str
+    dry_run: bool
+    by: str
+    counts: ReplayCounts
+    deliveries: list[ReplayedDelivery]

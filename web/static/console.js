@@ -24,6 +24,7 @@
     { name: "orders", label: "Orders", role: "reader" },
     { name: "sources", label: "Sources", role: "reader" },
     { name: "projections", label: "Projections", role: "admin" },
+    { name: "replay", label: "Replay", role: "admin" },
   ];
   const POLL_MS = 500;
   const OUTCOMES = ["applied", "parked", "rejected", "stale", "ignored"];
@@ -153,6 +154,7 @@
     parked: { role: "auditor", render: parked },
     sources: { role: "reader", render: sources },
     projections: { role: "admin", render: projections },
+    replay: { role: "admin", render: replay },
   };
 
   async function render() {
@@ -530,6 +532,71 @@
         }),
         "Nothing is waiting."),
       pager("parked", params, page.next_cursor));
+  }
+
+  // --- replay (role admin) -------------------------------------------------
+
+  async function replay() {
+    const stats = await api("views/sources");
+    const known = [...new Set(stats.items.map((row) => row.source))];
+    const source = h("input", { name: "source", list: "known-sources", value: known[0] || "", required: true });
+    const outcome = h("select", { name: "outcome" },
+      h("option", { value: "" }, "any"),
+      OUTCOMES.map((o) => h("option", { value: o }, o)));
+    const since = h("input", { name: "since", placeholder: "2026-12-01T00:00:00Z" });
+    const dry = h("button", { type: "button" }, "Dry run");
+    const apply = h("button", { type: "button", disabled: true }, "Apply");
+    const report = h("section", { id: "replay", "aria-live": "polite" });
+    let tried = null;
+    const chosen = () => ({ source: source.value.trim(), outcome: outcome.value, since: since.value.trim() });
+    const same = (a, b) => JSON.stringify(a) === JSON.stringify(b);
+    for (const input of [source, outcome, since]) {
+      input.addEventListener("input", () => { apply.disabled = !same(tried, chosen()); });
+    }
+    const run = async (dryRun) => {
+      const wanted = chosen();
+      report.dataset.state = "running";
+      report.replaceChildren(h("p", {}, dryRun ? "Deciding again, writing nothing…" : "Replaying…"));
+      try {
+        const done = await api("admin/replay", { ...wanted, dry_run: dryRun ? "1" : null }, null, "POST");
+        tried = dryRun ? wanted : null;
+        apply.disabled = !dryRun;
+        report.replaceChildren(replayReport(done));
+        report.dataset.state = "done";
+      } catch (error) {
+        report.replaceChildren(h("p", { class: "error", role: "alert" }, error.message));
+        report.dataset.state = "failed";
+      }
+    };
+    dry.addEventListener("click", () => run(true));
+    apply.addEventListener("click", () => run(false));
+    show("replay", h("h2", {}, "Replay"),
+      h("p", { class: "muted" }, "Decide a source's stored deliveries again with today's mapping (after a mapping fix). A dry run decides and writes nothing; Apply runs the same selection for real, and is enabled only after a dry run of it. Replaying twice is replaying once."),
+      h("datalist", { id: "known-sources" }, known.map((name) => h("option", { value: name }))),
+      h("form", { class: "filters" },
+        h("label", {}, "Source", source),
+        h("label", {}, "Current outcome", outcome),
+        h("label", {}, "Received since", since),
+        dry, apply),
+      report);
+  }
+
+  function replayReport(done) {
+    const c = done.counts;
+    const rows = [...done.deliveries].sort((a, b) => Number(b.changed || b.failed) - Number(a.changed || a.failed));
+    return h("div", { "data-report": "" },
+      h("p", { class: c.changed ? "ok" : "muted" },
+        `${done.dry_run ? "Dry run: would change" : "Changed"} ${c.changed} of ${c.replayed} (${c.unchanged} unchanged, ${c.failed} refused by today's mapping).`),
+      table(
+        ["Key", "Before", "Now", "Changed", "Reason"],
+        rows.map((d) => [
+          link(`#/delivery/${path(done.source, d.key)}`, d.key),
+          d.before,
+          d.now,
+          d.failed ? "refused" : d.changed ? "yes" : "no",
+          d.reason,
+        ]),
+        "No delivery matches."));
   }
 
   // --- sources (role reader) ------------------------------------------------

@@ -232,6 +232,7 @@ def test_an_admin_discards_a_parked_delivery_and_rebuilds_a_projection(
         "Orders",
         "Sources",
         "Projections",
+        "Replay",
         "API reference",
     ]
     page.click("#nav a:text-is('Parked')")
@@ -283,6 +284,19 @@ def test_an_admin_discards_a_parked_delivery_and_rebuilds_a_projection(
     report = page.locator("#rebuild[data-state=done] [data-report]")
     expect(report).to_be_visible(timeout=WAIT_MS)
     assert "Swapped\nyes" in report.inner_text()
+
+    page.click("#nav a:text-is('Replay')")
+    ready(page, "replay")
+    assert page.locator("input[name=source]").input_value() == "acme"
+    assert page.locator("button:text-is('Apply')").is_disabled()
+    page.click("button:text-is('Dry run')")
+    report = page.locator("#replay[data-state=done] [data-report]")
+    expect(report).to_contain_text("Dry run: would change 0 of 3", timeout=WAIT_MS)
+    assert page.locator("#replay tbody tr").count() == 3
+    shot(page, "replay", name)
+    assert page.locator("button:text-is('Apply')").is_enabled()
+    page.select_option("select[name=outcome]", "parked")
+    assert page.locator("button:text-is('Apply')").is_disabled()
 
 
 def test_a_reader_sees_orders_and_never_a_delivery_or_a_payload(
