@@ -337,3 +337,43 @@ def test_the_api_reference_lists_the_operations_of_openapi_json(
     for path in ("/webhooks/{source}", "/audit/deliveries", "/auth/me"):
         assert path in text, path
     page.screenshot(path=str(OUTPUT / "console" / "docs.png"), full_page=False)
+
+
+LAYOUT_SHIFT = """() => new Promise((resolve) => {
+    let total = 0;
+    new PerformanceObserver((entries) => {
+        for (const entry of entries.getEntries()) {
+            if (!entry.hadRecentInput) total += entry.value;
+        }
+    }).observe({ type: "layout-shift", buffered: true });
+    setTimeout(() => resolve(total), 6500);
+})"""
+"""The page's cumulative layout shift over one live refresh (5 s) and more."""
+
+
+def test_the_console_is_usable_by_keyboard_and_does_not_shift_when_data_arrives(
+    console_server: Server, partner: Partner, page: Page
+) -> None:
+    from playwright.sync_api import expect
+
+    Day(console_server, partner)
+    page.goto(f"{console_server.base_url}/console")
+    ready(page, "sign-in")
+    assert page.evaluate("document.activeElement.id") == "token"
+    page.keyboard.type(TOKENS["auditor"])
+    page.keyboard.press("Enter")
+    ready(page, "deliveries")
+    expect(page.locator("main tbody tr")).to_have_count(3)
+    shift = page.evaluate(LAYOUT_SHIFT)
+    assert shift < 0.01, f"layout shift {shift} while the log loaded and refreshed"
+
+    page.focus("#nav a:text-is('Parked')")
+    page.keyboard.press("Enter")
+    ready(page, "parked")
+    page.focus("main tbody a")
+    page.keyboard.press("Enter")
+    ready(page, "delivery")
+    assert page.evaluate("document.activeElement.tagName") in ("A", "BODY", "MAIN")
+    page.keyboard.press("Tab")
+    focused = page.evaluate("getComputedStyle(document.activeElement).outlineStyle")
+    assert focused != "none", "the focused element shows where the keyboard is"
