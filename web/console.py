@@ -23,7 +23,7 @@ from starlette.routing import Route
 from infrastructure.access import Role, Token
 from web.access import requires
 from web.responses import json_response
-from web.static_pages import page
+from web.static_pages import PAGE_POLICY, framing_self, page
 
 ASSETS: Mapping[str, tuple[str, str]] = MappingProxyType(
     {
@@ -45,8 +45,9 @@ DOCS_POLICY = (
 
 
 async def console_page(request: Request) -> Response:
-    """``GET /console``: the page (``web/static/console.html``)."""
-    return page("console.html")
+    """``GET /console``: the page (``web/static/console.html``); it frames
+    ``/dashboard`` for the charts over time."""
+    return page("console.html", framing_self(PAGE_POLICY))
 
 
 async def docs_page(request: Request) -> Response:

@@ -15,7 +15,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from web.static_pages import page
+from web.static_pages import PAGE_POLICY, framed_by_self, page
 
 ASSETS: Mapping[str, tuple[str, str]] = MappingProxyType(
     {
@@ -29,8 +29,9 @@ ASSETS: Mapping[str, tuple[str, str]] = MappingProxyType(
 
 
 async def dashboard_page(request: Request) -> Response:
-    """``GET /dashboard``: the page (``web/static/dashboard.html``)."""
-    return page("dashboard.html")
+    """``GET /dashboard``: the page (``web/static/dashboard.html``); the
+    console frames it (``?embedded=1``) in its Sources view."""
+    return page("dashboard.html", framed_by_self(PAGE_POLICY))
 
 
 def routes() -> list[Route]:

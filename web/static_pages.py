@@ -29,6 +29,18 @@ PAGE_POLICY = (
 """A page runs only its own files and talks only to its own server."""
 
 
+def framed_by_self(policy: str) -> str:
+    """``policy``, for a page that the app's own pages may frame (the
+    dashboard, inside the console) and no other site."""
+    return policy.replace("frame-ancestors 'none'", "frame-ancestors 'self'")
+
+
+def framing_self(policy: str) -> str:
+    """``policy``, for a page that frames the app's own pages."""
+    framing = "default-src 'none'; frame-src 'self';"
+    return policy.replace("default-src 'none';", framing)
+
+
 @cache
 def read(relative: str) -> bytes:
     return (STATIC / relative).read_bytes()

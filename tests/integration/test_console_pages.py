@@ -78,3 +78,14 @@ def test_the_console_script_never_parses_text_as_html() -> None:
         assert sink not in script, sink
     assert "eval(" not in script
     assert "new Function" not in script
+
+
+def test_only_the_apps_own_pages_may_frame_the_dashboard(client: TestClient) -> None:
+    def policy(path: str) -> str:
+        return str(client.get(path).headers["content-security-policy"])
+
+    assert "frame-ancestors 'self'" in policy("/dashboard")
+    assert "frame-src 'self'" in policy("/console")
+    assert "frame-ancestors 'none'" in policy("/console")
+    assert "frame-ancestors 'none'" in policy("/docs")
+    assert "frame-src" not in policy("/dashboard") + policy("/docs")

@@ -227,6 +227,7 @@
   function signOut(message) {
     sessionStorage.removeItem(TOKEN);
     sessionStorage.removeItem(ME);
+    sessionStorage.removeItem("idemsync.dashboard.token");
     drawHeader(null);
     signIn(message);
   }
@@ -641,14 +642,25 @@
             unique,
             (unique / minutes).toFixed(1),
             duplicates === undefined ? null : duplicates,
-            duplicates === undefined ? null : (duplicates / unique).toFixed(2),
+            duplicates === undefined ? null : `${Math.round((100 * duplicates) / (unique + duplicates))}%`,
             delayCount[source] ? `${(delaySum[source] / delayCount[source]).toFixed(1)} s` : null,
           ];
         }),
         "No delivery yet."),
       h("p", { class: "muted" },
-        "Counts are first outcomes, from the source_stats read model (kept for ever); duplicates and retry delays are this server's counters since it started (/metrics). Charts over time: ",
-        h("a", { href: "dashboard" }, "the dashboard"), "."));
+        "Counts are first outcomes, from the source_stats read model (kept for ever); duplicates (and their ratio to all 2xx answers) and retry delays are this server's counters since it started (/metrics)."),
+      h("h3", {}, "Over time"),
+      charts());
+  }
+
+  function charts() {
+    // The dashboard's charts, framed; it reads /metrics with this tab's token.
+    sessionStorage.setItem("idemsync.dashboard.token", sessionStorage.getItem(TOKEN) || "");
+    return h("iframe", {
+      src: "dashboard?embedded=1",
+      title: "Deliveries per second, duplicate ratio, retry delay and projection lag over the last 15 minutes",
+      class: "charts",
+    });
   }
 
   // --- projections (role admin) ----------------------------------------------

@@ -26,6 +26,8 @@
  * A counter that goes down (the server restarted) counts from zero again,
  * as Prometheus' rate() does. When /metrics needs a bearer token, the one
  * typed into the page is kept in sessionStorage only (this tab).
+ * ?embedded=1: framed by the console's Sources view, which puts its own
+ * token in that storage; the page's header (title, token form) is hidden.
  *
  * window.dashboard.latest() and window.dashboard.series() give the numbers
  * the tables and charts show, for tests and the curious.
@@ -619,6 +621,10 @@
   }
 
   function start() {
+    if (new URLSearchParams(location.search).get("embedded") === "1") {
+      // Inside the console: it signed in, and gave this tab its token.
+      document.body.classList.add("embedded");
+    }
     if (typeof uPlot !== "function") {
       showStatus("the chart library (static/uPlot.iife.min.js) did not load", false);
       return;

@@ -265,7 +265,20 @@ def test_an_admin_discards_a_parked_delivery_and_rebuilds_a_projection(
     # duplicates, ratio, delay (counts are first outcomes: the discard
     # resolved the parked one, it did not change its first answer)
     assert acme[:7] == ["acme", "2", "1", "0", "0", "0", "3"]
-    assert acme[8:10] == ["1", "0.33"]
+    assert acme[8:10] == ["1", "25%"], "duplicates / all 2xx, as the charts"
+    page.wait_for_function(
+        """() => {
+            const framed = document.querySelector("iframe.charts");
+            const view = framed && framed.contentWindow.dashboard;
+            return view && view.latest().scrapes >= 1;
+        }""",
+        timeout=WAIT_MS,
+    )
+    charts = next(f for f in page.frames if "dashboard?embedded=1" in f.url)
+    totals = charts.evaluate("window.dashboard.latest().sources.acme.totals")
+    assert (totals["applied"], totals["parked"], totals["duplicate"]) == (2, 1, 1)
+    assert charts.locator("figure.chart canvas").count() >= 3
+    assert not charts.locator("#token-form").is_visible()
     shot(page, "sources", name)
 
     page.click("#nav a:text-is('Projections')")
