@@ -492,29 +492,30 @@
   async function parked(_, params) {
     const page = await api("audit/deliveries", { outcome: "parked", unresolved: "1", limit: 50, cursor: params.cursor });
     const admin = allowed("admin");
-    const result = h("p", { id: "settled", role: "status", "aria-live": "polite" });
+    const say = (text, ok) => {
+      // The view is drawn again after a settle: always the current message line.
+      const line = document.getElementById("settled");
+      line.className = ok ? "ok" : "error";
+      line.textContent = text;
+    };
     const settle = async (item, action, reasonInput) => {
       const reason = reasonInput.value.trim();
       if (!reason) {
-        result.className = "error";
-        result.textContent = "Say why first: the reason is kept in the event.";
+        say("Say why first: the reason is kept in the event.", false);
         reasonInput.focus();
         return;
       }
       try {
         const done = await api(`admin/parked/${path(item.source, item.key)}/${action}`, { reason }, null, "POST");
-        result.className = "ok";
-        result.textContent = `${done.key}: ${action === "release" ? "released" : "discarded"} by ${done.by}, now ${done.resolution}${done.reason ? ` (${done.reason})` : ""}.`;
         await parked(_, params);
-        document.getElementById("settled").replaceWith(result);
+        say(`${done.key}: ${action === "release" ? "released" : "discarded"} by ${done.by}, now ${done.resolution}${done.reason ? ` (${done.reason})` : ""}.`, true);
       } catch (error) {
-        result.className = "error";
-        result.textContent = `${item.key}: ${error.message}`;
+        say(`${item.key}: ${error.message}`, false);
       }
     };
     show("parked", h("h2", {}, "Parked deliveries"),
       h("p", { class: "muted" }, "Deliveries waiting for their object, oldest first. A release decides one now (its object must exist); a discard drops it for good. Both are recorded as events with your token's name and the reason."),
-      result,
+      h("p", { id: "settled", role: "status", "aria-live": "polite" }),
       table(
         ["Received", "Waiting", "Source", "Key", "Object", "Reason", ...(admin ? ["Settle"] : [])],
         page.items.map((d) => {

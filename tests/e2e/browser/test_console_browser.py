@@ -21,7 +21,10 @@ from typing import TYPE_CHECKING
 import httpx
 import pytest
 
+from domain.application import SyncService
+from domain.commands import CreateOrder
 from infrastructure.access import token_hash
+from infrastructure.persistence.database import Database
 from tests.e2e.browser.chromium import PROBLEM, SKIP
 from tests.e2e.conftest import Server
 from tests.partner import TOKENS, WRONG_TOKEN, Partner, Request, post
@@ -95,6 +98,29 @@ class Day:
     def send(client: httpx.Client, request: Request, outcome: str) -> None:
         status, body, _ = post(client, request)
         assert body["outcome"] == outcome, (status, body)
+
+
+def exists_with_parked(database_url: str, order_id: str) -> None:
+    """Make ``order_id`` exist while a delivery still waits on it, as a store
+    written by code from before release-on-create would hold it (the only
+    way an existing object has something to release by hand)."""
+    database = Database(database_url)
+    service = SyncService(env=database.eventsourcing_env())
+    try:
+        order = service.find("order", order_id, "acme")
+        assert order is not None and order.parked
+        created = CreateOrder(
+            occurred_at=datetime(2026, 1, 1, tzinfo=UTC),
+            order_id=order_id,
+            customer_id="cus_1",
+            currency="EUR",
+            total_cents=5000,
+        )
+        order.record(created, {"status": "created"}, created.position(), "acme", "k0")
+        service.save(order)
+    finally:
+        service.close()
+        database.close()
 
 
 def shot(page: Page, name: str, backend: str) -> None:
@@ -218,7 +244,7 @@ def test_an_auditor_finds_a_delivery_opens_it_and_follows_it_to_its_order(
     assert page.locator("main button").count() == 0, "an auditor sees no action"
 
 
-def test_an_admin_discards_a_parked_delivery_and_rebuilds_a_projection(
+def test_an_admin_releases_and_discards_parked_deliveries_rebuilds_and_replays(
     console_server: Server, partner: Partner, page: Page, database_url: str
 ) -> None:
     from playwright.sync_api import expect
@@ -235,8 +261,20 @@ def test_an_admin_discards_a_parked_delivery_and_rebuilds_a_projection(
         "Replay",
         "API reference",
     ]
+    waiting = partner.event("order.paid", order_id="ord_7", amount_cents=5000)
+    with httpx.Client(base_url=console_server.base_url, timeout=10) as client:
+        Day.send(client, waiting, "parked")
+    exists_with_parked(database_url, "ord_7")
     page.click("#nav a:text-is('Parked')")
     ready(page, "parked")
+    expect(page.locator("main tbody tr")).to_have_count(2)
+    held = page.locator("main tbody tr", has_text=waiting.key)
+    held.locator("input").fill("ord_7 exists now")
+    held.locator("button:text-is('Release')").click()
+    expect(page.locator("#settled")).to_have_text(
+        f"{waiting.key}: released by test-admin, now applied."
+    )
+    expect(page.locator("main tbody tr")).to_have_count(1)
     row = page.locator("main tbody tr").first
     assert day.early.key in row.inner_text()
     row.locator("button:text-is('Release')").click()
@@ -264,8 +302,8 @@ def test_an_admin_discards_a_parked_delivery_and_rebuilds_a_projection(
     # source, applied, parked, rejected, stale, ignored, unique, per minute,
     # duplicates, ratio, delay (counts are first outcomes: the discard
     # resolved the parked one, it did not change its first answer)
-    assert acme[:7] == ["acme", "2", "1", "0", "0", "0", "3"]
-    assert acme[8:10] == ["1", "25%"], "duplicates / all 2xx, as the charts"
+    assert acme[:7] == ["acme", "2", "2", "0", "0", "0", "4"]
+    assert acme[8:10] == ["1", "20%"], "duplicates / all 2xx, as the charts"
     page.wait_for_function(
         """() => {
             const framed = document.querySelector("iframe.charts");
@@ -276,7 +314,7 @@ def test_an_admin_discards_a_parked_delivery_and_rebuilds_a_projection(
     )
     charts = next(f for f in page.frames if "dashboard?embedded=1" in f.url)
     totals = charts.evaluate("window.dashboard.latest().sources.acme.totals")
-    assert (totals["applied"], totals["parked"], totals["duplicate"]) == (2, 1, 1)
+    assert (totals["applied"], totals["parked"], totals["duplicate"]) == (2, 2, 1)
     assert charts.locator("figure.chart canvas").count() >= 3
     assert not charts.locator("#token-form").is_visible()
     shot(page, "sources", name)
@@ -304,8 +342,8 @@ def test_an_admin_discards_a_parked_delivery_and_rebuilds_a_projection(
     assert page.locator("button:text-is('Apply')").is_disabled()
     page.click("button:text-is('Dry run')")
     report = page.locator("#replay[data-state=done] [data-report]")
-    expect(report).to_contain_text("Dry run: would change 0 of 3", timeout=WAIT_MS)
-    assert page.locator("#replay tbody tr").count() == 3
+    expect(report).to_contain_text("Dry run: would change 0 of 4", timeout=WAIT_MS)
+    assert page.locator("#replay tbody tr").count() == 4
     shot(page, "replay", name)
     assert page.locator("button:text-is('Apply')").is_enabled()
     page.select_option("select[name=outcome]", "parked")
