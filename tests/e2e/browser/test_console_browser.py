@@ -1,11 +1,15 @@
 """``/console`` in a real browser (headless Chromium, see ``chromium.py``),
 on both backends, against a running ``idemsync serve`` that took deliveries
 signed with the ``standardwebhooks`` library: each role signs in with its
-token and sees what it may, an auditor finds a delivery by key, by object id
+token and sees what it may. An auditor finds a delivery by key, by object id
 and by text of its payload, opens it (a ``<script>`` in the payload stays
-text, signature headers are hidden), follows it to its order's timeline and
-asks for the state as of an earlier instant; a reader sees orders, never a
-delivery or a payload. Each view's screenshot is written to
+text, signature headers are hidden), follows it to its order's timeline
+(hash chain intact) and asks for the state as of an earlier instant, and
+reads the parked queue without its actions. An admin releases one parked
+delivery and discards another, reads the sources with their charts, rebuilds
+a projection (dry run first) and runs a replay dry run. A reader sees
+orders, never a delivery or a payload. The console works by keyboard and
+does not shift as data arrives. Each view's screenshot is written to
 ``var/test-output/console/`` (``IDEMSYNC_TEST_OUTPUT`` to change it).
 """
 
