@@ -212,7 +212,8 @@ class RecordDispute(OrderCommand):
 
 
 CUSTOMER_FIELDS = ("email", "name", "phone", "address")
-"""A customer's personal fields: cleared when the customer is deleted."""
+"""A customer's fields (all personal: ``domain.personal``): cleared when the
+customer is deleted."""
 
 
 @dataclass(frozen=True, kw_only=True)
