@@ -113,8 +113,8 @@ class WebhookAccessFilter(logging.Filter):
 QUERY_NAMES_SHOWN = frozenset(
     {
         *("after", "as_of", "contains", "cursor", "customer_id", "dry_run"),
-        *("limit", "namespace", "object", "outcome", "since", "source", "status"),
-        *("until", "verify", "version"),
+        *("limit", "namespace", "object", "outcome", "reason", "since", "source"),
+        *("status", "unresolved", "until", "verify", "version"),
         *("token", "access_token", "api_key", "key"),
     }
 )
