@@ -399,16 +399,13 @@ class SyncService(Application[uuid.UUID]):
                 own = Resolution.per_delivery(
                     [Resolution(source, key, o, why) for o, why in results]
                 )[0]
+                receipt.resolve(own.outcome.value, own.reason)
             else:
                 for holder in holders:
                     holder.discard(source, key, by, reason)
-                own = Resolution(
-                    source, key, Outcome.IGNORED, f"discarded by {by}: {reason}"
-                )
-            if release:
-                receipt.resolve(own.outcome.value, own.reason)
-            else:
-                receipt.discard(own.outcome.value, own.reason or "", by)
+                why = f"discarded by {by}: {reason}"
+                own = Resolution(source, key, Outcome.IGNORED, why)
+                receipt.discard(own.outcome.value, why, by)
             changed = [o for o in objects.values() if o.pending_events]
             if self._resolved(receipt, own, changed, resolutions, attempt):
                 return own

@@ -7,8 +7,8 @@ tab's ``sessionStorage``, never in a cookie), so every view is exactly what
 the token's role may read, and the API alone decides. The script builds
 the page from text nodes only: nothing a partner sent is ever parsed as
 HTML. ``/docs`` is Swagger UI (vendored, ``web/static/swagger-ui``)
-rendering ``/openapi.json``. Their files are served by ``web.dashboard``'s
-``/static/{name}``.
+rendering ``/openapi.json``. Their files are served by ``/static/{name}``
+(``web.pages``).
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from starlette.routing import Route
 
 from infrastructure.access import Role, Token
 from web.access import requires
+from web.bodies.console import Me
 from web.responses import json_response
 from web.static_pages import PAGE_POLICY, framing_self, page
 
@@ -36,10 +37,8 @@ ASSETS: Mapping[str, tuple[str, str]] = MappingProxyType(
 )
 """The console's and the reference's files under ``web/static``."""
 
-DOCS_POLICY = (
-    "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
-    "img-src 'self' data:; connect-src 'self'; base-uri 'none'; "
-    "form-action 'none'; frame-ancestors 'none'"
+DOCS_POLICY = PAGE_POLICY.replace(
+    "style-src 'self';", "style-src 'self' 'unsafe-inline';"
 )
 """Swagger UI sets inline styles; it still runs only its own files."""
 
@@ -59,7 +58,7 @@ async def docs_page(request: Request) -> Response:
 async def me(request: Request) -> Response:
     """``GET /auth/me``: the token's configured name and role."""
     token: Token = request.state.token
-    return json_response({"name": token.name, "role": token.role.label})
+    return json_response(Me(name=token.name, role=token.role.label))
 
 
 def routes() -> list[Route]:

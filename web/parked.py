@@ -15,6 +15,7 @@ queue itself is ``GET /audit/deliveries?outcome=parked&unresolved=1``.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Literal
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -29,6 +30,7 @@ from infrastructure.pipeline import refusals
 from infrastructure.refusals import Refusal
 from web import params
 from web.access import requires
+from web.bodies.console import ParkedSettled
 from web.params import BadParameter
 from web.responses import json_response, retry_later
 from web.state import app_state
@@ -44,7 +46,9 @@ def _reason(request: Request) -> str:
     return reason
 
 
-def _settling(settle: Settle, action: str) -> Callable[[Request], object]:
+def _settling(
+    settle: Settle, action: Literal["release", "discard"]
+) -> Callable[[Request], object]:
     @requires(Role.ADMIN)
     async def endpoint(request: Request) -> Response:
         source, key = request.path_params["source"], request.path_params["key"]
@@ -67,14 +71,14 @@ def _settling(settle: Settle, action: str) -> Callable[[Request], object]:
         except Refusal as busy:  # too much contention, or the store is down
             return retry_later(request, {"error": busy.error, "message": str(busy)})
         return json_response(
-            {
-                "source": source,
-                "key": key,
-                "action": action,
-                "by": token.name,
-                "resolution": resolution.outcome.value,
-                "reason": resolution.reason,
-            }
+            ParkedSettled(
+                source=source,
+                key=key,
+                action=action,
+                by=token.name,
+                resolution=resolution.outcome.value,
+                reason=resolution.reason,
+            )
         )
 
     endpoint.__name__ = f"{action}_parked"

@@ -16,7 +16,6 @@ and the server log (``replay by NAME``).
 from __future__ import annotations
 
 import logging
-from typing import Any
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -30,6 +29,7 @@ from infrastructure.refusals import Refusal, UnknownSource
 from infrastructure.replay import Replayer, summary
 from web import params
 from web.access import requires
+from web.bodies.console import ReplayCounts, ReplayedDelivery, ReplayReport
 from web.params import BadParameter
 from web.responses import json_response, retry_later
 from web.state import app_state
@@ -39,7 +39,7 @@ log = logging.getLogger("idemsync.replay")
 MAX_REPLAYED = 1000
 
 
-def _replay(request: Request, token: Token) -> dict[str, Any]:
+def _replay(request: Request, token: Token) -> ReplayReport:
     query = dict(request.query_params)
     name = params.text(query, "source")
     if not name:
@@ -69,23 +69,23 @@ def _replay(request: Request, token: Token) -> dict[str, Any]:
         len(candidates),
     )
     results = [r for k, b in candidates if (r := replayer.replay(k, b)) is not None]
-    return {
-        "source": name,
-        "dry_run": dry_run,
-        "by": token.name,
-        "counts": summary(results),
-        "deliveries": [
-            {
-                "key": r.key,
-                "before": r.before,
-                "now": r.now,
-                "reason": r.reason,
-                "changed": r.changed,
-                "failed": r.failed,
-            }
+    return ReplayReport(
+        source=name,
+        dry_run=dry_run,
+        by=token.name,
+        counts=ReplayCounts(**summary(results)),
+        deliveries=[
+            ReplayedDelivery(
+                key=r.key,
+                before=r.before,
+                now=r.now,
+                reason=r.reason,
+                changed=r.changed,
+                failed=r.failed,
+            )
             for r in results
         ],
-    }
+    )
 
 
 @requires(Role.ADMIN)
