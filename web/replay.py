@@ -16,6 +16,7 @@ and the server log (``replay by NAME``).
 from __future__ import annotations
 
 import logging
+from dataclasses import asdict
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -74,17 +75,7 @@ def _replay(request: Request, token: Token) -> ReplayReport:
         dry_run=dry_run,
         by=token.name,
         counts=ReplayCounts(**summary(results)),
-        deliveries=[
-            ReplayedDelivery(
-                key=r.key,
-                before=r.before,
-                now=r.now,
-                reason=r.reason,
-                changed=r.changed,
-                failed=r.failed,
-            )
-            for r in results
-        ],
+        deliveries=[ReplayedDelivery(**asdict(r)) for r in results],
     )
 
 
