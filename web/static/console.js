@@ -271,7 +271,7 @@
     const draw = async () => {
       const page = await api("audit/deliveries", wanted);
       holder.replaceChildren(deliveryTable(page.items), pager("deliveries", params, page.next_cursor));
-      live.textContent = params.cursor ? "" : `Updated ${new Date().toLocaleTimeString()}; new deliveries appear every ${LIVE_MS / 1000} s.`;
+      live.textContent = params.cursor ? "" : `Oldest first; this page refreshed at ${new Date().toLocaleTimeString()} and every ${LIVE_MS / 1000} s.`;
     };
     await draw();
     if (!params.cursor) {
