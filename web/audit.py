@@ -77,9 +77,7 @@ async def delivery(request: Request) -> Response:
 
 
 def _delivery_page(trail: AuditTrail, query: dict[str, str]) -> dict[str, Any]:
-    outcome = params.text(query, "outcome")
-    if outcome is not None and outcome not in FIRST_OUTCOMES:
-        raise BadParameter(f"outcome must be one of {', '.join(FIRST_OUTCOMES)}")
+    outcome = params.choice(query, "outcome", FIRST_OUTCOMES)
     where = DeliveryFilter(
         source=params.text(query, "source"),
         outcome=outcome,

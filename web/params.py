@@ -7,7 +7,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -29,6 +29,14 @@ def text(params: Mapping[str, str], name: str) -> str | None:
 
 TRUE = ("1", "true", "yes", "on")
 FALSE = ("0", "false", "no", "off")
+
+
+def choice(params: Mapping[str, str], name: str, values: Sequence[str]) -> str | None:
+    """One of ``values``, or None when absent."""
+    given = text(params, name)
+    if given is not None and given not in values:
+        raise BadParameter(f"{name} must be one of {', '.join(values)}")
+    return given
 
 
 def flag(params: Mapping[str, str], name: str) -> bool:

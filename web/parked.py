@@ -69,7 +69,7 @@ def _settling(
             body = {"error": "not_yet_created", "message": waiting.reason}
             return json_response(body, 409)
         except Refusal as busy:  # too much contention, or the store is down
-            return retry_later(request, {"error": busy.error, "message": str(busy)})
+            return retry_later(request, busy.to_json())
         return json_response(
             ParkedSettled(
                 source=source,

@@ -45,9 +45,7 @@ def _replay(request: Request, token: Token) -> ReplayReport:
     name = params.text(query, "source")
     if not name:
         raise BadParameter("source is required")
-    outcome = params.text(query, "outcome")
-    if outcome is not None and outcome not in FIRST_OUTCOMES:
-        raise BadParameter(f"outcome must be one of {', '.join(FIRST_OUTCOMES)}")
+    outcome = params.choice(query, "outcome", FIRST_OUTCOMES)
     since = params.moment(query, "since")
     dry_run = params.flag(query, "dry_run")
     state = app_state(request.app)
@@ -90,7 +88,7 @@ async def replay(request: Request) -> Response:
     except UnknownSource as unknown:
         return json_response({"error": "not_found", "message": str(unknown)}, 404)
     except Refusal as busy:  # too much contention, or the store is down
-        return retry_later(request, {"error": busy.error, "message": str(busy)})
+        return retry_later(request, busy.to_json())
     return json_response(body)
 
 
