@@ -43,6 +43,9 @@ DELIVERY_COLUMNS = [
     "resolved_at",
     "attempts",
     "last_seen_at",
+    "payload_sha256",
+    "headers_sha256",
+    "redacted_at",
 ]
 
 
