@@ -1,7 +1,8 @@
 """Redacting a data subject's delivery records (issue 18), on both backends,
 through the real app: the payload and headers go, their digests stay; a
-retry is still a duplicate (by key, by fingerprint); and
-``subject_deliveries`` finds a customer's records and no one else's."""
+retry is still a duplicate (by key, by fingerprint); a replay never decodes
+a redacted record; and ``subject_deliveries`` finds a customer's records and
+no one else's."""
 
 from __future__ import annotations
 
@@ -18,12 +19,14 @@ from sqlalchemy import Engine, text
 from starlette.testclient import TestClient
 
 from infrastructure.persistence.database import Database
-from infrastructure.persistence.ledger import parse_time
+from infrastructure.persistence.ledger import iso, parse_time
 from infrastructure.privacy.redaction import redact_deliveries, subject_deliveries
 from infrastructure.retention import prune
 from infrastructure.settings import Settings, SourceSettings
+from infrastructure.sources import Source
 from tests.integration.test_captured_deliveries import SHOP_SECRET, envelope, shopify
-from tests.partner import Partner, make_settings, post
+from tests.integration.test_delivery_replay import send_history
+from tests.partner import Partner, auth, make_settings, post
 from tests.read_models import caught_up
 from tests.store import Store
 from tests.stripe_examples import envelope as stripe_envelope
@@ -113,6 +116,53 @@ def test_a_redacted_deliverys_retry_is_still_a_duplicate_by_key_and_by_fingerpri
             copy = deliver_shop(client, body, key)
             assert (copy["outcome"], copy["first"]) == ("duplicate", shop_first), key
     assert store.count("idemsync_events") == events
+
+
+def test_a_replay_after_redaction_never_decodes_the_redacted_deliveries(
+    settings: Settings,
+    partner: Partner,
+    store: Store,
+    engine: Engine,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    keys = send_history(settings, partner)  # refunds ignored by the old mapping
+    refunds = {keys[name] for name in ("refund_1", "partial_2", "full_2")}
+    assert redact_deliveries(engine, [("acme", k) for k in refunds], AT) == 3
+    decoded: list[bytes] = []
+    decode = Source.decode
+
+    def spy(self: Source, body: bytes, *args: Any) -> Any:
+        decoded.append(body)
+        return decode(self, body, *args)
+
+    monkeypatch.setattr(Source, "decode", spy)
+    events = store.topics()
+
+    with TestClient(create_app(settings)) as client:
+        response = client.post(
+            "/admin/replay",
+            params={"source": "acme", "outcome": "ignored"},
+            headers=auth("admin"),
+        )
+    assert response.status_code == 200, response.text
+    report = response.json()
+    assert report["counts"] == {
+        "replayed": 4,
+        "changed": 0,
+        "unchanged": 4,
+        "failed": 0,
+    }
+    redacted = {d["key"]: d for d in report["deliveries"] if d["redacted"]}
+    assert set(redacted) == refunds
+    for found in redacted.values():
+        assert (found["before"], found["now"], found["changed"]) == (
+            "ignored",
+            "ignored",
+            False,
+        )
+        assert found["reason"].startswith(f"redacted at {iso(AT)}")
+    assert len(decoded) == 1 and b"invoice.paid" in decoded[0], "only the invoice"
+    assert store.topics() == events, "the fixed mapping applied no redacted refund"
 
 
 def test_subject_deliveries_finds_the_customers_and_its_orders_records_only(

@@ -595,7 +595,7 @@
           link(`#/delivery/${path(done.source, d.key)}`, d.key),
           d.before,
           d.now,
-          d.failed ? "refused" : d.changed ? "yes" : "no",
+          d.failed ? "refused" : d.redacted ? "redacted" : d.changed ? "yes" : "no",
           d.reason,
         ]),
         "No delivery matches."));
