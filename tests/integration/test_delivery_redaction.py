@@ -1,8 +1,8 @@
 """Redacting a data subject's delivery records (issue 18), on both backends,
 through the real app: the payload and headers go, their digests stay; a
 retry is still a duplicate (by key, by fingerprint); a replay never decodes
-a redacted record; and ``subject_deliveries`` finds a customer's records and
-no one else's."""
+a redacted record; the audit record shows the digests; and
+``subject_deliveries`` finds a customer's records and no one else's."""
 
 from __future__ import annotations
 
@@ -32,6 +32,7 @@ from tests.store import Store
 from tests.stripe_examples import envelope as stripe_envelope
 from tests.stripe_examples import example, stripe_headers
 from web.app import create_app
+from web.bodies.audit import AuditDeliveryDetail
 
 AT = datetime(2026, 12, 7, 9, 30, tzinfo=UTC)
 ADA = "ada@example.com"
@@ -163,6 +164,53 @@ def test_a_replay_after_redaction_never_decodes_the_redacted_deliveries(
         assert found["reason"].startswith(f"redacted at {iso(AT)}")
     assert len(decoded) == 1 and b"invoice.paid" in decoded[0], "only the invoice"
     assert store.topics() == events, "the fixed mapping applied no redacted refund"
+
+
+def test_the_audit_record_of_a_redacted_delivery_shows_its_digests_and_no_payload(
+    client: TestClient, partner: Partner, store: Store, engine: Engine
+) -> None:
+    request = upsert(partner, "cus_1", email=ADA)
+    post(client, request)
+    original = store.delivery("acme", request.key)
+    assert original is not None
+
+    def search() -> list[Any]:
+        response = client.get(
+            "/audit/deliveries", params={"contains": ADA}, headers=auth("auditor")
+        )
+        assert response.status_code == 200, response.text
+        items: list[Any] = response.json()["items"]
+        return items
+
+    assert [item["key"] for item in search()] == [request.key]
+    plain = client.get(f"/audit/deliveries/acme/{request.key}", headers=auth("auditor"))
+    shown = msgspec.json.decode(plain.content, type=AuditDeliveryDetail)
+    assert (shown.redacted_at, shown.payload_sha256, shown.headers_sha256) == (
+        None,
+        None,
+        None,
+    )
+    redact_deliveries(engine, [("acme", request.key)], AT)
+
+    response = client.get(
+        f"/audit/deliveries/acme/{request.key}", headers=auth("auditor")
+    )
+    assert response.status_code == 200, response.text
+    record = msgspec.json.decode(response.content, type=AuditDeliveryDetail)
+    assert (record.payload, record.payload_encoding, record.headers) == (
+        None,
+        None,
+        None,
+    )
+    assert record.redacted_at == AT
+    assert record.payload_sha256 == sha256(original["payload"])
+    assert record.headers_sha256 == sha256(original["headers"].encode())
+    assert (record.outcome, record.pruned, record.events) == (
+        "applied",
+        False,
+        shown.events,
+    )
+    assert search() == [], "a redacted payload contains nothing"
 
 
 def test_subject_deliveries_finds_the_customers_and_its_orders_records_only(
