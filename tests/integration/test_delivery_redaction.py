@@ -18,6 +18,7 @@ import pytest
 from sqlalchemy import Engine, text
 from starlette.testclient import TestClient
 
+from infrastructure.audit.verify import verify
 from infrastructure.persistence.database import Database
 from infrastructure.persistence.ledger import iso, parse_time
 from infrastructure.privacy.redaction import redact_deliveries, subject_deliveries
@@ -211,6 +212,8 @@ def test_the_audit_record_of_a_redacted_delivery_shows_its_digests_and_no_payloa
         shown.events,
     )
     assert search() == [], "a redacted payload contains nothing"
+    report = verify(engine)
+    assert report.findings == [] and not report.failed, "the hash chain holds"
 
 
 def test_subject_deliveries_finds_the_customers_and_its_orders_records_only(
