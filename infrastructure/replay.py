@@ -14,6 +14,10 @@ replaying once.
 A delivery's outcome is its ``resolution`` when it has one (a released parked
 delivery, an earlier replay), else its first ``outcome``; ``--outcome``
 selects on that. Deliveries are replayed in the order they were received.
+
+A redacted delivery (a data subject's erasure emptied its payload and
+headers, ``infrastructure.privacy.redaction``) is never decoded again: it is
+reported ``redacted``, unchanged, so that no replay brings its data back.
 """
 
 from __future__ import annotations
@@ -28,7 +32,7 @@ from sqlalchemy import Engine, Row, case, func, select
 from domain.application import SyncService
 from domain.delivery import Delivery
 from infrastructure.persistence.deliveries import DELIVERIES, moment
-from infrastructure.persistence.ledger import parse_time
+from infrastructure.persistence.ledger import iso, parse_time
 from infrastructure.refusals import UnreadablePayload
 from infrastructure.sources import Source
 
@@ -43,7 +47,8 @@ _current_reason = case(
 class Replayed:
     """One delivery, before and after its replay. ``changed``: the replay
     wrote (or, dry, would write) something, or the outcome moved meanwhile
-    (a parked delivery released by one replayed before it)."""
+    (a parked delivery released by one replayed before it); ``redacted``:
+    its payload was erased, it was not decided again."""
 
     key: str
     before: str
@@ -51,6 +56,7 @@ class Replayed:
     reason: str | None
     changed: bool
     failed: bool = False
+    redacted: bool = False
 
 
 class Replayer:
@@ -88,6 +94,11 @@ class Replayer:
         row = self._record(key)
         if row is None:
             return None
+        if row.redacted_at is not None:
+            now = row.current_outcome
+            when = iso(parse_time(row.redacted_at))
+            reason = f"redacted at {when}: its payload is erased, not decided again"
+            return Replayed(key, before, now, reason, now != before, redacted=True)
         headers: dict[str, str] = json.loads(row.headers)
         payload = bytes(row.payload)
         received_at = parse_time(row.received_at)
@@ -115,6 +126,7 @@ class Replayer:
             DELIVERIES.c.received_at,
             DELIVERIES.c.payload,
             DELIVERIES.c.headers,
+            DELIVERIES.c.redacted_at,
             _current_outcome.label("current_outcome"),
             _current_reason.label("current_reason"),
         ).where(

@@ -1,8 +1,10 @@
 """The delivery log as auditors read it: one record, or pages of them.
 
 A record is shown while retention keeps it; after that, what the event log
-keeps of it (the receipt: first answer and resolution, no payload). Times
-are ISO 8601 in UTC on both backends.
+keeps of it (the receipt: first answer and resolution, no payload). A
+redacted record (``infrastructure.privacy.redaction``) shows no payload and
+no headers, but their SHA-256 and when they were erased. Times are ISO 8601
+in UTC on both backends.
 """
 
 from __future__ import annotations
@@ -72,7 +74,8 @@ def find(conn: Connection, source: str, key: str) -> Any:
     """The record's row with its payload and headers, or None."""
     return conn.execute(
         text(
-            f"SELECT {COLUMNS}, payload, headers FROM deliveries "
+            f"SELECT {COLUMNS}, payload, headers, payload_sha256, headers_sha256, "
+            "redacted_at FROM deliveries "
             "WHERE source = :source AND idempotency_key = :key"
         ),
         {"source": source, "key": key},
@@ -114,15 +117,23 @@ def _namespace(answer: dict[str, Any]) -> str:
 
 
 def full(row: Any) -> dict[str, Any]:
-    """A record with the raw payload and the stored headers."""
+    """A record with the raw payload and the stored headers (None once
+    redacted, their digests then given)."""
     found = summary(row)
-    payload, encoding = _payload(bytes(row.payload))
     found.update(
-        payload=payload,
-        payload_encoding=encoding,
-        headers=json.loads(row.headers),
+        payload=None,
+        payload_encoding=None,
+        headers=None,
         pruned=False,
+        redacted_at=time_text(row.redacted_at),
+        payload_sha256=row.payload_sha256,
+        headers_sha256=row.headers_sha256,
     )
+    if row.redacted_at is None:
+        payload, encoding = _payload(bytes(row.payload))
+        found.update(
+            payload=payload, payload_encoding=encoding, headers=json.loads(row.headers)
+        )
     return found
 
 
@@ -142,6 +153,9 @@ def pruned(receipt: Receipt) -> dict[str, Any]:
         "payload_encoding": None,
         "headers": None,
         "pruned": True,
+        "redacted_at": None,
+        "payload_sha256": None,
+        "headers_sha256": None,
     }
 
 

@@ -19,16 +19,21 @@ DELIVERIES = table(
             "received_at",
             "outcome",
             "reason",
+            "aggregate_type",
+            "aggregate_id",
             "payload",
             "headers",
             "resolution",
             "resolution_reason",
             "attempts",
             "last_seen_at",
+            "payload_sha256",
+            "headers_sha256",
+            "redacted_at",
         )
     ),
 )
-"""The columns replay, retention and sightings use, untyped: times come back
+"""The columns replay, retention, sightings and redaction use, untyped: times come back
 as SQLite's ISO 8601 text or PostgreSQL's ``timestamptz``, and are bound the
 same way (see ``moment``)."""
 

@@ -56,12 +56,18 @@ class AuditDelivery(Body, kw_only=True):
 class AuditDeliveryDetail(AuditDelivery, kw_only=True):
     """A delivery with its raw payload and headers and the events it caused.
     Once retention pruned its record (`pruned`), it is answered from its
-    receipt in the log, without payload or headers."""
+    receipt in the log, without payload or headers. Once a data subject's
+    erasure redacted it (`redacted_at`), payload and headers are null and
+    `payload_sha256` and `headers_sha256` are the hex SHA-256 of the payload
+    and of the headers' JSON text as they were stored (null otherwise)."""
 
     payload: str | None
     payload_encoding: Literal["utf-8", "base64"] | None
     headers: dict[str, str] | None
     pruned: bool
+    redacted_at: Moment | None
+    payload_sha256: str | None
+    headers_sha256: str | None
     events: list[AuditEvent]
 
 

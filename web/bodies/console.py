@@ -34,7 +34,8 @@ class ParkedSettled(Body, kw_only=True):
 
 class ReplayedDelivery(Body, kw_only=True):
     """One delivery replayed: its outcome before and now (the same when
-    nothing changed), why, and whether today's mapping refused it."""
+    nothing changed), why, whether today's mapping refused it, and whether
+    it was redacted (its payload erased: not decided again)."""
 
     key: str
     before: str
@@ -42,6 +43,7 @@ class ReplayedDelivery(Body, kw_only=True):
     reason: str | None
     changed: bool
     failed: bool
+    redacted: bool
 
 
 class ReplayCounts(Body, kw_only=True):

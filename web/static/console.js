@@ -351,10 +351,12 @@
           h("h3", {}, "First answer"),
           json(d.answer),
           h("h3", {}, "Headers"),
-          d.headers ? fields(safeHeaders(d.headers)) : h("p", { class: "muted" }, "none stored")),
+          d.headers ? fields(safeHeaders(d.headers)) : h("p", { class: "muted" }, d.redacted_at ? `redacted (sha256 ${d.headers_sha256})` : "none stored")),
         h("section", {},
           h("h3", {}, "Payload"),
-          h("pre", { "data-payload": "" }, pretty(d.payload, d.payload_encoding)))),
+          d.redacted_at
+            ? h("p", { class: "muted", "data-redacted": "" }, `redacted at ${d.redacted_at} (sha256 ${d.payload_sha256})`)
+            : h("pre", { "data-payload": "" }, pretty(d.payload, d.payload_encoding)))),
       h("h3", {}, "Events it caused"),
       eventTable(d.events, false));
   }
@@ -595,7 +597,7 @@
           link(`#/delivery/${path(done.source, d.key)}`, d.key),
           d.before,
           d.now,
-          d.failed ? "refused" : d.changed ? "yes" : "no",
+          d.failed ? "refused" : d.redacted ? "redacted" : d.changed ? "yes" : "no",
           d.reason,
         ]),
         "No delivery matches."));

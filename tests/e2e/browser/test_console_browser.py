@@ -4,8 +4,9 @@ signed with the ``standardwebhooks`` library: each role signs in with its
 token and sees what it may. An auditor finds a delivery by key, by object id
 and by text of its payload, opens it (a ``<script>`` in the payload stays
 text, signature headers are hidden), follows it to its order's timeline
-(hash chain intact) and asks for the state as of an earlier instant, and
-reads the parked queue without its actions. An admin releases one parked
+(hash chain intact) and asks for the state as of an earlier instant, reads
+the parked queue without its actions, and sees when a redacted delivery was
+redacted and its digest instead of its payload. An admin releases one parked
 delivery and discards another, reads the sources with their charts, rebuilds
 a projection (dry run first) and runs a replay dry run. A reader sees
 orders, never a delivery or a payload. The console works by keyboard and
@@ -29,6 +30,7 @@ from domain.application import SyncService
 from domain.commands import CreateOrder
 from infrastructure.access import token_hash
 from infrastructure.persistence.database import Database
+from infrastructure.privacy.redaction import redact_deliveries
 from tests.e2e.browser.chromium import PROBLEM, SKIP
 from tests.e2e.conftest import Server
 from tests.partner import TOKENS, WRONG_TOKEN, Partner, Request, post
@@ -50,6 +52,7 @@ OUTPUT = Path(
     )
 )
 WAIT_MS = 15_000
+REDACTED_AT = datetime(2026, 12, 7, 9, 30, tzinfo=UTC)
 
 
 @pytest.fixture
@@ -379,6 +382,27 @@ def test_a_reader_sees_orders_and_never_a_delivery_or_a_payload(
     page.click("#sign-out")
     ready(page, "sign-in")
     assert page.evaluate("sessionStorage.length") == 0
+
+
+def test_a_redacted_delivery_shows_when_and_its_digest_instead_of_its_payload(
+    console_server: Server, partner: Partner, page: Page, database_url: str
+) -> None:
+    day = Day(console_server, partner)
+    database = Database(database_url)
+    try:
+        pairs = [("acme", day.shipped.key)]
+        assert redact_deliveries(database.engine(), pairs, REDACTED_AT) == 1
+    finally:
+        database.close()
+    sign_in(page, console_server, "auditor")
+    page.evaluate(f"location.hash = '#/delivery/acme/{day.shipped.key}'")
+    ready(page, "delivery")
+    shown = page.locator("p[data-redacted]").inner_text()
+    assert shown.startswith("redacted at 2026-12-07T09:30:00") and "(sha256 " in shown
+    assert page.locator("pre[data-payload]").count() == 0
+    payload = page.locator("section:has(> h3:text-is('Payload'))").inner_text()
+    assert "TRK-77" not in payload, "(the events it caused are the log's)"
+    shot(page, "delivery-redacted", backend(database_url))
 
 
 def test_the_api_reference_lists_the_operations_of_openapi_json(
