@@ -30,7 +30,7 @@ from eventsourcing.domain import (
     DomainEventProtocol,
     MutableOrImmutableAggregate,
 )
-from eventsourcing.persistence import IntegrityError
+from eventsourcing.persistence import IntegrityError, Mapper
 
 from domain.commands import Command, Ignored, OrderCommand
 from domain.customer import Customer
@@ -206,17 +206,26 @@ class SyncService(Application[uuid.UUID]):
         *,
         on_conflict: Callable[[str], None] | None = None,
         committer: Callable[[SyncService], Committer] | None = None,
+        mapper: Callable[[Mapper[uuid.UUID]], Mapper[uuid.UUID]] | None = None,
     ) -> None:
         """``on_conflict`` hears the aggregate type of each commit lost to a
         concurrent writer (``delivery`` when the race was for the key).
         ``committer``: makes what commits deliveries together (the server's
         group commit) from this service's ``commit``; without it each
-        delivery commits in its own transaction."""
+        delivery commits in its own transaction. ``mapper``: makes the
+        mapper between events and stored events from the library's (the
+        infrastructure's sealing of personal fields); without it, the
+        library's."""
+        self._make_mapper = mapper
         super().__init__(env)
         self.deliveries = cast(DeliveryLog, self.recorder)
         self.conflicts = 0
         self.on_conflict = on_conflict
         self.committer = None if committer is None else committer(self)
+
+    def construct_mapper(self) -> Mapper[uuid.UUID]:
+        mapper = super().construct_mapper()
+        return mapper if self._make_mapper is None else self._make_mapper(mapper)
 
     def receive(
         self, delivery: Delivery, mapped: Mapped | Callable[[], Mapped]
@@ -341,7 +350,7 @@ class SyncService(Application[uuid.UUID]):
             receipt = cast(Receipt, self.repository.get(receipt_id))
             if receipt.discarded_by is not None:
                 return None  # an operator dropped it: not the mapping's call
-            answer, changed, resolutions = self._decide(delivery, mapped, None)
+            answer, changed, resolutions, _ = self._decide(delivery, mapped, None)
             before = receipt.resolution or receipt.outcome
             if not changed and before in (answer.outcome, Outcome.APPLIED):
                 return None
@@ -508,7 +517,7 @@ class SyncService(Application[uuid.UUID]):
     ) -> Decision:
         """Let each addressed object decide its command; nothing is written.
         ``known``: objects read before (a batch's), else each is read now."""
-        answer, changed, resolutions = self._decide(delivery, mapped, known)
+        answer, changed, resolutions, erased = self._decide(delivery, mapped, known)
         receipt = Receipt(
             source=delivery.source,
             key=delivery.key,
@@ -524,7 +533,7 @@ class SyncService(Application[uuid.UUID]):
         )
         events, provenance = self._take_events(aggregates)
         return Decision(
-            DeliveryRecord(delivery, answer),
+            DeliveryRecord(delivery, answer, redacted=erased),
             events,
             provenance,
             resolutions,
@@ -550,12 +559,14 @@ class SyncService(Application[uuid.UUID]):
 
     def _decide(
         self, delivery: Delivery, mapped: Mapped, known: Preloaded | None
-    ) -> tuple[Answer, tuple[SyncedObject, ...], tuple[Resolution, ...]]:
-        """The answer, the objects with new events, and what became of the
-        parked deliveries they released."""
+    ) -> tuple[Answer, tuple[SyncedObject, ...], tuple[Resolution, ...], bool]:
+        """The answer, the objects with new events, what became of the
+        parked deliveries they released, and whether it addressed a customer
+        whose personal data was erased (its payload is then not kept)."""
         source, key = delivery.source, delivery.key
         if isinstance(mapped, Ignored):
-            return Answer(Outcome.IGNORED, source, key, reason=mapped.reason), (), ()
+            ignored = Answer(Outcome.IGNORED, source, key, reason=mapped.reason)
+            return ignored, (), (), False
         if not mapped:
             raise ValueError("a mapping returned no command; return Ignored instead")
         objects: dict[uuid.UUID, SyncedObject] = {}
@@ -571,7 +582,8 @@ class SyncService(Application[uuid.UUID]):
         )
         answer = Answer.combine(source, key, results, refs)
         changed = tuple(o for o in objects.values() if o.pending_events)
-        return answer, changed, tuple(Resolution.per_delivery(resolutions))
+        erased = any(isinstance(o, Customer) and o.erased for o in objects.values())
+        return answer, changed, tuple(Resolution.per_delivery(resolutions)), erased
 
     def _execute(
         self,
@@ -714,6 +726,29 @@ class SyncService(Application[uuid.UUID]):
         if found is not None:
             return found
         return cls(object_id, source, key, namespace)  # type: ignore[call-arg]
+
+    def erase_customer(
+        self, customer_id: str, namespace: str, by: str, reason: str
+    ) -> Customer:
+        """Record the erasure of a customer's personal data (``Erased``: who,
+        why, never a value), whether or not idemsync has heard of it: one
+        never seen is tracked as erased, so whatever a partner sends about
+        it later is refused. ``AlreadyErased`` the second time. Destroying
+        the subject's key and redacting its deliveries is the
+        infrastructure's (infrastructure/privacy/erasure.py)."""
+        for attempt in range(self.max_attempts):
+            customer = cast(
+                Customer, self.load(Customer, customer_id, namespace=namespace)
+            )
+            customer.erase(by, reason)
+            try:
+                self.save(customer)
+            except IntegrityError:
+                self.conflicted([Customer.kind])
+                self.back_off(attempt)
+                continue
+            return customer
+        raise TooMuchContention(f"customer {customer_id}: {self.max_attempts} attempts")
 
     def find(
         self, kind: str, object_id: str, namespace: str = DEFAULT_NAMESPACE

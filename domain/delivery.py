@@ -159,10 +159,13 @@ class Resolution:
 
 @dataclass(frozen=True)
 class DeliveryRecord:
-    """What the delivery log stores, in the same transaction as the events."""
+    """What the delivery log stores, in the same transaction as the events.
+    ``redacted``: the delivery is about a data subject whose personal data
+    was erased: only the digests of its payload and headers are kept."""
 
     delivery: Delivery
     answer: Answer
+    redacted: bool = False
 
 
 @dataclass(frozen=True)

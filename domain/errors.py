@@ -30,6 +30,10 @@ class AlreadyParked(DomainError):
     """The same delivery already waits for this object's creation."""
 
 
+class AlreadyErased(DomainError):
+    """The customer's personal data was erased before."""
+
+
 class NotParked(DomainError):
     """An operator asked to release or discard a delivery that is not waiting
     (never parked, or already released, discarded or replayed)."""

@@ -50,6 +50,13 @@ NOT_PERSONAL_PREFIXES: Final = MappingProxyType({"order": (REFUNDS, DISPUTES)})
 amounts only."""
 
 
+ERASED: Final = "(erased)"
+"""What a personal field reads as once its data subject was erased: the
+stored value is sealed with a key that no longer exists
+(infrastructure/privacy), so history, ``as_of`` states and exports show
+this instead."""
+
+
 class UnclassifiedField(Exception):
     """A field that is neither declared personal nor declared not personal."""
 

@@ -23,6 +23,7 @@ from idemsync import (
     cli_audit,
     cli_deliveries,
     cli_history,
+    cli_privacy,
     cli_projections,
     cli_tokens,
 )
@@ -160,6 +161,15 @@ def cmd_config_check(args: argparse.Namespace, settings: Settings) -> int:
     pinned = store_pins(settings)
     for source in settings.sources.values():
         print(describe_source(source, pinned))
+    if settings.master_key is None:
+        print(
+            "privacy: no master key: personal fields are stored in clear "
+            "(docs/privacy.md)"
+        )
+    else:
+        print(
+            f"privacy: personal fields sealed, master key {settings.master_key.key_id}"
+        )
     return 0
 
 
@@ -286,6 +296,7 @@ def parser() -> argparse.ArgumentParser:
     cli_projections.add_commands(commands)
     cli_deliveries.add_commands(commands)
     cli_tokens.add_commands(commands)
+    cli_privacy.add_commands(commands)
     cli_history.add_export_command(cli_audit.add_commands(commands))
     cli_history.add_history_command(commands)
 

@@ -23,12 +23,12 @@ log = logging.getLogger("idemsync")
 
 def projection_runner(settings: Settings) -> tuple[ProjectionRunner, Database]:
     """A runner over every projection, on a migrated database."""
-    from domain.application import SyncService
+    from infrastructure.bootstrap import sync_service
     from projections.catalog import runner_for
 
     database = Database.of(settings)
     database.check_ready()
-    service = SyncService(env=database.eventsourcing_env())
+    service = sync_service(settings, database)
     return runner_for(service, database.engine(), settings), database
 
 

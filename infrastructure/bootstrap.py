@@ -9,14 +9,20 @@ service needs is given to its constructor.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+
+from eventsourcing.persistence import Mapper
 
 from domain.application import Committer, SyncService
 from infrastructure.audit.trail import AuditTrail
 from infrastructure.group_commit import GroupCommit
 from infrastructure.persistence.database import Database
 from infrastructure.pipeline import Pipeline
+from infrastructure.privacy.erasure import Eraser
+from infrastructure.privacy.mapper import SealingMapper
+from infrastructure.privacy.store import SubjectKeys
 from infrastructure.settings import Settings
 from infrastructure.sightings import Sightings
 
@@ -32,6 +38,7 @@ class Services:
     service: SyncService
     pipeline: Pipeline | None
     audit: AuditTrail
+    eraser: Eraser
 
     @property
     def intake(self) -> Pipeline:
@@ -51,6 +58,31 @@ class Services:
             self.group_commit.close()
         self.service.close()
         self.database.close()
+
+
+def sync_service(
+    settings: Settings,
+    database: Database,
+    *,
+    on_conflict: Callable[[str], None] | None = None,
+    committer: Callable[[SyncService], Committer] | None = None,
+) -> SyncService:
+    """The service on ``database``, sealing personal fields when
+    ``settings`` has a master key: every entry point that reads or writes
+    events builds it here, so that none stores or shows a personal field
+    the others would seal."""
+    master = settings.master_key
+
+    def sealing(mapper: Mapper[uuid.UUID]) -> Mapper[uuid.UUID]:
+        assert master is not None
+        return SealingMapper(mapper, SubjectKeys(database.engine(), master))
+
+    return SyncService(
+        env=database.eventsourcing_env(),
+        on_conflict=on_conflict,
+        committer=committer,
+        mapper=None if master is None else sealing,
+    )
 
 
 def bootstrap(
@@ -77,25 +109,36 @@ def bootstrap(
                 wait_seconds=settings.server.commit_wait_seconds,
             )
 
-    service = SyncService(
-        env=database.eventsourcing_env(), on_conflict=on_conflict, committer=committer
+    service = sync_service(
+        settings, database, on_conflict=on_conflict, committer=committer
     )
     pinned = database.pinned_namespaces()
+    sources: dict[str, list[str]] = {}
+    for source in settings.sources.values():
+        sources.setdefault(source.namespace_of(pinned)[0], []).append(source.name)
+    master = settings.master_key
+    eraser = Eraser(
+        service,
+        database.engine(),
+        None if master is None else SubjectKeys(database.engine(), master),
+        sources,
+    )
     pipeline = (
         Pipeline(
             settings,
             service,
             sightings=Sightings(database.engine()) if sightings else None,
             pinned=pinned,
+            eraser=eraser,
         )
         if deliveries
         else None
     )
-    namespaces = [s.namespace_of(pinned)[0] for s in settings.sources.values()]
     return Services(
         settings,
         database,
         service,
         pipeline,
-        AuditTrail(database.engine(), service, namespaces),
+        AuditTrail(database.engine(), service, list(sources)),
+        eraser,
     )

@@ -7,6 +7,8 @@ error names the entry (msgspec's error path elides dictionary keys).
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import msgspec
 
 from infrastructure.config_fields import (
@@ -16,6 +18,7 @@ from infrastructure.config_fields import (
     PositiveInt,
     PositiveNumber,
     Table,
+    says,
 )
 
 DEFAULT_DATABASE_URL = "sqlite:///var/idemsync.db"
@@ -69,12 +72,23 @@ class ProjectionsTable(FileTable, frozen=True):
     poll_seconds: PositiveNumber = 0.5
 
 
+class PrivacyTable(FileTable, frozen=True):
+    """``[privacy]``: encryption of personal fields (docs/privacy.md)."""
+
+    master_key: Annotated[str, says('expected a string "env:NAME"')] | None = None
+    """``env:NAME``: the variable holding the base64 of the 32-byte master
+    key that wraps each data subject's key. Without it personal fields are
+    stored in clear and an erasure cannot make the event log's copies
+    unreadable."""
+
+
 class ConfigFile(FileTable, frozen=True):
     """The whole file: its top-level tables."""
 
     database: DatabaseTable = DatabaseTable()
     server: ServerTable = ServerTable()
     projections: ProjectionsTable = ProjectionsTable()
+    privacy: PrivacyTable = PrivacyTable()
     sources: Table = msgspec.field(default_factory=dict)
     """``[sources.NAME]`` tables, each a ``SourceTable``."""
     tokens: Table = msgspec.field(default_factory=dict)

@@ -33,6 +33,7 @@ from eventsourcing.persistence import PersistenceError
 from domain.application import Mapped, Pending, SyncService, TooMuchContention
 from domain.delivery import Answer, Delivery, FirstAnswer, Outcome
 from infrastructure.group_commit import GroupCommit, Overloaded
+from infrastructure.privacy.erasure import Eraser
 from infrastructure.recent_answers import RecentAnswers
 from infrastructure.refusals import (
     Busy,
@@ -89,10 +90,13 @@ class Pipeline:
         sightings: Sightings | None = None,
         recent: RecentAnswers | None = None,
         pinned: Mapping[str, str] | None = None,
+        eraser: Eraser | None = None,
     ) -> None:
         """``pinned``: the store's namespace pins
         (``Database.pinned_namespaces``; a store written since namespaces
-        has none)."""
+        has none). ``eraser``: carries out the erasures deliveries ask for
+        (none without it)."""
+        self.eraser = eraser
         self.service = service
         self.clock = clock
         self.sightings = sightings
@@ -111,10 +115,30 @@ class Pipeline:
     def receive(self, name: str, headers: Mapping[str, str], body: bytes) -> Answer:
         """Every stage, in this thread (the CLI, the tests)."""
         admitted = self.admit(self.source(name), headers, body)
-        recalled = self.recall(admitted)
-        if recalled is not None:
-            return recalled
-        return self.decide(admitted, headers, body)
+        answer = self.recall(admitted)
+        if answer is None:
+            answer = self.decide(admitted, headers, body)
+        self.erase_requested(admitted, headers, body)
+        return answer
+
+    def erase_requested(
+        self, admitted: Admitted, headers: Mapping[str, str], body: bytes
+    ) -> None:
+        """Carry out the erasures a recorded delivery asks for (Shopify's
+        ``customers/redact``), before it is answered: after a crash, the
+        partner's retry (a duplicate) carries them out again, and an
+        erasure is safe to repeat."""
+        source = admitted.source
+        if source.erasures is None or self.eraser is None:
+            return
+        for customer_id in source.erasures(body, headers):
+            with refusals():
+                self.eraser.erase(
+                    source.namespace,
+                    customer_id,
+                    by=f"source:{source.name}",
+                    reason=f"erasure requested by delivery {admitted.key}",
+                )
 
     async def answer(
         self, source: Source, headers: Mapping[str, str], body: bytes
@@ -123,9 +147,18 @@ class Pipeline:
         loop (no I/O); then, with the server's group commit, wait on the
         event loop for the delivery's batch, else decide in a worker thread."""
         admitted = self.admit(source, headers, body)
-        recalled = self.recall(admitted)
-        if recalled is not None:
-            return recalled
+        answer = self.recall(admitted)
+        if answer is None:
+            answer = await self._decided(admitted, headers, body)
+        if source.erasures is not None:
+            await anyio.to_thread.run_sync(
+                self.erase_requested, admitted, headers, body
+            )
+        return answer
+
+    async def _decided(
+        self, admitted: Admitted, headers: Mapping[str, str], body: bytes
+    ) -> Answer:
         group = self.service.committer
         if not isinstance(group, GroupCommit):
             return await anyio.to_thread.run_sync(self.decide, admitted, headers, body)

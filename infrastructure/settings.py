@@ -22,6 +22,7 @@ from infrastructure.config_tables import (
     ProjectionsTable,
     ServerTable,
 )
+from infrastructure.privacy.keys import MasterKey
 from infrastructure.source_settings import (
     DEFAULT_MAPPINGS,
     KNOWN_SCHEMES,
@@ -59,6 +60,9 @@ class Settings:
     projections: ProjectionsTable = field(default_factory=ProjectionsTable)
     tokens: Mapping[str, Token] = field(default_factory=lambda: MappingProxyType({}))
     """Bearer tokens by name, ``[tokens.NAME]`` (hashes only; specification §8)."""
+    master_key: MasterKey | None = None
+    """``[privacy] master_key`` resolved: personal fields are sealed with it
+    (infrastructure/privacy); None: stored in clear."""
 
 
 def config_path(environ: Mapping[str, str]) -> Path:
@@ -104,7 +108,25 @@ def load_settings(
         server=file.server,
         projections=file.projections,
         tokens=read_tokens(file.tokens),
+        master_key=_master_key(file.privacy.master_key, env),
     )
+
+
+def _master_key(reference: str | None, env: Mapping[str, str]) -> MasterKey | None:
+    """The master key ``[privacy] master_key`` names; resolved for every
+    command, as each one that reads events must open personal fields."""
+    if reference is None:
+        return None
+    at = "privacy.master_key"
+    variable = reference.removeprefix("env:")
+    if not reference.startswith("env:") or not variable:
+        raise ConfigError(f"{at}: keys are never written in the file; use env:NAME")
+    if not env.get(variable):
+        raise ConfigError(f"{at}: environment variable {variable} is not set")
+    try:
+        return MasterKey.from_text(env[variable])
+    except ValueError as error:
+        raise ConfigError(f"{at}: environment variable {variable}: {error}") from None
 
 
 def _refuse_unsigned_on_postgres(

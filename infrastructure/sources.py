@@ -17,7 +17,13 @@ from datetime import datetime, timedelta
 
 from domain.commands import Command, Ignored
 from domain.namespaces import DEFAULT_NAMESPACE
-from infrastructure.mappings import InvalidPayload, PayloadMapping, load_mapping
+from infrastructure.mappings import (
+    ErasureRequests,
+    InvalidPayload,
+    PayloadMapping,
+    load_erasures,
+    load_mapping,
+)
 from infrastructure.refusals import UnreadablePayload
 from infrastructure.schemes import Scheme, build_scheme
 from infrastructure.schemes.keys import KeyFinder
@@ -43,6 +49,8 @@ class Source:
     namespace: str = DEFAULT_NAMESPACE
     """Where its deliveries' commands find their objects
     (``SourceSettings.namespace_of``)."""
+    erasures: ErasureRequests | None = None
+    """Finds the customers a delivery asks to erase (``load_erasures``)."""
 
     @property
     def name(self) -> str:
@@ -100,7 +108,13 @@ class Source:
             ) from error
         namespace, _ = settings.namespace_of(pinned or {})
         return Source(
-            settings, scheme, mapping, key, _kept_headers(settings, scheme), namespace
+            settings,
+            scheme,
+            mapping,
+            key,
+            _kept_headers(settings, scheme),
+            namespace,
+            load_erasures(settings.mapping),
         )
 
 

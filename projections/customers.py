@@ -26,10 +26,16 @@ from projections.fold import Row, Rows
 
 class CustomersProjection(Projection):
     """Customers' personal fields; ``address`` is JSON text when the partner
-    sends an object. Deletion clears the fields (the domain cleared them)."""
+    sends an object. Deletion and erasure clear the fields (the domain
+    cleared them); a field read as ``ERASED`` (its key erased) is kept as
+    that text until the erasure's own event clears it."""
 
     name = "customers"
-    event_classes = (Customer.Upserted, Customer.Deleted)
+    event_classes = (
+        Customer.Upserted,
+        Customer.Deleted,
+        Customer.Erased,  # type: ignore[attr-defined]  # made by @event
+    )
 
     def define(self, metadata: MetaData, suffix: str = "") -> dict[str, Table]:
         customers = Table(

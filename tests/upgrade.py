@@ -41,6 +41,7 @@ from infrastructure.audit.trail import AuditTrail
 from infrastructure.audit.verify import Report, verify
 from infrastructure.persistence.database import Database
 from infrastructure.persistence.ledger import iso, parse_time
+from infrastructure.privacy.keys import MasterKey
 from infrastructure.settings import Settings
 from projections.rebuild import rebuild
 from tests.read_models import snapshot
@@ -326,12 +327,16 @@ def _table_differences(
     return lines
 
 
-def rebuild_differences(url: str) -> list[str]:
+def rebuild_differences(url: str, master_key: MasterKey | None = None) -> list[str]:
     """``idemsync projections rebuild --all --verify --dry-run`` on ``url``
     (the CLI's runner and rebuild): one line per table whose rebuild from
-    the log differs from its live rows, with a few examples."""
+    the log differs from its live rows, with a few examples. ``master_key``:
+    the store's ``[privacy] master_key``, if it has one."""
     settings = Settings(
-        database_url=url, sources=MappingProxyType({}), config_path=Path("tests")
+        database_url=url,
+        sources=MappingProxyType({}),
+        config_path=Path("tests"),
+        master_key=master_key,
     )
     runner, database = projection_runner(settings)
     lines = []

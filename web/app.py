@@ -21,7 +21,7 @@ from infrastructure.retention import PeriodicPrune
 from infrastructure.settings import Settings, load_settings
 from infrastructure.sightings import PeriodicFlush
 from projections.catalog import runner_for
-from web import admin, audit, pages, parked, replay, views
+from web import admin, audit, erasure, pages, parked, replay, views
 from web.admission import Admission
 from web.health import healthz, readyz
 from web.http_errors import http_error, internal_error
@@ -100,6 +100,7 @@ def create_app(
             *views.routes(),
             *admin.routes(),
             *parked.routes(),
+            *erasure.routes(),
             *replay.routes(),
             *audit.routes(),
         ],

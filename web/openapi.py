@@ -32,7 +32,7 @@ from web.bodies import audit as trail
 from web.bodies import projections as rebuilds
 from web.bodies import read_models as models
 from web.openapi_admin import admin
-from web.openapi_console import pages, parked, replay
+from web.openapi_console import erasure, pages, parked, replay
 from web.openapi_parts import (
     BEARER,
     REF,
@@ -69,6 +69,7 @@ BODIES = (
     console.Me,
     console.ParkedSettled,
     console.ReplayReport,
+    console.CustomerErased,
     rebuilds.ProjectionStatusList,
     rebuilds.RebuildJob,
     rebuilds.RebuildStarted,
@@ -222,6 +223,7 @@ def build_document(
             **admin(projections),
             **parked(),
             **replay(),
+            **erasure(),
         },
         "components": {
             "schemas": components,

@@ -1,6 +1,6 @@
 """The console's part of the OpenAPI document: the open pages (``/console``,
 ``/docs``), ``GET /auth/me``, and settling a parked delivery by hand
-(``web.console``, ``web.parked``)."""
+and erasing a customer (``web.console``, ``web.parked``, ``web.erasure``)."""
 
 from __future__ import annotations
 
@@ -112,6 +112,42 @@ def parked() -> dict[str, Schema]:
             "Recorded as `Discarded` on the object (who and why) and the "
             "delivery's resolution `ignored`.",
         ),
+    }
+
+
+def erasure() -> dict[str, Schema]:
+    """``POST /admin/customers/{customer_id}/erase``."""
+    responses = {
+        "200": json_body("what the erasure did", console.CustomerErased),
+        **reading(missing="no route: an id with a slash or a line break"),
+    }
+    parameters = [
+        in_path("customer_id", "the partner's customer id"),
+        query(
+            "namespace",
+            "the customer's namespace; required when the sources write into several",
+        ),
+        {
+            **query("reason", "why (kept in the event, with the token's name)"),
+            "schema": REASON,
+            "required": True,
+        },
+    ]
+    return {
+        "/admin/customers/{customer_id}/erase": {
+            "post": operation(
+                "eraseCustomer",
+                "Erase a customer's personal data (crypto-shredding)",
+                "admin",
+                responses,
+                role=Role.ADMIN,
+                description="As `idemsync erase customer`: records `Erased` on "
+                "the customer (who and why, never a value), destroys its data "
+                "key, redacts its raw deliveries (digests kept) and clears its "
+                "read-model row. Asking again finishes an interrupted erasure.",
+                parameters=parameters,
+            )
+        }
     }
 
 

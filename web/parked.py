@@ -39,7 +39,8 @@ MAX_REASON = 500
 Settle = Callable[[SyncService, str, str, str, str], Resolution]
 
 
-def _reason(request: Request) -> str:
+def reason_of(request: Request) -> str:
+    """The required ``reason`` query parameter of an admin action."""
     reason = (params.text(dict(request.query_params), "reason") or "").strip()
     if not 1 <= len(reason) <= MAX_REASON:
         raise BadParameter(f"reason must be 1 to {MAX_REASON} characters")
@@ -54,7 +55,7 @@ def _settling(
         source, key = request.path_params["source"], request.path_params["key"]
         token: Token = request.state.token
         try:
-            reason = _reason(request)
+            reason = reason_of(request)
         except BadParameter as bad:
             return json_response({"error": "bad_parameter", "message": str(bad)}, 400)
         service = app_state(request.app).services.service

@@ -62,6 +62,20 @@ def decoding() -> Iterator[None]:
         raise InvalidPayload(f"body is not valid UTF-8: {error.reason}") from error
 
 
+ErasureRequests = Callable[[bytes, Mapping[str, str]], list[str]]
+"""The customers a delivery asks to erase (a partner's compliance topic)."""
+
+
+def load_erasures(name: str) -> ErasureRequests | None:
+    """What finds erasure requests in the deliveries of mapping ``name``:
+    Shopify's ``customers/redact``; None for the mappings without one."""
+    if name == "shopify":
+        from infrastructure.mappings.shopify import erasures_requested
+
+        return erasures_requested
+    return None
+
+
 def load_mapping(name: str) -> PayloadMapping:
     """The built-in mapping ``name``, or the function ``package.module:function``;
     either first refuses a body that is not UTF-8 or repeats a JSON key

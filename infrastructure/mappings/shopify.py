@@ -340,6 +340,24 @@ def _for_redact(request: RedactRequest, headers: Mapping[str, str]) -> list[c.Co
     return _delete(request.customer.id, headers)
 
 
+_redact_decoder = msgspec.json.Decoder(RedactRequest)
+
+
+def erasures_requested(body: bytes, headers: Mapping[str, str]) -> list[str]:
+    """The customers a delivery asks to erase: ``customers/redact``'s, the
+    compliance topic every Shopify app must honour (the pipeline erases
+    them once the delivery is recorded, and again on each retry: an erasure
+    is safe to repeat). None for any other topic, or a body its own
+    mapping refuses."""
+    if headers.get("x-shopify-topic") != "customers/redact":
+        return []
+    try:
+        request = _redact_decoder.decode(body)
+    except msgspec.MsgspecError:
+        return []
+    return [str(request.customer.id)]
+
+
 _order_decoder = msgspec.json.Decoder(Order)
 _customer_decoder = msgspec.json.Decoder(Customer)
 HANDLERS: dict[str, tuple[msgspec.json.Decoder[Any], Handler]] = {
@@ -350,7 +368,7 @@ HANDLERS: dict[str, tuple[msgspec.json.Decoder[Any], Handler]] = {
     "customers/create": (_customer_decoder, _for_customer),
     "customers/update": (_customer_decoder, _for_customer),
     "customers/delete": (msgspec.json.Decoder(DeletedCustomer), _for_deleted),
-    "customers/redact": (msgspec.json.Decoder(RedactRequest), _for_redact),
+    "customers/redact": (_redact_decoder, _for_redact),
 }
 TOPICS = (*HANDLERS, *ACKNOWLEDGED)
 """Every topic this mapping reads (README "Partners → Shopify")."""

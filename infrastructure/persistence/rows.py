@@ -5,6 +5,7 @@ whose key is not signed; kept for ever, like receipts)."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
@@ -25,6 +26,9 @@ DELIVERY_COLUMNS = (
     "answer",
     "payload",
     "headers",
+    "payload_sha256",
+    "headers_sha256",
+    "redacted_at",
 )
 
 PINNED_NAMESPACES = "SELECT source, namespace FROM source_namespaces"
@@ -84,6 +88,7 @@ def delivery_row(record: DeliveryRecord) -> tuple[Any, ...]:
     """A record as the values of ``DELIVERY_COLUMNS``."""
     delivery, answer = record.delivery, record.answer
     first = answer.objects[0] if answer.objects else None
+    headers = json.dumps(dict(delivery.headers), separators=(",", ":"))
     return (
         delivery.source,
         delivery.key,
@@ -94,9 +99,20 @@ def delivery_row(record: DeliveryRecord) -> tuple[Any, ...]:
         first.id if first else None,
         first.version if first else None,
         json.dumps(answer.to_json(), separators=(",", ":")),
-        delivery.payload,
-        json.dumps(dict(delivery.headers), separators=(",", ":")),
+        *_kept(delivery.payload, headers, delivery.received_at, record.redacted),
     )
+
+
+def _kept(
+    payload: bytes, headers: str, at: datetime, redacted: bool
+) -> tuple[Any, ...]:
+    """The payload, headers, their digests and when they were redacted, as
+    stored: a delivery about an erased data subject keeps only the digests
+    (as ``infrastructure.privacy.redaction`` leaves a redacted one)."""
+    if not redacted:
+        return payload, headers, None, None, None
+    digests = hashlib.sha256(payload), hashlib.sha256(headers.encode())
+    return b"", "{}", *(d.hexdigest() for d in digests), at
 
 
 FINGERPRINT_COLUMNS = ("source", "digest", "idempotency_key", "received_at", "answer")

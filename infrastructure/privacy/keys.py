@@ -26,7 +26,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -43,9 +43,9 @@ class DoesNotOpen(Exception):
 
 @dataclass(frozen=True)
 class MasterKey:
-    """The key that wraps every subject's data key."""
+    """The key that wraps every subject's data key (never shown by ``repr``)."""
 
-    key: bytes
+    key: bytes = field(repr=False)
 
     def __post_init__(self) -> None:
         if len(self.key) != KEY_BYTES:

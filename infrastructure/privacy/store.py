@@ -1,22 +1,28 @@
 """``subject_keys``: each data subject's key, wrapped by the master key
 (``infrastructure.privacy.keys``), or the time it was erased.
 
-A subject is named ``<namespace>/<type>/<id>`` (``subject_name``). Its key
-is made on first use. Erasing it keeps the row with ``wrapped_key`` NULL
-and ``erased_at`` set, so that a later delivery about the same subject never
-gets a fresh key: whatever it carries can no longer be stored readable.
+A subject is named ``<type>/<object uuid>`` (``subject_name``): the id of
+the object's aggregate, derived from its namespace, type and id
+(``domain.namespaces.object_uuid``), which every stored event and snapshot
+of it carries. Its key is made on first use. Erasing it keeps the row with
+``wrapped_key`` NULL and ``erased_at`` set, so that a later delivery about
+the same subject never gets a fresh key: whatever it carries can no longer
+be stored readable.
 """
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
+from typing import Any
 
 from sqlalchemy import (
     Column,
     Engine,
     LargeBinary,
     MetaData,
+    Row,
     Table,
     Text,
     select,
@@ -25,6 +31,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
+from domain.namespaces import object_uuid
 from infrastructure.persistence.ledger import iso
 from infrastructure.privacy.keys import MasterKey, new_data_key
 
@@ -40,8 +47,13 @@ SUBJECT_KEYS = Table(
 """Times are ISO 8601 text in UTC on both backends (as the ledger's)."""
 
 
-def subject_name(namespace: str, kind: str, object_id: str) -> str:
-    return f"{namespace}/{kind}/{object_id}"
+def subject_name(kind: str, aggregate_id: uuid.UUID) -> str:
+    return f"{kind}/{aggregate_id}"
+
+
+def customer_subject(namespace: str, customer_id: str) -> str:
+    """The data subject that is the customer ``customer_id`` of ``namespace``."""
+    return subject_name("customer", object_uuid("customer", namespace, customer_id))
 
 
 class SubjectErased(Exception):
@@ -61,30 +73,50 @@ class SubjectKeys:
         self.master = master
         self.now = now
 
+    def existing_key(self, subject: str) -> bytes | None:
+        """The subject's data key; None when it has none (never made, or
+        erased)."""
+        row = self._row(subject)
+        return None if row is None or row.wrapped_key is None else self._unwrap(row)
+
     def key_for(self, subject: str) -> bytes:
         """The subject's data key, made (and stored) on first use;
         ``SubjectErased`` once it was erased."""
-        fresh = {
-            "subject": subject,
-            "master_key_id": self.master.key_id,
-            "wrapped_key": self.master.wrap(new_data_key(), subject),
-            "created_at": iso(self.now()),
-        }
-        postgres = self.engine.dialect.name == "postgresql"
-        insert = pg_insert if postgres else sqlite_insert
-        with self.engine.begin() as conn:
-            conn.execute(insert(SUBJECT_KEYS).values(fresh).on_conflict_do_nothing())
-            row = conn.execute(
-                select(SUBJECT_KEYS).where(SUBJECT_KEYS.c.subject == subject)
-            ).one()
+        row = self._row(subject)
+        if row is None:
+            fresh = {
+                "subject": subject,
+                "master_key_id": self.master.key_id,
+                "wrapped_key": self.master.wrap(new_data_key(), subject),
+                "created_at": iso(self.now()),
+            }
+            postgres = self.engine.dialect.name == "postgresql"
+            insert = pg_insert if postgres else sqlite_insert
+            with self.engine.begin() as conn:
+                conn.execute(
+                    insert(SUBJECT_KEYS).values(fresh).on_conflict_do_nothing()
+                )
+                row = conn.execute(
+                    select(SUBJECT_KEYS).where(SUBJECT_KEYS.c.subject == subject)
+                ).one()
         if row.wrapped_key is None:
             raise SubjectErased(f"{subject} was erased at {row.erased_at}")
+        return self._unwrap(row)
+
+    def _row(self, subject: str) -> Row[Any] | None:
+        with self.engine.connect() as conn:
+            return conn.execute(
+                select(SUBJECT_KEYS).where(SUBJECT_KEYS.c.subject == subject)
+            ).first()
+
+    def _unwrap(self, row: Row[Any]) -> bytes:
         if row.master_key_id != self.master.key_id:
             raise ValueError(
-                f"{subject}'s key is wrapped by master key {row.master_key_id}, "
-                f"not {self.master.key_id}: finish the rotation (rewrap)"
+                f"{row.subject}'s key is wrapped by master key "
+                f"{row.master_key_id}, not {self.master.key_id}: finish the "
+                "rotation (idemsync keys rotate)"
             )
-        return self.master.unwrap(bytes(row.wrapped_key), subject)
+        return self.master.unwrap(bytes(row.wrapped_key), row.subject)
 
     def erase(self, subject: str) -> bool:
         """Destroy the subject's key (crypto-shredding); False when it was

@@ -58,6 +58,9 @@ SAMPLES = {
     ("POST", "/admin/parked/{source}/{key:path}/release"): (
         "/admin/parked/acme/msg_parked_2/release?reason=test"
     ),
+    ("POST", "/admin/customers/{customer_id}/erase"): (
+        "/admin/customers/cus_erased/erase?reason=test"
+    ),
     # Last: it starts a (dry-run) rebuild, which the test waits for.
     ("POST", "/admin/projections/{name}/rebuild"): (
         "/admin/projections/revenue/rebuild?dry_run=1"

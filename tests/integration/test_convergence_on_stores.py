@@ -24,6 +24,7 @@ import dataclasses
 import hashlib
 import hmac
 import json
+import os
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -35,9 +36,11 @@ from hypothesis import HealthCheck, given
 from domain.application import SyncService
 from domain.commands import Command, CustomerCommand, OrderCommand, UpsertCustomer
 from domain.delivery import Answer, Outcome
+from infrastructure.bootstrap import sync_service
 from infrastructure.mappings.standard import map_standard
 from infrastructure.persistence.database import Database
 from infrastructure.pipeline import Pipeline
+from infrastructure.privacy.keys import MasterKey
 from infrastructure.settings import Settings, SourceSettings
 from tests.histories import MEMORY_ENV
 from tests.history_strategies import (
@@ -66,12 +69,17 @@ PROPERTY = hypothesis.settings(
 @pytest.fixture
 def settings(database_url: str, secret: str) -> Settings:
     """``acme`` (Standard Webhooks) and ``hub`` (GitHub's scheme), both with
-    the ``standard`` mapping."""
+    the ``standard`` mapping, and a master key: the customer's fields are
+    stored sealed (infrastructure/privacy), and must converge all the same."""
     base = make_settings(database_url, secret)
     hub = SourceSettings(
         name="hub", scheme="github", secrets=(HUB_SECRET,), mapping="standard"
     )
-    return dataclasses.replace(base, sources={**base.sources, "hub": hub})
+    return dataclasses.replace(
+        base,
+        sources={**base.sources, "hub": hub},
+        master_key=MasterKey(os.urandom(32)),
+    )
 
 
 @pytest.fixture
@@ -79,7 +87,7 @@ def intake(settings: Settings) -> Iterator[Pipeline]:
     """The pipeline on the test's database, as ``idemsync serve`` runs it
     (without its periodic threads)."""
     database = Database.of(settings)
-    service = SyncService(env=database.eventsourcing_env())
+    service = sync_service(settings, database)
     try:
         yield Pipeline(settings, service)
     finally:

@@ -16,11 +16,11 @@ from infrastructure.privacy.store import (
     SUBJECT_KEYS,
     SubjectErased,
     SubjectKeys,
-    subject_name,
+    customer_subject,
 )
 
-ADA = subject_name("acme", "customer", "cus_1")
-BOB = subject_name("acme", "customer", "cus_2")
+ADA = customer_subject("acme", "cus_1")
+BOB = customer_subject("acme", "cus_2")
 
 
 @pytest.fixture
@@ -57,7 +57,7 @@ def test_an_erased_subject_never_gets_a_key_again(engine: Engine) -> None:
     assert row.wrapped_key is None and row.erased_at is not None
     assert "Ada" not in sealed
     assert keys.key_for(BOB) == bob, "the others' keys are untouched"
-    never_seen = subject_name("acme", "customer", "cus_3")
+    never_seen = customer_subject("acme", "cus_3")
     assert keys.erase(never_seen) is True
     with pytest.raises(SubjectErased):
         keys.key_for(never_seen)
@@ -68,7 +68,7 @@ def test_a_master_key_rotation_rewraps_every_live_key_and_can_resume(
 ) -> None:
     old, new = MasterKey(os.urandom(32)), MasterKey(os.urandom(32))
     before = SubjectKeys(engine, old)
-    subjects = [subject_name("acme", "customer", f"cus_{n}") for n in range(7)]
+    subjects = [customer_subject("acme", f"cus_{n}") for n in range(7)]
     data_keys = {s: before.key_for(s) for s in subjects}
     sealed = seal_field(data_keys[subjects[0]], "ada@example.com", subjects[0], "email")
     before.erase(subjects[6])

@@ -374,3 +374,66 @@ def test_allow_unsigned_is_only_for_scheme_none(tmp_path: Path, value: str) -> N
 def test_allow_unsigned_is_true_or_false(tmp_path: Path) -> None:
     message = error_for(tmp_path, UNSIGNED + 'allow_unsigned = "yes"\n')
     assert message == "sources.dev.allow_unsigned: expected true or false"
+
+
+MASTER = base64.b64encode(bytes(range(32))).decode()
+PRIVACY = ACME + '\n[privacy]\nmaster_key = "env:IDEMSYNC_MASTER_KEY"\n'
+ACME_ENV = {"ACME_SECRET": NEW_SECRET, "ACME_SECRET_PREVIOUS": OLD_SECRET}
+
+
+def test_without_a_privacy_table_personal_fields_are_not_sealed(tmp_path: Path) -> None:
+    assert load_settings(write(tmp_path, ACME), ACME_ENV).master_key is None
+
+
+def test_the_master_key_is_read_from_its_variable_and_never_shown(
+    tmp_path: Path,
+) -> None:
+    environ = {**ACME_ENV, "IDEMSYNC_MASTER_KEY": MASTER}
+    settings = load_settings(write(tmp_path, PRIVACY), environ)
+    assert settings.master_key is not None
+    assert settings.master_key.key == bytes(range(32))
+    assert MASTER not in repr(settings)
+    assert repr(bytes(range(32))) not in repr(settings)
+
+
+@pytest.mark.parametrize(
+    ("text", "value", "message"),
+    [
+        (
+            PRIVACY,
+            None,
+            "privacy.master_key: environment variable IDEMSYNC_MASTER_KEY is not set",
+        ),
+        (
+            PRIVACY,
+            "not base64!",
+            "privacy.master_key: environment variable "
+            "IDEMSYNC_MASTER_KEY: a master key is the base64 of 32 bytes",
+        ),
+        (
+            PRIVACY,
+            base64.b64encode(b"short").decode(),
+            "privacy.master_key: environment variable IDEMSYNC_MASTER_KEY: "
+            "a master key is 32 bytes",
+        ),
+        (
+            ACME + '[privacy]\nmaster_key = "c2VjcmV0"\n',
+            MASTER,
+            "privacy.master_key: keys are never written in the file; use env:NAME",
+        ),
+        (
+            ACME + "[privacy]\nmaster_key = 1\n",
+            MASTER,
+            'privacy.master_key: expected a string "env:NAME"',
+        ),
+    ],
+)
+def test_a_bad_master_key_is_refused_naming_the_key_never_its_value(
+    tmp_path: Path, text: str, value: str | None, message: str
+) -> None:
+    environ = dict(ACME_ENV)
+    if value is not None:
+        environ["IDEMSYNC_MASTER_KEY"] = value
+    error = error_for(tmp_path, text, environ)
+    assert error == message
+    assert value is None or value not in error

@@ -1,6 +1,7 @@
 """What the console's own endpoints answer: who a token is
 (``GET /auth/me``), a parked delivery settled by hand
-(``POST /admin/parked/...``) and a replay (``POST /admin/replay``)."""
+(``POST /admin/parked/...``), a replay (``POST /admin/replay``) and an
+erasure (``POST /admin/customers/{id}/erase``)."""
 
 from __future__ import annotations
 
@@ -63,3 +64,22 @@ class ReplayReport(Body, kw_only=True):
     by: str
     counts: ReplayCounts
     deliveries: list[ReplayedDelivery]
+
+
+class CustomerErased(Body, kw_only=True):
+    """What an erasure of a customer's personal data did (docs/privacy.md):
+    ``recorded`` false when an earlier request recorded it (this one
+    finished what was left); ``clear_events``: events holding its fields in
+    clear, stored before a master key was set, which it cannot make
+    unreadable."""
+
+    namespace: str
+    customer_id: str
+    subject: str
+    by: str
+    recorded: bool
+    version: Count
+    key_destroyed: bool
+    deliveries_redacted: Count
+    snapshots_dropped: Count
+    clear_events: Count

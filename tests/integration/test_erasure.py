@@ -1,0 +1,324 @@
+"""Erasure of a customer's personal data (docs/privacy.md) on both backends,
+through the real ASGI app with Shopify's own example objects: the mandatory
+``customers/redact`` topic, the admin endpoint and ``idemsync erase``.
+
+After an erasure a dump of the whole database (``pg_dump``, SQLite's
+``.dump``) holds none of the customer's values in any encoding we can think
+of, while ``audit verify`` passes, a rebuild of every projection finds no
+difference, and another customer reads as before."""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import json
+import os
+import sqlite3
+import subprocess
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+import pytest
+from sqlalchemy import text
+from starlette.testclient import TestClient
+
+from domain.personal import ERASED
+from idemsync.cli import main
+from infrastructure.audit.verify import verify
+from infrastructure.persistence.database import Database
+from infrastructure.privacy.keys import MasterKey
+from infrastructure.settings import Settings
+from infrastructure.source_settings import SourceSettings
+from tests.partner import auth, make_settings
+from tests.read_models import caught_up
+from tests.shopify_examples import body_of, example, shopify_headers
+from tests.upgrade import rebuild_differences
+from web.app import create_app
+
+SHOP_SECRET = "shpss_" + "7" * 32
+BOB = "207119551"
+ANN = "300000001"
+BOB_VALUES = (
+    "bob.norman@hostmail.com",
+    "Bob Norman",
+    "Chestnut Street 92",
+    "555-625-1199",
+    "+15556251199",
+)
+ANN_VALUES = ("ann.lee@example.org", "Ann Lee", "Elm Street 1")
+
+
+@pytest.fixture
+def master_key() -> MasterKey:
+    return MasterKey(os.urandom(32))
+
+
+@pytest.fixture
+def settings(database_url: str, secret: str, master_key: MasterKey) -> Settings:
+    shop = SourceSettings(
+        name="shop",
+        scheme="shopify",
+        secrets=(SHOP_SECRET,),
+        mapping="shopify",
+        mapping_is_default=True,
+    )
+    base = make_settings(database_url, secret)
+    return dataclasses.replace(
+        base, sources=MappingProxyType({"shop": shop}), master_key=master_key
+    )
+
+
+@pytest.fixture
+def client(settings: Settings) -> Iterator[TestClient]:
+    with TestClient(create_app(settings), raise_server_exceptions=False) as test_client:
+        yield test_client
+
+
+class Shop:
+    """Sends Shopify deliveries and remembers Bob's bodies (to look for
+    them, base64-encoded, in the dump)."""
+
+    def __init__(self, client: TestClient) -> None:
+        self.client = client
+        self.bob_bodies: list[bytes] = []
+
+    def send(
+        self, topic: str, payload: dict[str, Any], webhook_id: str | None = None
+    ) -> dict[str, Any]:
+        body = body_of(payload)
+        if BOB in body.decode():
+            self.bob_bodies.append(body)
+        headers = shopify_headers(SHOP_SECRET, topic, body, webhook_id)
+        response = self.client.post("/webhooks/shop", content=body, headers=headers)
+        assert response.status_code in (200, 202), response.text
+        answer: dict[str, Any] = response.json()
+        return answer
+
+
+def ann() -> dict[str, Any]:
+    customer = example("customer")
+    address = {**customer["default_address"], "address1": "Elm Street 1"}
+    address |= {"id": int(ANN), "phone": "+15550001111"}
+    return {
+        **customer,
+        "id": int(ANN),
+        "email": ANN_VALUES[0],
+        "first_name": "Ann",
+        "last_name": "Lee",
+        "default_address": address,
+        "addresses": [address],
+    }
+
+
+def bob_updated() -> dict[str, Any]:
+    return {
+        **example("customer"),
+        "phone": BOB_VALUES[4],
+        "updated_at": "2015-06-01T10:00:00-04:00",
+    }
+
+
+def redact_request() -> dict[str, Any]:
+    return {
+        "shop_id": 954889,
+        "shop_domain": "example.myshopify.com",
+        "customer": {"id": int(BOB), "email": BOB_VALUES[0], "phone": BOB_VALUES[4]},
+        "orders_to_redact": [450789469],
+    }
+
+
+@pytest.fixture
+def shop(client: TestClient) -> Shop:
+    """Bob (with an order and an update) and Ann, in the read models."""
+    shop = Shop(client)
+    assert shop.send("customers/create", example("customer"), "wh-bob")["outcome"] == (
+        "applied"
+    )
+    assert shop.send("orders/create", example("order"), "wh-order")["outcome"] == (
+        "applied"
+    )
+    assert shop.send("customers/update", bob_updated(), "wh-bob-2")["outcome"] == (
+        "applied"
+    )
+    assert shop.send("customers/create", ann(), "wh-ann")["outcome"] == "applied"
+    caught_up(client)
+    return shop
+
+
+def dump(url: str) -> bytes:
+    """The whole database as text: ``pg_dump`` or SQLite's ``.dump``."""
+    if url.startswith("sqlite"):
+        path = url.removeprefix("sqlite:///")
+        connection = sqlite3.connect(path)
+        try:
+            return "\n".join(connection.iterdump()).encode()
+        finally:
+            connection.close()
+    plain = url.replace("postgresql+psycopg://", "postgresql://")
+    done = subprocess.run(
+        ["pg_dump", "--dbname", plain], capture_output=True, check=True
+    )
+    return done.stdout
+
+
+def encodings(value: str) -> list[bytes]:
+    """``value`` plain, JSON-escaped, and as hex (the dumps show binary
+    columns in hex: PostgreSQL ``\\x..``, SQLite ``X'..'``)."""
+    raw = value.encode()
+    return [raw, json.dumps(value)[1:-1].encode(), raw.hex().encode()]
+
+
+def found_in(
+    database: bytes, values: tuple[str, ...], bodies: list[bytes]
+) -> list[str]:
+    lowered = database.lower()
+    found = [
+        f"{value!r} as {encoded[:40]!r}"
+        for value in values
+        for encoded in encodings(value)
+        if encoded.lower() in lowered
+    ]
+    found += [
+        f"a body in base64 ({body[:30]!r})"
+        for body in bodies
+        if base64.b64encode(body) in database
+    ]
+    return found
+
+
+def view(client: TestClient, path: str) -> dict[str, Any]:
+    response = client.get(path, headers=auth("reader"))
+    assert response.status_code == 200, response.text
+    answer: dict[str, Any] = response.json()
+    return answer
+
+
+def test_personal_fields_are_stored_sealed_and_read_back_in_clear(
+    client: TestClient, shop: Shop, database_url: str
+) -> None:
+    with Database(database_url).engine().connect() as conn:
+        states = conn.execute(text("SELECT state FROM idemsync_events")).scalars()
+        stored = b"\n".join(bytes(state) for state in states)
+    assert b"enc:v1:" in stored
+    assert not [v for v in BOB_VALUES if v.encode() in stored]
+    seen = view(client, f"/views/customers/{BOB}")
+    assert (seen["email"], seen["name"], seen["phone"]) == (
+        "bob.norman@hostmail.com",
+        "Bob Norman",
+        "+15556251199",
+    )
+
+
+def test_after_customers_redact_no_dump_holds_the_customer_yet_audit_and_rebuilds_agree(
+    client: TestClient, shop: Shop, database_url: str, master_key: MasterKey
+) -> None:
+    before = dump(database_url)
+    assert found_in(before, BOB_VALUES, shop.bob_bodies)  # the test can find them
+
+    answer = shop.send("customers/redact", redact_request(), "wh-redact")
+    assert answer["outcome"] == "applied"
+    caught_up(client)
+
+    assert found_in(dump(database_url), BOB_VALUES, shop.bob_bodies) == []
+    report = verify(Database(database_url).engine())
+    assert not report.failed and report.findings == [], report.findings
+    assert rebuild_differences(database_url, master_key) == []
+    gone = view(client, f"/views/customers/{BOB}")
+    assert (gone["deleted"], gone["email"], gone["name"], gone["address"]) == (
+        True,
+        None,
+        None,
+        None,
+    )
+    kept = view(client, f"/views/customers/{ANN}")
+    assert (kept["email"], kept["name"]) == ANN_VALUES[:2]
+    assert kept["address"]["address1"] == ANN_VALUES[2]
+    assert found_in(dump(database_url), ANN_VALUES, [])  # her read-model row
+
+
+def test_resent_deliveries_of_an_erased_customer_are_duplicate_or_stale_storing_nothing(
+    client: TestClient, shop: Shop, database_url: str
+) -> None:
+    shop.send("customers/redact", redact_request(), "wh-redact")
+    assert shop.send("customers/create", example("customer"), "wh-bob")["outcome"] == (
+        "duplicate"
+    )
+    again = shop.send("customers/update", bob_updated(), "wh-bob-new-key")
+    assert again["outcome"] in ("duplicate", "stale")
+    assert shop.send("customers/redact", redact_request(), "wh-redact")["outcome"] == (
+        "duplicate"
+    )
+    an_hour_ago = datetime.now(UTC) - timedelta(hours=1)
+    newer = {**bob_updated(), "updated_at": an_hour_ago.isoformat()}
+    assert shop.send("customers/update", newer, "wh-bob-later")["outcome"] == (
+        "rejected"
+    )
+    caught_up(client)
+    assert view(client, f"/views/customers/{BOB}")["email"] is None
+    assert found_in(dump(database_url), BOB_VALUES, shop.bob_bodies) == []
+
+
+def test_history_and_past_states_show_erased_fields_as_erased_and_name_who_erased(
+    client: TestClient, shop: Shop
+) -> None:
+    shop.send("customers/redact", redact_request(), "wh-redact")
+    events = client.get(
+        f"/audit/aggregates/customer/{BOB}/events", headers=auth("auditor")
+    ).json()["events"]
+    upserted = [e for e in events if e["type"] == "Upserted"]
+    assert upserted and all(
+        value in (None, ERASED)
+        for e in upserted
+        for name, value in e["data"]["changes"].items()
+        if name != "status"
+    )
+    (erased,) = [e for e in events if e["type"] == "Erased"]
+    assert erased["data"]["by"] == "source:shop"
+    assert "wh-redact" in erased["data"]["reason"]
+    first = client.get(
+        f"/audit/aggregates/customer/{BOB}?version=2", headers=auth("auditor")
+    ).json()
+    assert first["fields"]["email"] == ERASED
+
+
+def test_the_admin_endpoint_and_the_cli_erase_and_finish_an_erasure_asked_again(
+    client: TestClient,
+    shop: Shop,
+    database_url: str,
+    settings: Settings,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+) -> None:
+    path = f"/admin/customers/{BOB}/erase?reason=ticket-7"
+    assert client.post(path, headers=auth("reader")).status_code == 403
+    first = client.post(path, headers=auth("admin")).json()
+    assert (first["recorded"], first["key_destroyed"], first["by"]) == (
+        True,
+        True,
+        "token:test-admin",
+    )
+    assert first["deliveries_redacted"] >= 3
+    again = client.post(path, headers=auth("admin")).json()
+    assert (again["recorded"], again["key_destroyed"]) == (False, False)
+
+    config = tmp_path / "idemsync.toml"
+    config.write_text(
+        '[sources.shop]\nscheme = "shopify"\nmapping = "shopify"\n'
+        'secrets = ["env:SHOP_SECRET"]\n[privacy]\nmaster_key = "env:MASTER"\n'
+    )
+    assert settings.master_key is not None
+    monkeypatch.setenv("IDEMSYNC_CONFIG", str(config))
+    monkeypatch.setenv("IDEMSYNC_DATABASE_URL", database_url)
+    monkeypatch.setenv("SHOP_SECRET", SHOP_SECRET)
+    monkeypatch.setenv("MASTER", base64.b64encode(settings.master_key.key).decode())
+    capsys.readouterr()
+    assert main(["erase", "customer", ANN, "--reason", "ticket-8"]) == 0
+    out = capsys.readouterr().out
+    assert f"customer {ANN} in shop: erased" in out
+    assert "data key destroyed" in out
+    caught_up(client)
+    assert found_in(dump(database_url), ANN_VALUES, []) == []

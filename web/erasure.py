@@ -1,0 +1,63 @@
+"""``POST /admin/customers/{customer_id}/erase?namespace=&reason=``: erase a
+customer's personal data (role ``admin``), as ``idemsync erase customer``
+does (infrastructure/privacy/erasure.py, docs/privacy.md).
+
+The erasure names the token that asked and the reason, never a value;
+asking again finishes an interrupted one and answers ``recorded: false``.
+Without ``namespace`` the customer is looked for in the only namespace the
+sources write into; with several, ``namespace`` is required (400).
+"""
+
+from __future__ import annotations
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Route
+
+from infrastructure.access import Role, Token
+from infrastructure.pipeline import refusals
+from infrastructure.refusals import Refusal
+from web import params
+from web.access import requires
+from web.bodies.console import CustomerErased
+from web.params import BadParameter
+from web.parked import reason_of
+from web.responses import json_response, retry_later
+from web.state import app_state
+
+
+@requires(Role.ADMIN)
+async def erase_customer(request: Request) -> Response:
+    customer_id = request.path_params["customer_id"]
+    token: Token = request.state.token
+    eraser = app_state(request.app).services.eraser
+    try:
+        reason = reason_of(request)
+        namespace = params.text(dict(request.query_params), "namespace")
+        if namespace is None:
+            if len(eraser.sources) != 1:
+                raise BadParameter(
+                    "namespace is required: the sources write into "
+                    + ", ".join(sorted(eraser.sources))
+                )
+            (namespace,) = eraser.sources
+        elif namespace not in eraser.sources:
+            raise BadParameter(f"no source writes into namespace {namespace!r}")
+    except BadParameter as bad:
+        return json_response({"error": "bad_parameter", "message": str(bad)}, 400)
+    by = f"token:{token.name}"
+    try:
+        with refusals():
+            erasure = await run_in_threadpool(
+                eraser.erase, namespace, customer_id, by, reason
+            )
+    except Refusal as busy:  # too much contention, or the store is down
+        return retry_later(request, busy.to_json())
+    return json_response(CustomerErased(by=by, **erasure.to_json()))
+
+
+def routes() -> list[BaseRoute]:
+    return [
+        Route("/admin/customers/{customer_id}/erase", erase_customer, methods=["POST"])
+    ]
