@@ -58,6 +58,7 @@ class Bench:
             workers,
             in_serve=options.in_serve,
             log_level=options.log_level,
+            master_key=options.master_key,
         )
         self.tags = 0
         self.rate_guess = 2000.0
@@ -118,6 +119,7 @@ class Bench:
                 self.tag("u"),
                 count,
                 self.options.threads,
+                self.options.personal,
             )
             result = self.wrk(batch, connections, duration)
             for path in batch.files:
@@ -233,6 +235,7 @@ class Bench:
             self.tag("o"),
             int(target * duration) + 100,
             1,
+            self.options.personal,
         )
         found = run_open_loop(
             self.server.base_url,

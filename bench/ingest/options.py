@@ -26,6 +26,8 @@ class Options:
     prefill_processes: int = 3
     template_events: int = 20_000
     postgres: str = DEFAULT_PG
+    personal: bool = False
+    master_key: bool = False
 
 
 def integers(text: str) -> list[int]:
@@ -84,6 +86,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=20_000,
         help="events written through SyncService, then cloned (--stored-events)",
     )
+    parser.add_argument(
+        "--personal",
+        action="store_true",
+        help="every fourth unique delivery is a customer.upserted with personal "
+        "fields (default: order.created only, issue 11's mix)",
+    )
+    parser.add_argument(
+        "--master-key",
+        action="store_true",
+        help="[privacy] master_key set: personal fields are sealed (with --personal)",
+    )
     add_postgres_argument(parser)
 
 
@@ -96,6 +109,8 @@ def options_of(args: argparse.Namespace) -> Options:
         threads=args.wrk_threads,
         pg_workers=args.pg_workers,
         in_serve=not args.no_projections,
+        personal=args.personal,
+        master_key=args.master_key,
         log_level=args.server_log_level,
         duplicates=args.duplicates,
         stored_events=args.stored_events,

@@ -60,6 +60,8 @@ def report(
             "wrk_threads": options.threads,
             "postgres_server_workers": options.pg_workers,
             "projections_in_serve": options.in_serve,
+            "personal_fields": options.personal,
+            "master_key": options.master_key,
             "server_log_level": options.log_level,
             "duplicate_pool": options.duplicates,
             "stored_events": options.stored_events,

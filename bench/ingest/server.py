@@ -4,6 +4,8 @@ fixed secret, the longest tolerance a source may have)."""
 
 from __future__ import annotations
 
+import base64
+import os
 import time
 from pathlib import Path
 
@@ -23,6 +25,10 @@ scheme = "standard-webhooks"
 secrets = ["env:IDEMSYNC_BENCH_SECRET"]
 tolerance_seconds = {tolerance}
 mapping = "standard"
+{privacy}"""
+PRIVACY = """
+[privacy]
+master_key = "env:IDEMSYNC_BENCH_MASTER_KEY"
 """
 STARTUP_SECONDS = 60.0
 STOP_SECONDS = 30.0
@@ -35,17 +41,25 @@ def bench_server(
     *,
     in_serve: bool,
     log_level: str,
+    master_key: bool = False,
 ) -> ServerProcess:
-    """``idemsync serve`` on a free port and ``database``, not started."""
+    """``idemsync serve`` on a free port and ``database``, not started;
+    ``master_key``: with ``[privacy] master_key`` (a fresh random key)."""
     config = directory / "idemsync.toml"
     config.write_text(
         CONFIG.format(
             in_serve=str(in_serve).lower(),
             source=SOURCE,
             tolerance=TOLERANCE_SECONDS,
+            privacy=PRIVACY if master_key else "",
         )
     )
-    env = serve_env(config, database.url, {"IDEMSYNC_BENCH_SECRET": SECRET})
+    key = base64.b64encode(os.urandom(32)).decode()
+    env = serve_env(
+        config,
+        database.url,
+        {"IDEMSYNC_BENCH_SECRET": SECRET, "IDEMSYNC_BENCH_MASTER_KEY": key},
+    )
     return ServerProcess(directory, env, workers=workers, log_level=log_level)
 
 

@@ -22,8 +22,13 @@ SECRET = "whsec_aWRlbXN5bmMtYmVuY2gtc2VjcmV0LWtleQ=="
 TOLERANCE_SECONDS = 3600
 
 
-def unique_body(tag: str, index: int) -> bytes:
-    """An ``order.created`` of a new order (and a customer per four orders)."""
+def unique_body(tag: str, index: int, personal: bool = False) -> bytes:
+    """An ``order.created`` of a new order (and a customer per four orders);
+    ``personal``: every fourth is instead the ``customer.upserted`` of that
+    customer, with an email, a name, a phone and an address (the fields a
+    master key seals)."""
+    if personal and index % 4 == 0:
+        return customer_body(f"cus_{tag}_{index // 4:07d}")
     return json.dumps(
         {
             "type": "order.created",
@@ -34,6 +39,23 @@ def unique_body(tag: str, index: int) -> bytes:
                 "currency": "EUR",
                 "total_cents": 4200 + index % 1000,
                 "sequence": 1,
+            },
+        },
+        separators=(",", ":"),
+    ).encode()
+
+
+def customer_body(customer_id: str) -> bytes:
+    return json.dumps(
+        {
+            "type": "customer.upserted",
+            "timestamp": "2026-11-02T09:00:00+00:00",
+            "data": {
+                "customer_id": customer_id,
+                "email": f"{customer_id}@example.org",
+                "name": f"Customer {customer_id}",
+                "phone": "+15550001111",
+                "address": {"line1": "1 Main Street", "city": "Springfield"},
             },
         },
         separators=(",", ":"),
@@ -86,10 +108,17 @@ def write_requests(
 
 
 def unique_batch(
-    directory: Path, host: str, tag: str, count: int, threads: int
+    directory: Path,
+    host: str,
+    tag: str,
+    count: int,
+    threads: int,
+    personal: bool = False,
 ) -> Batch:
     now = int(time.time())
-    bodies = [(f"msg_{tag}_{i:07d}", unique_body(tag, i)) for i in range(count)]
+    bodies = [
+        (f"msg_{tag}_{i:07d}", unique_body(tag, i, personal)) for i in range(count)
+    ]
     requests = [raw_request(host, key, body, now) for key, body in bodies]
     return Batch(tag, count, bodies, write_requests(directory, tag, requests, threads))
 
