@@ -22,17 +22,11 @@ def cmd_erase_customer(args: argparse.Namespace, settings: Settings) -> int:
     check_ready(settings)
     services = bootstrap(settings, deliveries=False)
     try:
-        namespaces = sorted(services.eraser.sources)
-        namespace = args.namespace
-        if namespace is None:
-            if len(namespaces) != 1:
-                print(
-                    "idemsync: --namespace is required: the sources write into "
-                    f"{', '.join(namespaces) or 'no namespace'}",
-                    file=sys.stderr,
-                )
-                return 2
-            namespace = namespaces[0]
+        try:
+            namespace = services.eraser.namespace_for(args.namespace)
+        except ValueError as refused:
+            print(f"idemsync: {refused} (--namespace)", file=sys.stderr)
+            return 2
         by = f"cli:{getpass.getuser()}"
         erasure = services.eraser.erase(namespace, args.id, by, args.reason)
     finally:

@@ -33,18 +33,12 @@ async def erase_customer(request: Request) -> Response:
     token: Token = request.state.token
     eraser = app_state(request.app).services.eraser
     try:
+        if "\x00" in customer_id:
+            raise BadParameter("customer_id must not contain a NUL character")
         reason = reason_of(request)
-        namespace = params.text(dict(request.query_params), "namespace")
-        if namespace is None:
-            if len(eraser.sources) != 1:
-                raise BadParameter(
-                    "namespace is required: the sources write into "
-                    + ", ".join(sorted(eraser.sources))
-                )
-            (namespace,) = eraser.sources
-        elif namespace not in eraser.sources:
-            raise BadParameter(f"no source writes into namespace {namespace!r}")
-    except BadParameter as bad:
+        given = params.text(dict(request.query_params), "namespace")
+        namespace = eraser.namespace_for(given)
+    except (BadParameter, ValueError) as bad:
         return json_response({"error": "bad_parameter", "message": str(bad)}, 400)
     by = f"token:{token.name}"
     try:

@@ -8,7 +8,9 @@ finished by asking for it again):
    that carry them;
 2. ``Erased`` is recorded on the customer (who, why; never a value): it is
    deleted, its fields cleared, and whatever a partner sends about it later
-   is refused (``Customer.erase``);
+   is refused (``Customer.erase``); what was parked on it (a deletion
+   that arrived before it was created) is discarded, as an erased customer
+   is never created;
 3. its data key is destroyed: every sealed copy of its fields, in events,
    snapshots and backups, reads as erased from now on;
 4. its raw deliveries are redacted, keeping their digests
@@ -23,19 +25,20 @@ in clear because they were stored before a master key was set.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import uuid
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import Engine, text
 
 from domain.application import SyncService
 from domain.commands import CUSTOMER_FIELDS
 from domain.customer import Customer
-from domain.errors import AlreadyErased
+from domain.errors import AlreadyErased, NotParked
 from domain.namespaces import object_uuid
 from domain.personal import ERASED
 from infrastructure.privacy.keys import is_sealed
@@ -87,6 +90,21 @@ class Eraser:
         self.keys = keys
         self.sources = sources
 
+    def namespace_for(self, given: str | None) -> str:
+        """The namespace an erasure asked for, or the only one the sources
+        write into; ``ValueError`` naming them otherwise."""
+        known = ", ".join(sorted(self.sources)) or "no namespace"
+        if given is None:
+            if len(self.sources) != 1:
+                raise ValueError(
+                    f"namespace is required: the sources write into {known}"
+                )
+            (only,) = self.sources
+            return only
+        if given not in self.sources:
+            raise ValueError(f"no source writes into namespace {given!r} ({known})")
+        return given
+
     def erase(self, namespace: str, customer_id: str, by: str, reason: str) -> Erasure:
         needles = self._needles(namespace, customer_id)
         try:
@@ -96,6 +114,10 @@ class Eraser:
             found = self.service.find(Customer.kind, customer_id, namespace)
             assert isinstance(found, Customer)
             customer, recorded = found, False
+        if self._discard_parked(customer, by):
+            customer = cast(
+                Customer, self.service.find(Customer.kind, customer_id, namespace)
+            )
         subject = customer_subject(namespace, customer_id)
         destroyed = self.keys.erase(subject) if self.keys is not None else False
         at = datetime.now(UTC)
@@ -121,6 +143,16 @@ class Eraser:
             snapshots_dropped=dropped,
             clear_events=self._clear_events(aggregate_id),
         )
+
+    def _discard_parked(self, customer: Customer, by: str) -> int:
+        """Discard what waits on the customer (a deletion or a redact
+        request that arrived before it was created): an erased customer is
+        never created, so it would wait for ever. How many were."""
+        waiting = dict.fromkeys((p["source"], p["key"]) for p in customer.parked)
+        for source, key in waiting:
+            with contextlib.suppress(NotParked):
+                self.service.discard_parked(source, key, by, "the customer was erased")
+        return len(waiting)
 
     def _needles(self, namespace: str, customer_id: str) -> list[str]:
         """The customer's searchable values as they read now (before its key

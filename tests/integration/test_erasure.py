@@ -322,3 +322,55 @@ def test_the_admin_endpoint_and_the_cli_erase_and_finish_an_erasure_asked_again(
     assert "data key destroyed" in out
     caught_up(client)
     assert found_in(dump(database_url), ANN_VALUES, []) == []
+
+
+def test_a_redact_request_for_a_customer_never_seen_leaves_nothing_parked(
+    client: TestClient, database_url: str
+) -> None:
+    shop = Shop(client)
+    answer = shop.send("customers/redact", redact_request(), "wh-redact-first")
+    assert answer["outcome"] == "parked", "the deletion waits for a customer..."
+    queue = client.get(
+        "/audit/deliveries?outcome=parked&unresolved=1", headers=auth("auditor")
+    ).json()["items"]
+    assert queue == [], "...but an erased customer is never created"
+    record = client.get(
+        "/audit/deliveries/shop/wh-redact-first", headers=auth("auditor")
+    ).json()
+    assert record["resolution"] == "ignored"
+    assert record["redacted_at"] is not None and record["payload"] is None
+    later = shop.send("customers/create", example("customer"), "wh-bob-after")
+    assert later["outcome"] == "rejected"
+    caught_up(client)
+    assert found_in(dump(database_url), BOB_VALUES, shop.bob_bodies) == []
+
+
+def test_without_a_master_key_an_erasure_says_which_events_keep_the_fields_in_clear(
+    settings: Settings,
+    database_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+) -> None:
+    clear = dataclasses.replace(settings, master_key=None)
+    with TestClient(create_app(clear), raise_server_exceptions=False) as client:
+        shop = Shop(client)
+        shop.send("customers/create", example("customer"), "wh-bob")
+        shop.send("customers/update", bob_updated(), "wh-bob-2")
+    config = tmp_path / "idemsync.toml"
+    config.write_text(
+        '[sources.shop]\nscheme = "shopify"\nmapping = "shopify"\n'
+        'secrets = ["env:SHOP_SECRET"]\n'
+    )
+    monkeypatch.setenv("IDEMSYNC_CONFIG", str(config))
+    monkeypatch.setenv("IDEMSYNC_DATABASE_URL", database_url)
+    monkeypatch.setenv("SHOP_SECRET", SHOP_SECRET)
+    capsys.readouterr()
+    assert main(["erase", "customer", BOB, "--reason", "ticket-9"]) == 1
+    out = capsys.readouterr().out
+    assert "personal fields are stored in clear" in out
+    assert "warning: 2 event(s) hold its fields in clear" in out
+    assert (
+        main(["erase", "customer", BOB, "--namespace", "nowhere", "--reason", "x"]) == 2
+    )
+    assert "no source writes into namespace 'nowhere' (shop)" in capsys.readouterr().err
