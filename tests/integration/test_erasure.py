@@ -28,6 +28,7 @@ from starlette.testclient import TestClient
 from domain.personal import ERASED
 from idemsync.cli import main
 from infrastructure.audit.verify import verify
+from infrastructure.bootstrap import sync_service
 from infrastructure.persistence.database import Database
 from infrastructure.privacy.keys import MasterKey
 from infrastructure.settings import Settings
@@ -282,6 +283,13 @@ def test_history_and_past_states_show_erased_fields_as_erased_and_name_who_erase
         f"/audit/aggregates/customer/{BOB}?version=2", headers=auth("auditor")
     ).json()
     assert first["fields"]["email"] == ERASED
+    export = client.get(
+        "/audit/events?after=0&limit=1000",
+        headers={**auth("auditor"), "accept": "application/x-ndjson"},
+    )
+    assert export.status_code == 200 and b"Erased" in export.content
+    assert found_in(export.content, BOB_VALUES, shop.bob_bodies) == []
+    assert found_in(export.content, ANN_VALUES, []), "the others are exported"
 
 
 def test_the_admin_endpoint_and_the_cli_erase_and_finish_an_erasure_asked_again(
@@ -374,3 +382,42 @@ def test_without_a_master_key_an_erasure_says_which_events_keep_the_fields_in_cl
         main(["erase", "customer", BOB, "--namespace", "nowhere", "--reason", "x"]) == 2
     )
     assert "no source writes into namespace 'nowhere' (shop)" in capsys.readouterr().err
+
+
+def test_a_master_key_rotation_rewraps_every_key_and_the_fields_read_as_before(
+    client: TestClient,
+    shop: Shop,
+    settings: Settings,
+    database_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+) -> None:
+    assert settings.master_key is not None
+    new = MasterKey(os.urandom(32))
+    rotated = dataclasses.replace(settings, master_key=new)
+    database = Database.of(rotated)
+    service = sync_service(rotated, database)
+    try:
+        with pytest.raises(ValueError, match="finish the rotation"):
+            service.find("customer", BOB, "shop")
+        config = tmp_path / "idemsync.toml"
+        config.write_text(
+            '[sources.shop]\nscheme = "shopify"\nmapping = "shopify"\n'
+            'secrets = ["env:SHOP_SECRET"]\n[privacy]\nmaster_key = "env:NEW"\n'
+        )
+        monkeypatch.setenv("IDEMSYNC_CONFIG", str(config))
+        monkeypatch.setenv("IDEMSYNC_DATABASE_URL", database_url)
+        monkeypatch.setenv("SHOP_SECRET", SHOP_SECRET)
+        monkeypatch.setenv("NEW", base64.b64encode(new.key).decode())
+        monkeypatch.setenv("OLD", base64.b64encode(settings.master_key.key).decode())
+        capsys.readouterr()
+        assert main(["keys", "rotate", "--old", "env:OLD"]) == 0
+        assert "rewrapped 2 data key(s)" in capsys.readouterr().out
+        assert main(["keys", "rotate", "--old", "env:OLD"]) == 0
+        assert "rewrapped 0 data key(s)" in capsys.readouterr().out
+        bob = service.find("customer", BOB, "shop")
+        assert bob is not None and bob.values["email"] == BOB_VALUES[0]
+    finally:
+        service.close()
+        database.close()
