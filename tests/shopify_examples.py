@@ -12,8 +12,21 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from infrastructure.source_settings import SourceSettings
+
 FIXTURES = Path(__file__).parent / "fixtures" / "shopify"
 TRIGGERED_AT = "2026-01-10T12:00:00Z"
+
+
+def shop_source(secret: str) -> SourceSettings:
+    """The source ``shop``: Shopify's scheme, its default mapping."""
+    return SourceSettings(
+        name="shop",
+        scheme="shopify",
+        secrets=(secret,),
+        mapping="shopify",
+        mapping_is_default=True,
+    )
 
 
 def example(name: str) -> dict[str, Any]:

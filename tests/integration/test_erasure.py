@@ -15,7 +15,7 @@ import json
 import os
 import sqlite3
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import MappingProxyType
@@ -32,10 +32,9 @@ from infrastructure.bootstrap import sync_service
 from infrastructure.persistence.database import Database
 from infrastructure.privacy.keys import MasterKey
 from infrastructure.settings import Settings
-from infrastructure.source_settings import SourceSettings
 from tests.partner import auth, make_settings
 from tests.read_models import caught_up
-from tests.shopify_examples import body_of, example, shopify_headers
+from tests.shopify_examples import body_of, example, shop_source, shopify_headers
 from tests.upgrade import rebuild_differences
 from web.app import create_app
 
@@ -50,6 +49,10 @@ BOB_VALUES = (
     "+15556251199",
 )
 ANN_VALUES = ("ann.lee@example.org", "Ann Lee", "Elm Street 1")
+SHOP_CONFIG = (
+    '[sources.shop]\nscheme = "shopify"\nmapping = "shopify"\n'
+    'secrets = ["env:SHOP_SECRET"]\n'
+)
 
 
 @pytest.fixture
@@ -59,17 +62,48 @@ def master_key() -> MasterKey:
 
 @pytest.fixture
 def settings(database_url: str, secret: str, master_key: MasterKey) -> Settings:
-    shop = SourceSettings(
-        name="shop",
-        scheme="shopify",
-        secrets=(SHOP_SECRET,),
-        mapping="shopify",
-        mapping_is_default=True,
-    )
+    shop = shop_source(SHOP_SECRET)
     base = make_settings(database_url, secret)
     return dataclasses.replace(
         base, sources=MappingProxyType({"shop": shop}), master_key=master_key
     )
+
+
+Cli = Callable[..., tuple[int, str, str]]
+
+
+@pytest.fixture
+def cli(
+    database_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+) -> Cli:
+    """Runs ``idemsync ARGS`` on the test's store, configured with the
+    ``shop`` source and, given ``master``, ``[privacy] master_key``; each
+    other keyword names a variable holding that key (``OLD=key``). The
+    exit code, stdout and stderr."""
+    config = tmp_path / "idemsync.toml"
+    monkeypatch.setenv("IDEMSYNC_CONFIG", str(config))
+    monkeypatch.setenv("IDEMSYNC_DATABASE_URL", database_url)
+    monkeypatch.setenv("SHOP_SECRET", SHOP_SECRET)
+
+    def run(
+        *args: str, master: MasterKey | None = None, **keys: MasterKey
+    ) -> tuple[int, str, str]:
+        text = SHOP_CONFIG
+        if master is not None:
+            text += '[privacy]\nmaster_key = "env:IDEMSYNC_MASTER_KEY"\n'
+            keys["IDEMSYNC_MASTER_KEY"] = master
+        for name, key in keys.items():
+            monkeypatch.setenv(name, base64.b64encode(key.key).decode())
+        config.write_text(text)
+        capsys.readouterr()
+        code = main(list(args))
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    return run
 
 
 @pytest.fixture
@@ -293,13 +327,7 @@ def test_history_and_past_states_show_erased_fields_as_erased_and_name_who_erase
 
 
 def test_the_admin_endpoint_and_the_cli_erase_and_finish_an_erasure_asked_again(
-    client: TestClient,
-    shop: Shop,
-    database_url: str,
-    settings: Settings,
-    monkeypatch: pytest.MonkeyPatch,
-    capsys: pytest.CaptureFixture[str],
-    tmp_path: Path,
+    client: TestClient, shop: Shop, database_url: str, settings: Settings, cli: Cli
 ) -> None:
     path = f"/admin/customers/{BOB}/erase?reason=ticket-7"
     assert client.post(path, headers=auth("reader")).status_code == 403
@@ -313,19 +341,10 @@ def test_the_admin_endpoint_and_the_cli_erase_and_finish_an_erasure_asked_again(
     again = client.post(path, headers=auth("admin")).json()
     assert (again["recorded"], again["key_destroyed"]) == (False, False)
 
-    config = tmp_path / "idemsync.toml"
-    config.write_text(
-        '[sources.shop]\nscheme = "shopify"\nmapping = "shopify"\n'
-        'secrets = ["env:SHOP_SECRET"]\n[privacy]\nmaster_key = "env:MASTER"\n'
+    code, out, _ = cli(
+        "erase", "customer", ANN, "--reason", "ticket-8", master=settings.master_key
     )
-    assert settings.master_key is not None
-    monkeypatch.setenv("IDEMSYNC_CONFIG", str(config))
-    monkeypatch.setenv("IDEMSYNC_DATABASE_URL", database_url)
-    monkeypatch.setenv("SHOP_SECRET", SHOP_SECRET)
-    monkeypatch.setenv("MASTER", base64.b64encode(settings.master_key.key).decode())
-    capsys.readouterr()
-    assert main(["erase", "customer", ANN, "--reason", "ticket-8"]) == 0
-    out = capsys.readouterr().out
+    assert code == 0, out
     assert f"customer {ANN} in shop: erased" in out
     assert "data key destroyed" in out
     caught_up(client)
@@ -354,44 +373,29 @@ def test_a_redact_request_for_a_customer_never_seen_leaves_nothing_parked(
 
 
 def test_without_a_master_key_an_erasure_says_which_events_keep_the_fields_in_clear(
-    settings: Settings,
-    database_url: str,
-    monkeypatch: pytest.MonkeyPatch,
-    capsys: pytest.CaptureFixture[str],
-    tmp_path: Path,
+    settings: Settings, database_url: str, cli: Cli
 ) -> None:
     clear = dataclasses.replace(settings, master_key=None)
     with TestClient(create_app(clear), raise_server_exceptions=False) as client:
         shop = Shop(client)
         shop.send("customers/create", example("customer"), "wh-bob")
         shop.send("customers/update", bob_updated(), "wh-bob-2")
-    config = tmp_path / "idemsync.toml"
-    config.write_text(
-        '[sources.shop]\nscheme = "shopify"\nmapping = "shopify"\n'
-        'secrets = ["env:SHOP_SECRET"]\n'
-    )
-    monkeypatch.setenv("IDEMSYNC_CONFIG", str(config))
-    monkeypatch.setenv("IDEMSYNC_DATABASE_URL", database_url)
-    monkeypatch.setenv("SHOP_SECRET", SHOP_SECRET)
-    capsys.readouterr()
-    assert main(["erase", "customer", BOB, "--reason", "ticket-9"]) == 1
-    out = capsys.readouterr().out
+    code, out, _ = cli("erase", "customer", BOB, "--reason", "ticket-9")
+    assert code == 1, out
     assert "personal fields are stored in clear" in out
     assert "warning: 2 event(s) hold its fields in clear" in out
-    assert (
-        main(["erase", "customer", BOB, "--namespace", "nowhere", "--reason", "x"]) == 2
+    code, _, err = cli(
+        "erase", "customer", BOB, "--namespace", "nowhere", "--reason", "x"
     )
-    assert "no source writes into namespace 'nowhere' (shop)" in capsys.readouterr().err
+    assert code == 2
+    assert "no source writes into namespace 'nowhere' (shop)" in err
 
 
 def test_a_master_key_rotation_rewraps_every_key_and_the_fields_read_as_before(
     client: TestClient,
     shop: Shop,
     settings: Settings,
-    database_url: str,
-    monkeypatch: pytest.MonkeyPatch,
-    capsys: pytest.CaptureFixture[str],
-    tmp_path: Path,
+    cli: Cli,
 ) -> None:
     assert settings.master_key is not None
     new = MasterKey(os.urandom(32))
@@ -401,21 +405,14 @@ def test_a_master_key_rotation_rewraps_every_key_and_the_fields_read_as_before(
     try:
         with pytest.raises(ValueError, match="finish the rotation"):
             service.find("customer", BOB, "shop")
-        config = tmp_path / "idemsync.toml"
-        config.write_text(
-            '[sources.shop]\nscheme = "shopify"\nmapping = "shopify"\n'
-            'secrets = ["env:SHOP_SECRET"]\n[privacy]\nmaster_key = "env:NEW"\n'
+        old = settings.master_key
+        code, out, _ = cli("keys", "rotate", "--old", "env:OLD", master=new, OLD=old)
+        assert (code, out.strip()) == (
+            0,
+            f"rewrapped 2 data key(s) with master key {new.key_id}",
         )
-        monkeypatch.setenv("IDEMSYNC_CONFIG", str(config))
-        monkeypatch.setenv("IDEMSYNC_DATABASE_URL", database_url)
-        monkeypatch.setenv("SHOP_SECRET", SHOP_SECRET)
-        monkeypatch.setenv("NEW", base64.b64encode(new.key).decode())
-        monkeypatch.setenv("OLD", base64.b64encode(settings.master_key.key).decode())
-        capsys.readouterr()
-        assert main(["keys", "rotate", "--old", "env:OLD"]) == 0
-        assert "rewrapped 2 data key(s)" in capsys.readouterr().out
-        assert main(["keys", "rotate", "--old", "env:OLD"]) == 0
-        assert "rewrapped 0 data key(s)" in capsys.readouterr().out
+        code, out, _ = cli("keys", "rotate", "--old", "env:OLD", master=new, OLD=old)
+        assert out.startswith("rewrapped 0 data key(s)")
         bob = service.find("customer", BOB, "shop")
         assert bob is not None and bob.values["email"] == BOB_VALUES[0]
     finally:

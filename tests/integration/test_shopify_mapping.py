@@ -15,10 +15,9 @@ import pytest
 from starlette.testclient import TestClient
 
 from infrastructure.settings import Settings
-from infrastructure.source_settings import SourceSettings
 from tests.partner import auth, make_settings
 from tests.read_models import caught_up
-from tests.shopify_examples import body_of, example, shopify_headers
+from tests.shopify_examples import body_of, example, shop_source, shopify_headers
 from web.app import create_app
 
 SHOP_SECRET = "shpss_" + "5" * 32
@@ -28,13 +27,7 @@ CUSTOMER = "207119551"
 
 @pytest.fixture
 def settings(database_url: str, secret: str) -> Settings:
-    shop = SourceSettings(
-        name="shop",
-        scheme="shopify",
-        secrets=(SHOP_SECRET,),
-        mapping="shopify",
-        mapping_is_default=True,
-    )
+    shop = shop_source(SHOP_SECRET)
     base = make_settings(database_url, secret)
     return dataclasses.replace(base, sources=MappingProxyType({"shop": shop}))
 
