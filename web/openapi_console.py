@@ -1,6 +1,6 @@
 """The console's part of the OpenAPI document: the open pages (``/console``,
-``/docs``), ``GET /auth/me``, and settling a parked delivery by hand
-and erasing a customer (``web.console``, ``web.parked``, ``web.erasure``)."""
+``/docs``), ``GET /auth/me``, settling a parked delivery by hand, and
+erasing a customer (``web.console``, ``web.parked``, ``web.erasure``)."""
 
 from __future__ import annotations
 

@@ -291,6 +291,11 @@ def test_resent_deliveries_of_an_erased_customer_are_duplicate_or_stale_storing_
     assert shop.send("customers/update", newer, "wh-bob-later")["outcome"] == (
         "rejected"
     )
+    replay = client.post("/admin/replay?source=shop", headers=auth("admin"))
+    assert replay.status_code == 200, replay.text
+    replayed = {d["key"]: d for d in replay.json()["deliveries"]}
+    assert not any(d["changed"] for d in replayed.values())
+    assert replayed["wh-bob"]["redacted"] and replayed["wh-bob-later"]["redacted"]
     caught_up(client)
     assert view(client, f"/views/customers/{BOB}")["email"] is None
     assert found_in(dump(database_url), BOB_VALUES, shop.bob_bodies) == []
