@@ -18,13 +18,14 @@ from infrastructure.settings import Settings
 
 def cmd_erase_customer(args: argparse.Namespace, settings: Settings) -> int:
     from infrastructure.bootstrap import bootstrap
+    from infrastructure.privacy.erasure import NoSuchNamespace
 
     check_ready(settings)
     services = bootstrap(settings, deliveries=False)
     try:
         try:
             namespace = services.eraser.namespace_for(args.namespace)
-        except ValueError as refused:
+        except (ValueError, NoSuchNamespace) as refused:
             print(f"idemsync: {refused} (--namespace)", file=sys.stderr)
             return 2
         by = f"cli:{getpass.getuser()}"

@@ -5,7 +5,8 @@ does (infrastructure/privacy/erasure.py, docs/privacy.md).
 The erasure names the token that asked and the reason, never a value;
 asking again finishes an interrupted one and answers ``recorded: false``.
 Without ``namespace`` the customer is looked for in the only namespace the
-sources write into; with several, ``namespace`` is required (400).
+sources write into; with several, ``namespace`` is required (400); one no
+source writes into is a 404.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from starlette.routing import BaseRoute, Route
 
 from infrastructure.access import Role, Token
 from infrastructure.pipeline import refusals
+from infrastructure.privacy.erasure import NoSuchNamespace
 from infrastructure.refusals import Refusal
 from web import params
 from web.access import requires
@@ -40,6 +42,8 @@ async def erase_customer(request: Request) -> Response:
         namespace = eraser.namespace_for(given)
     except (BadParameter, ValueError) as bad:
         return json_response({"error": "bad_parameter", "message": str(bad)}, 400)
+    except NoSuchNamespace as unknown:
+        return json_response({"error": "not_found", "message": str(unknown)}, 404)
     by = f"token:{token.name}"
     try:
         with refusals():

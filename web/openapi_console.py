@@ -8,6 +8,7 @@ from domain.delivery import FIRST_OUTCOMES
 from infrastructure.access import Role
 from web.bodies import console
 from web.openapi_parts import (
+    TEXT,
     Schema,
     content,
     error,
@@ -23,6 +24,8 @@ from web.openapi_parts import (
 from web.parked import MAX_REASON
 from web.replay import MAX_REPLAYED
 
+NAME: Schema = {**TEXT, "minLength": 1}
+"""A required name: an empty one is a 400 like a missing one."""
 REASON: Schema = {
     "type": "string",
     "minLength": 1,
@@ -119,7 +122,10 @@ def erasure() -> dict[str, Schema]:
     """``POST /admin/customers/{customer_id}/erase``."""
     responses = {
         "200": json_body("what the erasure did", console.CustomerErased),
-        **reading(missing="no route: an id with a slash or a line break"),
+        **reading(
+            missing="no source writes into that namespace; or no route: an id "
+            "with a slash or a line break"
+        ),
     }
     parameters = [
         in_path("customer_id", "the partner's customer id"),
@@ -169,7 +175,10 @@ def replay() -> dict[str, Schema]:
                 f"more than {MAX_REPLAYED} matching deliveries is a 400. Run "
                 "with `dry_run` first: it decides and writes nothing.",
                 parameters=[
-                    {**query("source", "the source's name"), "required": True},
+                    {
+                        **query("source", "the source's name", NAME),
+                        "required": True,
+                    },
                     query(
                         "outcome",
                         "only deliveries whose current outcome is this",

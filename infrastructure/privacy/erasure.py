@@ -50,6 +50,10 @@ SEARCHED_FIELDS = ("email", "phone")
 to the customer (a name is not: another person may share it)."""
 
 
+class NoSuchNamespace(LookupError):
+    """No configured source writes into the namespace an erasure names."""
+
+
 @dataclass(frozen=True)
 class Erasure:
     """What one erasure did (the CLI prints it; the endpoint answers it)."""
@@ -92,7 +96,8 @@ class Eraser:
 
     def namespace_for(self, given: str | None) -> str:
         """The namespace an erasure asked for, or the only one the sources
-        write into; ``ValueError`` naming them otherwise."""
+        write into; ``ValueError`` naming them when there are several,
+        ``NoSuchNamespace`` for one no source writes into."""
         known = ", ".join(sorted(self.sources)) or "no namespace"
         if given is None:
             if len(self.sources) != 1:
@@ -102,7 +107,9 @@ class Eraser:
             (only,) = self.sources
             return only
         if given not in self.sources:
-            raise ValueError(f"no source writes into namespace {given!r} ({known})")
+            raise NoSuchNamespace(
+                f"no source writes into namespace {given!r} ({known})"
+            )
         return given
 
     def erase(self, namespace: str, customer_id: str, by: str, reason: str) -> Erasure:

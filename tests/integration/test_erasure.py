@@ -423,3 +423,13 @@ def test_a_master_key_rotation_rewraps_every_key_and_the_fields_read_as_before(
     finally:
         service.close()
         database.close()
+
+
+def test_config_check_says_whether_personal_fields_are_sealed(cli: Cli) -> None:
+    key = MasterKey(os.urandom(32))
+    code, out, _ = cli("config", "check", master=key)
+    assert code == 0
+    assert f"privacy: personal fields sealed, master key {key.key_id}" in out
+    assert base64.b64encode(key.key).decode() not in out
+    code, out, _ = cli("config", "check")
+    assert "privacy: no master key: personal fields are stored in clear" in out
