@@ -26,6 +26,7 @@ from sqlalchemy import (
     Table,
     Text,
     select,
+    text,
     update,
 )
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -56,6 +57,10 @@ def customer_subject(namespace: str, customer_id: str) -> str:
     return subject_name("customer", object_uuid("customer", namespace, customer_id))
 
 
+SEALING_KEYS = 10_000
+"""Keys ``SubjectKeys.key_for`` keeps in a process: 320 KB."""
+
+
 class SubjectErased(Exception):
     """The subject's key was erased: nothing about it can be stored readable."""
 
@@ -72,6 +77,8 @@ class SubjectKeys:
         self.engine = engine
         self.master = master
         self.now = now
+        self._sealing: dict[str, bytes] = {}
+        """The keys ``key_for`` gave, for sealing only (see there)."""
 
     def existing_key(self, subject: str) -> bytes | None:
         """The subject's data key; None when it has none (never made, or
@@ -80,28 +87,53 @@ class SubjectKeys:
         return None if row is None or row.wrapped_key is None else self._unwrap(row)
 
     def key_for(self, subject: str) -> bytes:
-        """The subject's data key, made (and stored) on first use;
-        ``SubjectErased`` once it was erased."""
-        row = self._row(subject)
-        if row is None:
-            fresh = {
-                "subject": subject,
-                "master_key_id": self.master.key_id,
-                "wrapped_key": self.master.wrap(new_data_key(), subject),
-                "created_at": iso(self.now()),
-            }
-            postgres = self.engine.dialect.name == "postgresql"
-            insert = pg_insert if postgres else sqlite_insert
-            with self.engine.begin() as conn:
-                conn.execute(
-                    insert(SUBJECT_KEYS).values(fresh).on_conflict_do_nothing()
-                )
-                row = conn.execute(
-                    select(SUBJECT_KEYS).where(SUBJECT_KEYS.c.subject == subject)
-                ).one()
+        """The subject's data key to seal with, made (and stored) on first
+        use; ``SubjectErased`` once it was erased.
+
+        Kept in this process once read (``SEALING_KEYS`` at most), unlike
+        ``existing_key``: sealing with a key another process has since
+        erased stores nothing readable, as the key is gone, and the domain
+        refuses what a partner sends about an erased customer anyway (its
+        ``Erased`` event conflicts with, or precedes, any concurrent write)."""
+        known = self._sealing.get(subject)
+        if known is not None:
+            return known
+        row = self._stored(subject)
         if row.wrapped_key is None:
             raise SubjectErased(f"{subject} was erased at {row.erased_at}")
-        return self._unwrap(row)
+        key = self._unwrap(row)
+        if len(self._sealing) >= SEALING_KEYS:
+            self._sealing.clear()
+        self._sealing[subject] = key
+        return key
+
+    def _stored(self, subject: str) -> Row[Any]:
+        """The subject's row, made with a new key if there was none: one
+        statement (an insert that, on conflict, returns the row there). On
+        PostgreSQL the transaction does not wait for its WAL to reach the
+        disk (``synchronous_commit`` off, this transaction only): what is
+        sealed with the key commits after it, synchronously, and a commit
+        flushes all the WAL before it, so the key is on disk before anything
+        that needs it; a key whose events never commit may be lost, and is
+        not needed."""
+        fresh = {
+            "subject": subject,
+            "master_key_id": self.master.key_id,
+            "wrapped_key": self.master.wrap(new_data_key(), subject),
+            "created_at": iso(self.now()),
+        }
+        postgres = self.engine.dialect.name == "postgresql"
+        insert = pg_insert if postgres else sqlite_insert
+        statement = insert(SUBJECT_KEYS).values(fresh)
+        with self.engine.begin() as conn:
+            if postgres:
+                conn.execute(text("SET LOCAL synchronous_commit = off"))
+            return conn.execute(
+                statement.on_conflict_do_update(
+                    index_elements=[SUBJECT_KEYS.c.subject],
+                    set_={"subject": statement.excluded.subject},
+                ).returning(*SUBJECT_KEYS.c)
+            ).one()
 
     def _row(self, subject: str) -> Row[Any] | None:
         with self.engine.connect() as conn:
@@ -122,6 +154,7 @@ class SubjectKeys:
         """Destroy the subject's key (crypto-shredding); False when it was
         erased already. A subject never seen is recorded as erased."""
         at = iso(self.now())
+        self._sealing.pop(subject, None)
         with self.engine.begin() as conn:
             erased = conn.execute(
                 update(SUBJECT_KEYS)
