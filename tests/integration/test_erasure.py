@@ -37,6 +37,7 @@ from tests.read_models import caught_up
 from tests.shopify_examples import body_of, example, shop_source, shopify_headers
 from tests.upgrade import rebuild_differences
 from web.app import create_app
+from web.state import app_state
 
 SHOP_SECRET = "shpss_" + "7" * 32
 BOB = "207119551"
@@ -433,3 +434,19 @@ def test_config_check_says_whether_personal_fields_are_sealed(cli: Cli) -> None:
     assert base64.b64encode(key.key).decode() not in out
     code, out, _ = cli("config", "check")
     assert "privacy: no master key: personal fields are stored in clear" in out
+
+
+def test_an_erasure_interrupted_after_its_event_is_finished_by_asking_again(
+    client: TestClient, shop: Shop, database_url: str
+) -> None:
+    """As after a crash between the ``Erased`` event and the rest: the
+    event is there, the key and the raw deliveries are not yet touched."""
+    services = app_state(client.app).services
+    services.service.erase_customer(BOB, "shop", "cli:dpo", "ticket 10")
+    assert found_in(dump(database_url), BOB_VALUES, shop.bob_bodies)
+    path = f"/admin/customers/{BOB}/erase?reason=ticket-10"
+    finished = client.post(path, headers=auth("admin")).json()
+    assert (finished["recorded"], finished["key_destroyed"]) == (False, True)
+    assert finished["deliveries_redacted"] >= 3
+    caught_up(client)
+    assert found_in(dump(database_url), BOB_VALUES, shop.bob_bodies) == []
