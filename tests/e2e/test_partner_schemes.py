@@ -1008,8 +1008,7 @@ def test_config_check_builds_every_source_and_lists_them(tmp_path: Path) -> None
             namespace_line(line, "its name, unless the store pinned it")
             for line in SOURCE_LINES
         ),
-        "privacy: no master key: personal fields are stored in clear "
-        "(docs/privacy.md)",
+        "privacy: no master key: personal fields are stored in clear (docs/privacy.md)",
     ]
     for secret in SECRETS.values():
         assert secret not in finished.stdout + finished.stderr
