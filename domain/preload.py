@@ -21,7 +21,7 @@ from typing import Any, Protocol, runtime_checkable
 
 from eventsourcing.application import Application, project_aggregate
 from eventsourcing.domain import Aggregate, DomainEventProtocol
-from eventsourcing.persistence import StoredEvent
+from eventsourcing.persistence import Mapper, StoredEvent
 
 Events = tuple[DomainEventProtocol[uuid.UUID], ...]
 
@@ -39,6 +39,26 @@ class ReadsMany(Protocol):
     ) -> dict[uuid.UUID, list[StoredEvent]]:
         """The records of each id above the version given for it."""
         ...
+
+
+@runtime_checkable
+class MapsMany(Protocol):
+    """A mapper that turns several stored events into events at once (the
+    sealing mapper reads the keys they need in one statement)."""
+
+    def to_domain_events(
+        self, stored: Sequence[StoredEvent]
+    ) -> list[DomainEventProtocol[uuid.UUID]]: ...
+
+
+def to_events(
+    mapper: Mapper[uuid.UUID], stored: Sequence[StoredEvent]
+) -> list[DomainEventProtocol[uuid.UUID]]:
+    """``stored`` as events, in order: all at once when ``mapper`` can
+    (``MapsMany``), else one by one."""
+    if isinstance(mapper, MapsMany):
+        return mapper.to_domain_events(stored)
+    return [mapper.to_domain_event(one) for one in stored]
 
 
 class Preloaded:
@@ -64,13 +84,17 @@ class Preloaded:
             latest = snapshots.recorder.select_latest(ids)
         after = {i: latest[i].originator_version if i in latest else 0 for i in ids}
         stored = recorder.select_after(after)
-        to_event = app.events.mapper.to_domain_event
+        order = list(ids)
+        records = [
+            record
+            for i in order
+            for record in ([latest[i]] if i in latest else []) + stored.get(i, [])
+        ]
+        decoded = iter(to_events(app.events.mapper, records))
         events: dict[uuid.UUID, Events] = {}
-        for i in ids:
-            first: list[DomainEventProtocol[uuid.UUID]] = []
-            if i in latest and snapshots is not None:
-                first.append(snapshots.mapper.to_domain_event(latest[i]))
-            events[i] = (*first, *map(to_event, stored.get(i, ())))
+        for i in order:
+            count = (i in latest) + len(stored.get(i, ()))
+            events[i] = tuple(next(decoded) for _ in range(count))
         return cls(events)
 
     def __contains__(self, aggregate_id: object) -> bool:

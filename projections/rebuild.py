@@ -36,6 +36,7 @@ from typing import Any
 from sqlalchemy import Connection, MetaData, text
 from sqlalchemy.exc import OperationalError
 
+from domain.preload import to_events
 from projections import positions
 from projections.base import Projection, Tables
 from projections.compare import EXAMPLES, TableDiff, compare
@@ -301,7 +302,7 @@ def _apply(
         notifications = service.recorder.select_notifications(
             start + 1, job.batch_size, stop=stop, topics=projection.topics
         )
-        events = [service.mapper.to_domain_event(n) for n in notifications]
+        events = to_events(service.mapper, notifications)
         projection.process_batch(conn, tables, events)
         applied += len(notifications)
         if len(notifications) < job.batch_size:

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from sqlalchemy import Connection, Engine, MetaData
 
 from domain.application import SyncService
+from domain.preload import to_events
 from projections import positions
 from projections.base import Projection, Tables
 from projections.leadership import Leadership, Waiter
@@ -128,7 +129,7 @@ class ProjectionRunner:
             notifications = self.service.recorder.select_notifications(
                 start=position + 1, limit=limit, stop=stop, topics=projection.topics
             )
-            events = [self.service.mapper.to_domain_event(n) for n in notifications]
+            events = to_events(self.service.mapper, notifications)
             reached = notifications[-1].id if len(notifications) == limit else stop
             started = time.monotonic()
             with conn.begin():

@@ -13,7 +13,7 @@ be stored readable.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from datetime import UTC, datetime
 from typing import Any
 
@@ -57,6 +57,7 @@ def customer_subject(namespace: str, customer_id: str) -> str:
     return subject_name("customer", object_uuid("customer", namespace, customer_id))
 
 
+KEYS_PER_READ = 500
 SEALING_KEYS = 10_000
 """Keys ``SubjectKeys.key_for`` keeps in a process: 320 KB."""
 
@@ -80,11 +81,21 @@ class SubjectKeys:
         self._sealing: dict[str, bytes] = {}
         """The keys ``key_for`` gave, for sealing only (see there)."""
 
-    def existing_key(self, subject: str) -> bytes | None:
-        """The subject's data key; None when it has none (never made, or
-        erased)."""
-        row = self._row(subject)
-        return None if row is None or row.wrapped_key is None else self._unwrap(row)
+    def existing_keys(self, subjects: Collection[str]) -> dict[str, bytes]:
+        """The data keys of those of ``subjects`` that have one, read in one
+        statement per ``KEYS_PER_READ``; never a kept key (``key_for``)."""
+        wanted, found = sorted(subjects), dict[str, bytes]()
+        for start in range(0, len(wanted), KEYS_PER_READ):
+            chunk = wanted[start : start + KEYS_PER_READ]
+            with self.engine.connect() as conn:
+                rows = conn.execute(
+                    select(SUBJECT_KEYS).where(
+                        SUBJECT_KEYS.c.subject.in_(chunk),
+                        SUBJECT_KEYS.c.wrapped_key.is_not(None),
+                    )
+                ).all()
+            found.update((row.subject, self._unwrap(row)) for row in rows)
+        return found
 
     def key_for(self, subject: str) -> bytes:
         """The subject's data key to seal with, made (and stored) on first
@@ -134,12 +145,6 @@ class SubjectKeys:
                     set_={"subject": statement.excluded.subject},
                 ).returning(*SUBJECT_KEYS.c)
             ).one()
-
-    def _row(self, subject: str) -> Row[Any] | None:
-        with self.engine.connect() as conn:
-            return conn.execute(
-                select(SUBJECT_KEYS).where(SUBJECT_KEYS.c.subject == subject)
-            ).first()
 
     def _unwrap(self, row: Row[Any]) -> bytes:
         if row.master_key_id != self.master.key_id:

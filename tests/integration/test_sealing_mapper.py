@@ -1,6 +1,7 @@
 """The sealing mapper (infrastructure/privacy/mapper.py) on both backends:
 a customer's personal fields are stored sealed in its events and snapshots
-and read back in clear; once its key is erased they read as ``ERASED``
+and read back in clear (the keys of a batch of events in one statement); once
+its key is erased they read as ``ERASED``
 while everything else (status, positions) reads as before; an order's
 events are left alone; a sealed value copied into another customer's event
 does not open there."""
@@ -16,6 +17,7 @@ from typing import Any
 
 import pytest
 from sqlalchemy import Engine, select, text
+from sqlalchemy.event import listen, remove
 
 from domain.application import SyncService
 from domain.commands import CreateOrder, UpsertCustomer
@@ -23,9 +25,11 @@ from domain.customer import Customer
 from domain.namespaces import object_uuid
 from domain.order import Order
 from domain.personal import ERASED
+from domain.preload import to_events
 from infrastructure.bootstrap import sync_service
 from infrastructure.persistence.database import Database
 from infrastructure.privacy.keys import MasterKey, is_sealed
+from infrastructure.privacy.mapper import SealingMapper
 from infrastructure.privacy.store import SUBJECT_KEYS, SubjectKeys, customer_subject
 from infrastructure.settings import Settings
 from tests.partner import make_settings
@@ -187,3 +191,31 @@ def test_a_sealed_value_copied_into_another_customers_event_does_not_open(
         )
     bob = service.find("customer", "cus_2", "acme")
     assert bob is not None and bob.values == {"email": ERASED}
+
+
+def test_the_keys_of_a_batch_of_events_are_read_in_one_statement(
+    service: SyncService,
+) -> None:
+    emails = [f"person{n}@example.org" for n in range(5)]
+    for n, email in enumerate(emails):
+        upsert(service, f"cus_{n}", 1_700_000_000, email=email)
+    stored = service.recorder.select_notifications(start=1, limit=100)
+    mapper = service.mapper
+    assert isinstance(mapper, SealingMapper)
+    reads: list[str] = []
+
+    def count(*args: Any) -> None:
+        statement = args[2]
+        if "subject_keys" in statement:
+            reads.append(statement)
+
+    listen(mapper.keys.engine, "before_cursor_execute", count)
+    try:
+        events = to_events(mapper, stored)
+    finally:
+        remove(mapper.keys.engine, "before_cursor_execute", count)
+    assert len(reads) == 1, reads
+    opened = [
+        e.changes["email"] for e in events if "email" in getattr(e, "changes", {})
+    ]
+    assert opened == emails
