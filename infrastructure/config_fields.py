@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import re
 import sys
+from collections.abc import Mapping
 from typing import Annotated, Any, TypeVar
 
 import msgspec
@@ -51,6 +52,24 @@ _FIELD = re.compile(
     r"^Object (?P<kind>contains unknown|missing required) field `(?P<name>[^`]*)`$"
 )
 _STEP = re.compile(r"\.([^.\[]+)|\[(\d+)\]")
+
+
+def from_env(
+    reference: str, at: str, environ: Mapping[str, str], what: str = "secrets"
+) -> str:
+    """The value of the variable ``env:NAME`` names; a ``ConfigError`` at
+    ``at`` for anything else (a value written in the file: ``what`` are
+    never), or a variable that is not set or is empty. Never shows a value."""
+    if not reference.startswith("env:"):
+        raise ConfigError(f"{at}: {what} are never written in the file; use env:NAME")
+    variable = reference.removeprefix("env:")
+    if not variable:
+        raise ConfigError(f"{at}: env: needs a variable name")
+    if variable not in environ:
+        raise ConfigError(f"{at}: environment variable {variable} is not set")
+    if not environ[variable]:
+        raise ConfigError(f"{at}: environment variable {variable} is empty")
+    return environ[variable]
 
 
 def decode(value: object, kind: type[T], where: str) -> T:

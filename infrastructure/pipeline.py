@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import sqlite3
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -118,20 +118,26 @@ class Pipeline:
         answer = self.recall(admitted)
         if answer is None:
             answer = self.decide(admitted, headers, body)
-        self.erase_requested(admitted, headers, body)
+        self.erase(admitted, self.erasures_asked(admitted, headers, body))
         return answer
 
-    def erase_requested(
+    def erasures_asked(
         self, admitted: Admitted, headers: Mapping[str, str], body: bytes
-    ) -> None:
-        """Carry out the erasures a recorded delivery asks for (Shopify's
-        ``customers/redact``), before it is answered: after a crash, the
-        partner's retry (a duplicate) carries them out again, and an
-        erasure is safe to repeat."""
+    ) -> list[str]:
+        """The customers a delivery asks to erase (Shopify's
+        ``customers/redact``): CPU only, none for most deliveries."""
         source = admitted.source
         if source.erasures is None or self.eraser is None:
-            return
-        for customer_id in source.erasures(body, headers):
+            return []
+        return source.erasures(body, headers)
+
+    def erase(self, admitted: Admitted, customer_ids: Sequence[str]) -> None:
+        """Carry out the erasures a recorded delivery asks for, before it is
+        answered: after a crash, the partner's retry (a duplicate) carries
+        them out again, and an erasure is safe to repeat."""
+        source = admitted.source
+        for customer_id in customer_ids:
+            assert self.eraser is not None
             with refusals():
                 self.eraser.erase(
                     source.namespace,
@@ -150,10 +156,9 @@ class Pipeline:
         answer = self.recall(admitted)
         if answer is None:
             answer = await self._decided(admitted, headers, body)
-        if source.erasures is not None:
-            await anyio.to_thread.run_sync(
-                self.erase_requested, admitted, headers, body
-            )
+        asked = self.erasures_asked(admitted, headers, body)
+        if asked:
+            await anyio.to_thread.run_sync(self.erase, admitted, asked)
         return answer
 
     async def _decided(

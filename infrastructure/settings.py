@@ -15,7 +15,7 @@ from types import MappingProxyType
 from urllib.parse import urlsplit
 
 from infrastructure.access import Token, read_tokens
-from infrastructure.config_fields import ConfigError, decode
+from infrastructure.config_fields import ConfigError, decode, from_env
 from infrastructure.config_tables import (
     ConfigFile,
     DatabaseTable,
@@ -118,14 +118,11 @@ def _master_key(reference: str | None, env: Mapping[str, str]) -> MasterKey | No
     if reference is None:
         return None
     at = "privacy.master_key"
-    variable = reference.removeprefix("env:")
-    if not reference.startswith("env:") or not variable:
-        raise ConfigError(f"{at}: keys are never written in the file; use env:NAME")
-    if not env.get(variable):
-        raise ConfigError(f"{at}: environment variable {variable} is not set")
+    text = from_env(reference, at, env, what="keys")
     try:
-        return MasterKey.from_text(env[variable])
+        return MasterKey.from_text(text)
     except ValueError as error:
+        variable = reference.removeprefix("env:")
         raise ConfigError(f"{at}: environment variable {variable}: {error}") from None
 
 

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 
 import msgspec
 
-from infrastructure.config_fields import ConfigError, decode
+from infrastructure.config_fields import ConfigError, decode, from_env
 from infrastructure.source_table import KNOWN_SCHEMES, HmacOptions, SourceTable
 
 __all__ = ["DEFAULT_MAPPINGS", "KNOWN_SCHEMES", "SourceSettings", "read_source"]
@@ -155,27 +155,15 @@ def _secrets(
     resolved = []
     for index, item in enumerate(value):
         at = f"{where}[{index}]"
-        if not item.startswith("env:"):
-            raise ConfigError(
-                f"{at}: secrets are never written in the file; use env:NAME"
-            )
+        secret = from_env(item, at, environ)
         variable = item.removeprefix("env:")
-        if not variable:
-            raise ConfigError(f"{at}: env: needs a variable name")
-        if variable not in environ:
-            raise ConfigError(f"{at}: environment variable {variable} is not set")
-        if not environ[variable]:
-            raise ConfigError(f"{at}: environment variable {variable} is empty")
-        if (
-            scheme != "none"
-            and _key_bytes(environ[variable], scheme, at) < MIN_SECRET_BYTES
-        ):
+        if scheme != "none" and _key_bytes(secret, scheme, at) < MIN_SECRET_BYTES:
             decoded = " (base64-decoded after whsec_)" if scheme == WHSEC else ""
             raise ConfigError(
                 f"{at}: the secret in environment variable {variable} is too "
                 f"short: its key must be at least {MIN_SECRET_BYTES} bytes{decoded}"
             )
-        resolved.append(environ[variable])
+        resolved.append(secret)
     return tuple(resolved)
 
 

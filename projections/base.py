@@ -9,7 +9,6 @@ from typing import Any, ClassVar
 
 from eventsourcing.utils import get_topic
 from sqlalchemy import Connection, MetaData, Table
-from sqlalchemy.dialects import postgresql, sqlite
 
 Tables = Mapping[str, Table]
 
@@ -54,13 +53,6 @@ class Projection(ABC):
                 f"{type(self).__name__} overrides neither process nor process_batch"
             )
         self.process_batch(conn, tables, (event,))
-
-
-def insert(conn: Connection, table: Table) -> postgresql.Insert | sqlite.Insert:
-    """An INSERT that supports ``on_conflict_do_update`` on both backends."""
-    if conn.dialect.name == "postgresql":
-        return postgresql.insert(table)
-    return sqlite.insert(table)
 
 
 def recorded_at(event: Any) -> datetime:

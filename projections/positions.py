@@ -26,7 +26,7 @@ from sqlalchemy import (
     update,
 )
 
-from projections.base import insert
+from infrastructure.persistence.database import insert
 
 positions = Table(
     "projection_positions",

@@ -24,7 +24,6 @@ from web import params
 from web.access import requires
 from web.bodies.console import CustomerErased
 from web.params import BadParameter
-from web.parked import reason_of
 from web.responses import json_response, retry_later
 from web.state import app_state
 
@@ -37,8 +36,9 @@ async def erase_customer(request: Request) -> Response:
     try:
         if "\x00" in customer_id:
             raise BadParameter("customer_id must not contain a NUL character")
-        reason = reason_of(request)
-        given = params.text(dict(request.query_params), "namespace")
+        query = dict(request.query_params)
+        reason = params.reason(query)
+        given = params.text(query, "namespace")
         namespace = eraser.namespace_for(given)
     except (BadParameter, ValueError) as bad:
         return json_response({"error": "bad_parameter", "message": str(bad)}, 400)

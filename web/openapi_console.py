@@ -21,7 +21,7 @@ from web.openapi_parts import (
     reading,
     switch,
 )
-from web.parked import MAX_REASON
+from web.params import MAX_REASON
 from web.replay import MAX_REPLAYED
 
 NAME: Schema = {**TEXT, "minLength": 1}
@@ -33,6 +33,11 @@ REASON: Schema = {
     "pattern": "^[^\\x00]*[^\\s\\x00][^\\x00]*$",
 }
 """Something to say besides spaces, and no NUL."""
+REASON_PARAMETER: Schema = {
+    **query("reason", "why (kept in the event, with the token's name)"),
+    "schema": REASON,
+    "required": True,
+}
 
 
 def pages() -> dict[str, Schema]:
@@ -79,11 +84,7 @@ def parked() -> dict[str, Schema]:
                 "the idempotency key (may contain `/`)",
                 {"type": "string", "minLength": 1},
             ),
-            {
-                **query("reason", "why (kept in the event, with the token's name)"),
-                "schema": REASON,
-                "required": True,
-            },
+            REASON_PARAMETER,
         ]
         responses = {
             "200": json_body("settled", console.ParkedSettled),
@@ -133,11 +134,7 @@ def erasure() -> dict[str, Schema]:
             "namespace",
             "the customer's namespace; required when the sources write into several",
         ),
-        {
-            **query("reason", "why (kept in the event, with the token's name)"),
-            "schema": REASON,
-            "required": True,
-        },
+        REASON_PARAMETER,
     ]
     return {
         "/admin/customers/{customer_id}/erase": {

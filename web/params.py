@@ -31,6 +31,19 @@ TRUE = ("1", "true", "yes", "on")
 FALSE = ("0", "false", "no", "off")
 
 
+MAX_REASON = 500
+"""The longest ``reason`` an admin action takes."""
+
+
+def reason(params: Mapping[str, str]) -> str:
+    """The required ``reason`` of an admin action (kept in its event):
+    1 to ``MAX_REASON`` characters besides surrounding spaces."""
+    given = (text(params, "reason") or "").strip()
+    if not 1 <= len(given) <= MAX_REASON:
+        raise BadParameter(f"reason must be 1 to {MAX_REASON} characters")
+    return given
+
+
 def choice(params: Mapping[str, str], name: str, values: Sequence[str]) -> str | None:
     """One of ``values``, or None when absent."""
     given = text(params, name)

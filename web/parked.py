@@ -35,16 +35,7 @@ from web.params import BadParameter
 from web.responses import json_response, retry_later
 from web.state import app_state
 
-MAX_REASON = 500
 Settle = Callable[[SyncService, str, str, str, str], Resolution]
-
-
-def reason_of(request: Request) -> str:
-    """The required ``reason`` query parameter of an admin action."""
-    reason = (params.text(dict(request.query_params), "reason") or "").strip()
-    if not 1 <= len(reason) <= MAX_REASON:
-        raise BadParameter(f"reason must be 1 to {MAX_REASON} characters")
-    return reason
 
 
 def _settling(
@@ -55,7 +46,7 @@ def _settling(
         source, key = request.path_params["source"], request.path_params["key"]
         token: Token = request.state.token
         try:
-            reason = reason_of(request)
+            reason = params.reason(dict(request.query_params))
         except BadParameter as bad:
             return json_response({"error": "bad_parameter", "message": str(bad)}, 400)
         service = app_state(request.app).services.service

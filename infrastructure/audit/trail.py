@@ -31,7 +31,7 @@ from domain.objects import SyncedObject
 from domain.receipt import Receipt
 from infrastructure.audit import records
 from infrastructure.audit.verify import verify_chain
-from infrastructure.persistence.ledger import iso
+from infrastructure.persistence.ledger import iso, stored_id
 from infrastructure.persistence.rows import KNOWN_NAMESPACES
 
 EVENT_BOOKKEEPING = frozenset(
@@ -76,7 +76,7 @@ class AuditTrail:
         self.namespaces = tuple(dict.fromkeys(namespaces))
 
     def _id(self, originator_id: uuid.UUID) -> uuid.UUID | str:
-        return originator_id if self.postgres else originator_id.hex
+        return stored_id(self.engine.dialect.name, originator_id)
 
     def _moment(self, at: datetime) -> datetime | str:
         return at if self.postgres else iso(at)

@@ -14,7 +14,8 @@ from urllib.parse import unquote, urlsplit
 from alembic import command
 from alembic.config import Config
 from alembic.script import ScriptDirectory
-from sqlalchemy import create_engine, inspect, text
+from sqlalchemy import Connection, Table, create_engine, inspect, text
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
 
 from infrastructure.persistence.rows import KNOWN_NAMESPACES, PINNED_NAMESPACES
@@ -37,6 +38,13 @@ under this name (pyproject.toml's ``package-dir``)."""
 
 UNREACHABLE = "store unreachable"
 NOT_AT_HEAD = "schema not at head revision: run idemsync db upgrade"
+
+
+def insert(conn: Connection, table: Table) -> postgresql.Insert | sqlite.Insert:
+    """An INSERT that supports ``on_conflict_do_update`` on both backends."""
+    if conn.dialect.name == "postgresql":
+        return postgresql.insert(table)
+    return sqlite.insert(table)
 
 
 class NotReady(Exception):

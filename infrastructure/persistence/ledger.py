@@ -242,6 +242,12 @@ class LedgerWriter:
         return originator_id.hex if self.text_types else originator_id
 
 
+def stored_id(dialect: str, originator_id: uuid.UUID) -> uuid.UUID | str:
+    """An aggregate id as the event, snapshot and ledger tables hold it: a
+    ``uuid`` on PostgreSQL, its hex digits on SQLite."""
+    return originator_id if dialect == "postgresql" else originator_id.hex
+
+
 def row_values(entry: LedgerEntry, text_types: bool) -> tuple[Any, ...]:
     """``entry`` as the values of ``LEDGER_COLUMNS``."""
     where = entry.provenance

@@ -107,12 +107,26 @@ def _kept(
     payload: bytes, headers: str, at: datetime, redacted: bool
 ) -> tuple[Any, ...]:
     """The payload, headers, their digests and when they were redacted, as
-    stored: a delivery about an erased data subject keeps only the digests
-    (as ``infrastructure.privacy.redaction`` leaves a redacted one)."""
+    stored: a delivery about an erased data subject keeps only the digests."""
     if not redacted:
         return payload, headers, None, None, None
-    digests = hashlib.sha256(payload), hashlib.sha256(headers.encode())
-    return b"", "{}", *(d.hexdigest() for d in digests), at
+    kept = redacted_columns(payload, headers)
+    return (*(kept[name] for name in REDACTED_COLUMNS), at)
+
+
+REDACTED_COLUMNS = ("payload", "headers", "payload_sha256", "headers_sha256")
+
+
+def redacted_columns(payload: bytes, headers: str) -> dict[str, Any]:
+    """What a redacted record keeps of its raw payload and its stored
+    headers (the JSON text): their SHA-256 in hex; both are emptied (a new
+    record about an erased subject, or ``infrastructure.privacy.redaction``)."""
+    return {
+        "payload": b"",
+        "headers": "{}",
+        "payload_sha256": hashlib.sha256(payload).hexdigest(),
+        "headers_sha256": hashlib.sha256(headers.encode()).hexdigest(),
+    }
 
 
 FINGERPRINT_COLUMNS = ("source", "digest", "idempotency_key", "received_at", "answer")

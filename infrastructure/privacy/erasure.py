@@ -41,6 +41,7 @@ from domain.customer import Customer
 from domain.errors import AlreadyErased, NotParked
 from domain.namespaces import object_uuid
 from domain.personal import ERASED
+from infrastructure.persistence.ledger import stored_id
 from infrastructure.privacy.keys import is_sealed
 from infrastructure.privacy.redaction import redact_deliveries, subject_deliveries
 from infrastructure.privacy.store import SubjectKeys, customer_subject
@@ -174,7 +175,7 @@ class Eraser:
         with self.engine.begin() as conn:
             return conn.execute(
                 text("DELETE FROM idemsync_snapshots WHERE originator_id = :id"),
-                {"id": self._stored_id(aggregate_id)},
+                {"id": stored_id(self.engine.dialect.name, aggregate_id)},
             ).rowcount
 
     def _clear_read_model(self, namespace: str, customer_id: str) -> None:
@@ -191,11 +192,6 @@ class Eraser:
     def _clear_events(self, aggregate_id: uuid.UUID) -> int:
         stored = self.service.recorder.select_events(aggregate_id)
         return sum(1 for event in stored if _holds_clear_fields(event.state))
-
-    def _stored_id(self, aggregate_id: uuid.UUID) -> uuid.UUID | str:
-        """As the recorder stores it: a uuid on PostgreSQL, hex on SQLite."""
-        postgres = self.engine.dialect.name == "postgresql"
-        return aggregate_id if postgres else aggregate_id.hex
 
 
 def _holds_clear_fields(state: bytes) -> bool:

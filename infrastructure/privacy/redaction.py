@@ -19,7 +19,6 @@ parked); and those whose payload contains one of ``needles`` (the email).
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Collection, Iterable, Sequence
 from datetime import datetime
@@ -31,10 +30,11 @@ from sqlalchemy import Connection, Engine, bindparam, select, text, update
 
 from domain.namespaces import object_uuid
 from infrastructure.persistence.deliveries import DELIVERIES, moment
+from infrastructure.persistence.ledger import stored_id
+from infrastructure.persistence.rows import redacted_columns
 
 BATCH = 500
 """Records redacted per transaction, and ids per ``IN`` list."""
-REDACTED_HEADERS = "{}"
 ORDERS_OF = (
     "SELECT order_id FROM orders "
     "WHERE customer_id = :customer AND namespace = :namespace"
@@ -43,10 +43,6 @@ CAUSED_EVENTS = (
     "SELECT DISTINCT source, idempotency_key FROM event_audit "
     "WHERE originator_id IN :ids AND source IS NOT NULL"
 )
-
-
-def sha256_hex(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
 
 
 def redact_deliveries(
@@ -81,13 +77,7 @@ def _redact(
                 c.idempotency_key == key,
                 c.redacted_at.is_(None),  # else a concurrent redaction won
             )
-            .values(
-                payload_sha256=sha256_hex(bytes(payload)),
-                headers_sha256=sha256_hex(headers.encode("utf-8")),
-                payload=b"",
-                headers=REDACTED_HEADERS,
-                redacted_at=when,
-            )
+            .values(**redacted_columns(bytes(payload), headers), redacted_at=when)
         )
         redacted += done.rowcount
     return redacted
@@ -129,7 +119,7 @@ def _originators(
         for kind, object_ids in objects.items()
         for object_id in sorted(object_ids)
     ]
-    return ids if engine.dialect.name == "postgresql" else [i.hex for i in ids]
+    return [stored_id(engine.dialect.name, i) for i in ids]
 
 
 def _linked_payments(conn: Connection, namespace: str, ids: list[Any]) -> set[str]:

@@ -29,10 +29,9 @@ from sqlalchemy import (
     text,
     update,
 )
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from domain.namespaces import object_uuid
+from infrastructure.persistence.database import insert
 from infrastructure.persistence.ledger import iso
 from infrastructure.privacy.keys import MasterKey, new_data_key
 
@@ -133,11 +132,9 @@ class SubjectKeys:
             "wrapped_key": self.master.wrap(new_data_key(), subject),
             "created_at": iso(self.now()),
         }
-        postgres = self.engine.dialect.name == "postgresql"
-        insert = pg_insert if postgres else sqlite_insert
-        statement = insert(SUBJECT_KEYS).values(fresh)
         with self.engine.begin() as conn:
-            if postgres:
+            statement = insert(conn, SUBJECT_KEYS).values(fresh)
+            if conn.dialect.name == "postgresql":
                 conn.execute(text("SET LOCAL synchronous_commit = off"))
             return conn.execute(
                 statement.on_conflict_do_update(

@@ -28,6 +28,7 @@ from domain.personal import ERASED
 from domain.preload import to_events
 from infrastructure.bootstrap import sync_service
 from infrastructure.persistence.database import Database
+from infrastructure.persistence.ledger import stored_id
 from infrastructure.privacy.keys import MasterKey, is_sealed
 from infrastructure.privacy.mapper import SealingMapper
 from infrastructure.privacy.store import SUBJECT_KEYS, SubjectKeys, customer_subject
@@ -79,16 +80,14 @@ def upsert(service: SyncService, customer_id: str, at: int, **fields: Any) -> Cu
 
 def stored_states(engine: Engine, customer_id: str) -> list[dict[str, Any]]:
     aggregate_id = object_uuid("customer", "acme", customer_id)
-    stored_id = (
-        aggregate_id if engine.dialect.name == "postgresql" else aggregate_id.hex
-    )
+    as_stored = stored_id(engine.dialect.name, aggregate_id)
     with engine.connect() as conn:
         rows = conn.execute(
             text(
                 "SELECT state FROM idemsync_events WHERE originator_id = :id "
                 "ORDER BY originator_version"
             ),
-            {"id": stored_id},
+            {"id": as_stored},
         ).scalars()
         return [json.loads(bytes(state)) for state in rows]
 
@@ -170,15 +169,14 @@ def test_a_sealed_value_copied_into_another_customers_event_does_not_open(
     upsert(service, "cus_1", 1_700_000_000, **ADA)
     upsert(service, "cus_2", 1_700_000_000, email="bob@example.org")
     ada_email = stored_states(engine, "cus_1")[1]["changes"]["email"]
-    bob_id = object_uuid("customer", "acme", "cus_2")
-    stored_id = bob_id if engine.dialect.name == "postgresql" else bob_id.hex
+    as_stored = stored_id(engine.dialect.name, object_uuid("customer", "acme", "cus_2"))
     with engine.begin() as conn:
         (state,) = conn.execute(
             text(
                 "SELECT state FROM idemsync_events "
                 "WHERE originator_id = :id AND originator_version = 2"
             ),
-            {"id": stored_id},
+            {"id": as_stored},
         ).scalars()
         forged = json.loads(bytes(state))
         forged["changes"]["email"] = ada_email
@@ -187,7 +185,7 @@ def test_a_sealed_value_copied_into_another_customers_event_does_not_open(
                 "UPDATE idemsync_events SET state = :state "
                 "WHERE originator_id = :id AND originator_version = 2"
             ),
-            {"state": json.dumps(forged).encode(), "id": stored_id},
+            {"state": json.dumps(forged).encode(), "id": as_stored},
         )
     bob = service.find("customer", "cus_2", "acme")
     assert bob is not None and bob.values == {"email": ERASED}
