@@ -19,6 +19,7 @@ from typing import Any
 
 import psycopg
 import pytest
+from sqlalchemy import Engine
 from starlette.testclient import TestClient
 
 from infrastructure.persistence.database import Database
@@ -147,6 +148,14 @@ def client(settings: Settings) -> Iterator[TestClient]:
 @pytest.fixture
 def partner(secret: str) -> Partner:
     return Partner(secret)
+
+
+@pytest.fixture
+def engine(database_url: str) -> Iterator[Engine]:
+    """The test's database, to read and write it directly."""
+    database = Database(database_url)
+    yield database.engine()
+    database.close()
 
 
 @pytest.fixture

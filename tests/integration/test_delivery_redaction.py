@@ -9,7 +9,6 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -19,7 +18,6 @@ from sqlalchemy import Engine, text
 from starlette.testclient import TestClient
 
 from infrastructure.audit.verify import verify
-from infrastructure.persistence.database import Database
 from infrastructure.persistence.ledger import iso, parse_time
 from infrastructure.privacy.redaction import redact_deliveries, subject_deliveries
 from infrastructure.retention import prune
@@ -47,13 +45,6 @@ def settings(database_url: str, secret: str) -> Settings:
     base = make_settings(database_url, secret)
     shop = SourceSettings(name="shop", scheme="shopify", secrets=(SHOP_SECRET,))
     return dataclasses.replace(base, sources={**base.sources, "shop": shop})
-
-
-@pytest.fixture
-def engine(database_url: str) -> Iterator[Engine]:
-    database = Database(database_url)
-    yield database.engine()
-    database.close()
 
 
 def sha256(data: bytes) -> str:

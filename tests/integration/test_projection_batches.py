@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import random
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
 
@@ -40,13 +40,6 @@ from projections.runner import ProjectionRunner
 from tests.histories import MEMORY_ENV, START, history, schedule
 
 SOURCES = ("acme", "globex")
-
-
-@pytest.fixture
-def engine(database_url: str) -> Iterator[Engine]:
-    database = Database(database_url)
-    yield database.engine()
-    database.close()
 
 
 def deliver(service: SyncService, seed: int, orders: int, customers: int) -> None:

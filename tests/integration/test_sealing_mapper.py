@@ -58,13 +58,6 @@ def service(settings: Settings) -> Iterator[SyncService]:
     database.close()
 
 
-@pytest.fixture
-def engine(settings: Settings) -> Iterator[Engine]:
-    database = Database.of(settings)
-    yield database.engine()
-    database.close()
-
-
 def upsert(service: SyncService, customer_id: str, at: int, **fields: Any) -> Customer:
     customer = service.load(Customer, customer_id, namespace="acme")
     command = UpsertCustomer(

@@ -5,12 +5,10 @@ rotation rewraps every live key, resumably."""
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
 
 import pytest
 from sqlalchemy import Engine, select
 
-from infrastructure.persistence.database import Database
 from infrastructure.privacy.keys import MasterKey, open_field, seal_field
 from infrastructure.privacy.store import (
     SUBJECT_KEYS,
@@ -21,13 +19,6 @@ from infrastructure.privacy.store import (
 
 ADA = customer_subject("acme", "cus_1")
 BOB = customer_subject("acme", "cus_2")
-
-
-@pytest.fixture
-def engine(database_url: str) -> Iterator[Engine]:
-    database = Database(database_url)
-    yield database.engine()
-    database.close()
 
 
 def test_a_subjects_key_is_made_once_and_stored_only_wrapped(engine: Engine) -> None:
